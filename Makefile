@@ -1,0 +1,46 @@
+# spamops — every entry point a user or CI needs.  `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?=
+STORE ?= ./.spamops/store
+DATA ?=
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install demo train test lint models
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## create .venv with the pinned dependencies
+
+demo: $(STAMP) ## train on the bundled demo data, gate, version and promote into ./.spamops/store
+	$(BIN)/spamops train --store $(STORE) $(if $(CONFIG),--config $(CONFIG))
+	@echo; $(BIN)/spamops models list --store $(STORE)
+
+train: $(STAMP) ## train on DATA="a.csv b.csv" (or CONFIG=file.yaml)
+	$(BIN)/spamops train --store $(STORE) $(if $(CONFIG),--config $(CONFIG)) $(if $(DATA),--data $(DATA))
+
+models: $(STAMP) ## list stored versions
+	$(BIN)/spamops models list --store $(STORE)
+
+test: $(STAMP) ## run the test suite (starts its own S3 server and control plane)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff on Python, plus the Kubernetes/Docker linters
+	$(BIN)/ruff check src tests scripts serving
+	$(BIN)/ruff format --check src tests scripts serving
+
+-include mk/*.mk

@@ -1,0 +1,5 @@
+import sys
+
+from spamops.cli import main
+
+sys.exit(main())

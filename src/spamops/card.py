@@ -1,0 +1,70 @@
+"""The model card: everything needed to trust, reproduce and monitor one version."""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime
+from importlib.metadata import version as dist_version
+
+import numpy as np
+
+from spamops import __version__
+from spamops.config import RunConfig
+from spamops.data import Dataset
+from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from spamops.gate import GateDecision
+from spamops.registry import isoformat
+from spamops.train import TrainResult
+
+PERCENTILES = list(range(101))
+_LIBRARIES = ("scikit-learn", "numpy", "joblib", "scipy")
+
+
+def feature_statistics(X: np.ndarray) -> dict:
+    """Per-feature summary of the training rows: the reference for drift checks and explanations."""
+    stats = {}
+    for i, name in enumerate(FEATURE_NAMES):
+        col = X[:, i]
+        stats[name] = {
+            "count": int(col.size),
+            "mean": float(col.mean()),
+            "std": float(col.std()),
+            "min": float(col.min()),
+            "max": float(col.max()),
+            "percentiles": [float(v) for v in np.percentile(col, PERCENTILES)],
+        }
+    return stats
+
+
+def build_card(
+    *,
+    created_at: datetime,
+    dataset: Dataset,
+    result: TrainResult,
+    metrics: dict,
+    champion: dict | None,
+    decision: GateDecision,
+    X_train: np.ndarray,
+    config: RunConfig,
+) -> dict:
+    """The card's content; the registry adds version, URIs and checksums when it stores it."""
+    return {
+        "created_at": isoformat(created_at),
+        "code_version": __version__,
+        "python": platform.python_version(),
+        "libraries": {name: dist_version(name) for name in _LIBRARIES},
+        "feature_spec": {"version": FEATURE_SPEC_VERSION, "names": list(FEATURE_NAMES)},
+        "data": dataset.record(),
+        "params": result.best_params,
+        "training": {
+            "scoring": config.train.scoring,
+            "cv_score": result.cv_score,
+            "candidates": result.candidates,
+            "train_rows": int(len(X_train)),
+        },
+        "config": config.model_dump(mode="json"),
+        "metrics": metrics,
+        "champion": champion,
+        "gate": decision.to_json(),
+        "feature_statistics": feature_statistics(X_train),
+    }

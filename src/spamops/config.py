@@ -1,0 +1,121 @@
+"""Run configuration: YAML validated on load.
+
+Every default lives in the models below and nowhere else; ``spamops config
+defaults`` prints them as YAML, and the README's settings table is generated
+from the same models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spamops.errors import BadInputError
+
+DEFAULT_STORE_URI = "./.spamops/store"
+DEFAULT_MODEL_NAME = "spam"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Where training data comes from and how much bad input is tolerated."""
+
+    sources: list[str] = Field(
+        default_factory=list,
+        description="CSV paths or URIs, combined in order; empty means the bundled demo sample.",
+    )
+    max_bad_row_share: float = Field(
+        0.01, ge=0.0, le=1.0, description="Stop when more than this share of rows is invalid."
+    )
+
+
+class GridConfig(_Strict):
+    """The hyper-parameter grid searched for the KNN step."""
+
+    n_neighbors: list[int] = Field(default_factory=lambda: list(range(1, 26, 2)), min_length=1)
+    weights: list[Literal["uniform", "distance"]] = Field(
+        default_factory=lambda: ["uniform", "distance"], min_length=1
+    )
+    p: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+
+    @field_validator("n_neighbors", "p")
+    @classmethod
+    def _positive(cls, values: list[int]) -> list[int]:
+        if any(v < 1 for v in values):
+            raise ValueError("every value must be >= 1")
+        return values
+
+
+class TrainConfig(_Strict):
+    """Split, cross-validation and search settings; a fixed seed makes runs reproducible."""
+
+    seed: int = 42
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    cv_folds: int = Field(5, ge=2)
+    scoring: str = Field("f1", description="A scikit-learn scorer name; 'f1' is F1 of the spam class.")
+    grid: GridConfig = Field(default_factory=GridConfig)
+    n_jobs: int = Field(1, description="Parallel grid-search workers (-1 = all cores).")
+
+
+GateMetric = Literal["accuracy", "balanced_accuracy", "spam_f1", "spam_recall", "spam_precision", "roc_auc"]
+
+
+class GateConfig(_Strict):
+    """Quality-gate thresholds; see README "Quality gate" for why these defaults."""
+
+    min_accuracy: float = Field(0.85, ge=0.0, le=1.0)
+    min_spam_f1: float = Field(0.50, ge=0.0, le=1.0)
+    min_spam_recall: float = Field(0.50, ge=0.0, le=1.0)
+    min_baseline_margin: float = Field(
+        0.01, ge=0.0, le=1.0, description="Accuracy must beat always-ham by this much."
+    )
+    primary_metric: GateMetric = "spam_f1"
+    champion_tolerance: float = Field(
+        0.02, ge=0.0, le=1.0, description="Challenger may trail the champion by at most this."
+    )
+
+
+class RunConfig(_Strict):
+    """One training run: where to read, how to train, how to gate, where to store."""
+
+    model_name: str = Field(DEFAULT_MODEL_NAME, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    store: str = Field(DEFAULT_STORE_URI, description="file:// path, plain path, or s3://bucket/prefix")
+    promote: bool = Field(True, description="Promote a model that passes the gate.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """Read and validate a YAML config; ``None`` gives all defaults."""
+    if path is None:
+        return RunConfig()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: config file does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise BadInputError(f"{path}: cannot read config as YAML: {exc}".splitlines()[0]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise BadInputError(f"{path}: config must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise BadInputError(f"{path}: invalid config: {problems}") from None
+
+
+def defaults_yaml() -> str:
+    """All defaults as YAML: the one documented place for them."""
+    return yaml.safe_dump(RunConfig().model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,98 @@
+"""The quality gate: every rule reported with its measured value, threshold and verdict.
+
+Accuracy alone lets an always-ham model through (about 85% of SMS are ham), so
+the gate also demands spam F1 and recall, a margin over the majority-class
+baseline, and no regression against the production champion on the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from tabulate import tabulate
+
+from spamops.config import GateConfig
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One gate rule's outcome; ``threshold`` is what ``measured`` had to reach."""
+
+    rule: str
+    measured: float | None
+    threshold: float | None
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's machine-readable verdict: passed only if every rule passed."""
+
+    passed: bool
+    rules: list[RuleResult]
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the model was refused (empty when it passed)."""
+        return [r.detail for r in self.rules if not r.passed]
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "reasons": self.reasons, "rules": [asdict(r) for r in self.rules]}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> GateDecision:
+        return cls(passed=bool(raw["passed"]), rules=[RuleResult(**r) for r in raw["rules"]])
+
+    def table(self) -> str:
+        """A readable table of the rules, for terminals and the report."""
+        rows = [
+            (r.rule, _fmt(r.measured), _fmt(r.threshold), "pass" if r.passed else "FAIL", r.detail)
+            for r in self.rules
+        ]
+        verdict = "PASSED" if self.passed else "REFUSED"
+        body = tabulate(rows, headers=("rule", "measured", "threshold", "verdict", "detail"), tablefmt="github")
+        return f"{body}\n\ngate: {verdict}"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _at_least(rule: str, measured: float, threshold: float, what: str) -> RuleResult:
+    ok = measured >= threshold
+    word = "reaches" if ok else "is below"
+    return RuleResult(rule, measured, threshold, ok, f"{what} {measured:.4f} {word} {threshold:.4f}")
+
+
+def decide(metrics: dict, cfg: GateConfig, champion_metrics: dict | None = None) -> GateDecision:
+    """Apply every rule to the challenger's held-out ``metrics``.
+
+    ``champion_metrics`` are the production model's metrics on the *same* rows,
+    or ``None`` when nothing is in production yet.
+    """
+    baseline = metrics["baseline_accuracy"]
+    rules = [
+        _at_least("min_accuracy", metrics["accuracy"], cfg.min_accuracy, "accuracy"),
+        _at_least("min_spam_f1", metrics["spam_f1"], cfg.min_spam_f1, "spam F1"),
+        _at_least("min_spam_recall", metrics["spam_recall"], cfg.min_spam_recall, "spam recall"),
+        _at_least(
+            "beats_baseline",
+            metrics["accuracy"],
+            baseline + cfg.min_baseline_margin,
+            f"accuracy vs always-ham baseline {baseline:.4f} + margin {cfg.min_baseline_margin:.4f}:",
+        ),
+    ]
+    metric = cfg.primary_metric
+    if champion_metrics is None:
+        rules.append(RuleResult("champion", None, None, True, "no production model yet; nothing to compare"))
+    else:
+        rules.append(
+            _at_least(
+                "champion",
+                metrics[metric],
+                champion_metrics[metric] - cfg.champion_tolerance,
+                f"{metric} vs champion {champion_metrics[metric]:.4f} - tolerance {cfg.champion_tolerance:.4f}:",
+            )
+        )
+    return GateDecision(passed=all(r.passed for r in rules), rules=rules)

@@ -1,0 +1,98 @@
+"""One training run end to end: ingest, train, evaluate, gate, version, promote.
+
+The order is the safety argument: a version is stored (complete, verified) before
+the pointer moves, and the pointer moves only when the gate passed.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+import joblib
+
+from spamops import report
+from spamops.card import build_card
+from spamops.config import RunConfig
+from spamops.data import load_dataset
+from spamops.demo_data import demo_data_path
+from spamops.evaluate import evaluate, spam_probability
+from spamops.gate import GateDecision, decide
+from spamops.registry import Registry, utc_now
+from spamops.store import open_store
+from spamops.train import fit, split_dataset
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run produced; ``promoted`` is ``None`` when promotion was not attempted."""
+
+    version: str
+    version_uri: str
+    decision: GateDecision
+    card: dict
+    promoted: dict | None
+
+
+def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr) -> RunOutcome:
+    """Train on ``cfg.data.sources`` (the demo sample when empty) and store the result."""
+    registry = Registry(open_store(cfg.store), cfg.model_name)
+    sources = cfg.data.sources or [str(demo_data_path())]
+    _say(progress, f"ingest: {len(sources)} source(s)")
+    dataset = load_dataset(sources, cfg.data.max_bad_row_share)
+    for bad in dataset.bad_rows:
+        _say(progress, f"skipped {bad}")
+    _say(progress, f"ingest: {len(dataset.y)} rows {dataset.class_counts}, fingerprint {dataset.fingerprint[:19]}…")
+
+    split = split_dataset(dataset, cfg.train)
+    result = fit(split, cfg.train, progress)
+    metrics = evaluate(result.pipeline, split.X_test, split.y_test)
+
+    champion = None
+    production = registry.production()
+    if production is not None:
+        champion_model = registry.load_model(production["version"])
+        champion = {"version": production["version"], **evaluate(champion_model, split.X_test, split.y_test)}
+    decision = decide(metrics, cfg.gate, champion)
+
+    created_at = utc_now()
+    card = build_card(
+        created_at=created_at,
+        dataset=dataset,
+        result=result,
+        metrics=metrics,
+        champion=champion,
+        decision=decision,
+        X_train=split.X_train,
+        config=cfg.model_copy(update={"data": cfg.data.model_copy(update={"sources": sources})}),
+    )
+    model_bytes = _serialize(result.pipeline)
+    version = registry.reserve_version(created_at, model_bytes)
+    files = _report_files(result.pipeline, split, {**card, "model_name": cfg.model_name, "version": version}, decision)
+    stored_card = registry.complete_version(version, model_bytes, files, card)
+    _say(progress, f"stored {registry.version_uri(version)}")
+
+    promoted = None
+    if decision.passed and cfg.promote:
+        promoted = registry.promote(version)
+    return RunOutcome(version, registry.version_uri(version), decision, stored_card, promoted)
+
+
+def _serialize(pipeline) -> bytes:
+    buf = io.BytesIO()
+    joblib.dump(pipeline, buf)
+    return buf.getvalue()
+
+
+def _report_files(pipeline, split, card: dict, decision: GateDecision) -> dict[str, bytes]:
+    y_pred = pipeline.predict(split.X_test)
+    files = report.plots(split.y_test, y_pred, spam_probability(pipeline, split.X_test))
+    files["report.md"] = report.markdown(card, decision).encode()
+    return files
+
+
+def _say(progress: TextIO | None, message: str) -> None:
+    if progress is not None:
+        print(message, file=progress, flush=True)

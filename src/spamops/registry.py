@@ -1,0 +1,267 @@
+"""Versions, the production pointer and its history, on top of any :class:`ObjectStore`.
+
+Layout under the store root::
+
+    <model>/<version>/model.joblib        the fitted numeric-feature Pipeline
+    <model>/<version>/report.md, *.png    the human report
+    <model>/<version>/model-card.json     written last: a version without it is incomplete
+    <model>/production.json               the pointer, replaced by conditional writes only
+    <model>/history/<time>-<version>-<nonce>.json   one create-only object per pointer move
+
+Versions are immutable (create-only writes), and every pointer move is a
+compare-and-swap, so concurrent promoters never lose an update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import joblib
+
+from spamops.errors import (
+    BadInputError,
+    ConflictError,
+    ExitCode,
+    IntegrityError,
+    NotFoundError,
+    SpamopsError,
+)
+from spamops.store import ObjectStore
+
+MODEL_FILE = "model.joblib"
+CARD_FILE = "model-card.json"
+POINTER_FILE = "production.json"
+HISTORY_DIR = "history"
+LINEAGE_DEPTH = 50  # how many earlier productions rollback can walk back through
+_CAS_ATTEMPTS = 20
+
+
+class GateRefusedError(SpamopsError):
+    """A version that failed its gate was asked to become production."""
+
+    exit_code = ExitCode.GATE_REFUSED
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A stored version as listed; ``card`` is ``None`` while it is incomplete."""
+
+    version: str
+    card: dict | None
+
+    @property
+    def complete(self) -> bool:
+        return self.card is not None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def isoformat(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Registry:
+    """The model versions of one model name in one store."""
+
+    def __init__(self, store: ObjectStore, model_name: str) -> None:
+        self.store = store
+        self.model_name = model_name
+
+    # -- keys -------------------------------------------------------------
+    def _key(self, *parts: str) -> str:
+        return "/".join((self.model_name, *parts))
+
+    def version_uri(self, version: str) -> str:
+        """The version prefix: what KServe's ``storageUri`` points at."""
+        return self.store.uri(self._key(version)) + "/"
+
+    # -- versions ---------------------------------------------------------
+    def reserve_version(self, created_at: datetime, model_bytes: bytes) -> str:
+        """Claim a fresh version id by creating its ``model.joblib`` (create-only).
+
+        Two runs within the same second get ``_2``, ``_3``… suffixes instead of
+        overwriting each other.
+        """
+        base = f"{self.model_name}_model_{created_at.astimezone(UTC):%Y%m%d_%H%M%S}"
+        for n in range(1, 1000):
+            version = base if n == 1 else f"{base}_{n}"
+            try:
+                self.store.put(self._key(version, MODEL_FILE), model_bytes, if_absent=True)
+                return version
+            except ConflictError:
+                continue
+        raise ConflictError(f"{self.store.uri(self.model_name)}: cannot find a free version id for {base}")
+
+    def complete_version(self, version: str, model_bytes: bytes, files: dict[str, bytes], card: dict) -> dict:
+        """Store the rest of a reserved version, verify every file, then write the card last.
+
+        The card (which marks the version complete) is written only after each
+        file has been read back and matched, so a crash leaves an incomplete
+        version that is never listed as complete nor promoted.
+        """
+        if MODEL_FILE in files or CARD_FILE in files:
+            raise ValueError(f"files must not include {MODEL_FILE} or {CARD_FILE}")
+        for name, data in files.items():
+            self.store.put(self._key(version, name), data, if_absent=True)
+        checksums = {MODEL_FILE: sha256_hex(model_bytes), **{n: sha256_hex(d) for n, d in files.items()}}
+        for name, expected in checksums.items():
+            if sha256_hex(self.store.get(self._key(version, name)).data) != expected:
+                raise IntegrityError(f"{self.version_uri(version)}{name}: read-back checksum differs from upload")
+        card = {
+            **card,
+            "model_name": self.model_name,
+            "version": version,
+            "storage_uri": self.version_uri(version),
+            "sha256": checksums[MODEL_FILE],
+            "files": checksums,
+        }
+        self.store.put(self._key(version, CARD_FILE), _dumps(card), if_absent=True)
+        return card
+
+    def versions(self) -> list[VersionInfo]:
+        """Every version, oldest first, complete or not."""
+        found: dict[str, bool] = {}
+        for key in self.store.list(self.model_name + "/"):
+            parts = key.split("/")
+            if len(parts) == 3 and parts[1] != HISTORY_DIR:
+                found[parts[1]] = found.get(parts[1], False) or parts[2] == CARD_FILE
+        return [VersionInfo(v, self.card(v) if complete else None) for v, complete in sorted(found.items())]
+
+    def card(self, version: str) -> dict:
+        """The model card of a complete version."""
+        try:
+            return json.loads(self.store.get(self._key(version, CARD_FILE)).data)
+        except NotFoundError:
+            raise NotFoundError(
+                f"{self.version_uri(version)}: no complete version {version!r}; see 'spamops models list'"
+            ) from None
+
+    def model_bytes(self, version: str) -> bytes:
+        """``model.joblib`` of a version, verified against its card before anyone unpickles it."""
+        card = self.card(version)
+        data = self.store.get(self._key(version, MODEL_FILE)).data
+        if sha256_hex(data) != card["sha256"]:
+            raise IntegrityError(
+                f"{self.version_uri(version)}{MODEL_FILE}: sha256 {sha256_hex(data)[:12]}… does not match "
+                f"the model card's {card['sha256'][:12]}…; the artifact was altered, refusing to load it"
+            )
+        return data
+
+    def load_model(self, version: str):
+        """The fitted pipeline of a version (checksum verified first: a joblib file is code)."""
+        return joblib.load(io.BytesIO(self.model_bytes(version)))
+
+    def pull(self, version: str, dest: Path) -> Path:
+        """Copy a version's files into ``dest`` after verifying each against the card."""
+        card = self.card(version)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, expected in card["files"].items():
+            data = self.store.get(self._key(version, name)).data
+            if sha256_hex(data) != expected:
+                raise IntegrityError(f"{self.version_uri(version)}{name}: checksum mismatch; refusing to pull it")
+            (dest / name).write_bytes(data)
+        (dest / CARD_FILE).write_bytes(_dumps(card))
+        return dest
+
+    # -- production pointer ----------------------------------------------
+    def production(self) -> dict | None:
+        """The current pointer record, or ``None`` before the first promotion."""
+        try:
+            return json.loads(self.store.get(self._key(POINTER_FILE)).data)
+        except NotFoundError:
+            return None
+
+    def promote(self, version: str, *, force: bool = False, reason: str | None = None) -> dict | None:
+        """Point production at ``version``; ``None`` when it already is production.
+
+        A version whose gate refused it needs ``force`` and a recorded ``reason``.
+        """
+        card = self.card(version)
+        passed = card["gate"]["passed"]
+        if not passed and not force:
+            raise GateRefusedError(
+                f"{version}: its quality gate refused it ({'; '.join(card['gate']['reasons'])}); "
+                "use --force --reason TEXT to override"
+            )
+        if force and not (reason and reason.strip()):
+            raise BadInputError("--force needs --reason TEXT: an override must say why")
+        self.model_bytes(version)  # never point production at a tampered artifact
+        return self._move_pointer(card, action="promote", forced=not passed, reason=reason)
+
+    def rollback(self) -> dict:
+        """Move production back to the version it replaced."""
+        current = self.production()
+        if current is None:
+            raise BadInputError(f"{self.store.uri(self.model_name)}: nothing in production to roll back")
+        if not current.get("lineage"):
+            raise BadInputError(f"{current['version']}: is the first production version; nothing to roll back to")
+        card = self.card(current["lineage"][0])
+        self.model_bytes(card["version"])
+        record = self._move_pointer(card, action="rollback", forced=False, reason=None)
+        assert record is not None
+        return record
+
+    def _move_pointer(self, card: dict, *, action: str, forced: bool, reason: str | None) -> dict | None:
+        key = self._key(POINTER_FILE)
+        for _ in range(_CAS_ATTEMPTS):
+            try:
+                blob = self.store.get(key)
+                current, token = json.loads(blob.data), blob.token
+            except NotFoundError:
+                current, token = None, None
+            if current is not None and current["version"] == card["version"]:
+                return None
+            if action == "rollback":
+                if current is None or not current.get("lineage") or current["lineage"][0] != card["version"]:
+                    raise ConflictError(f"{key}: production changed during rollback; check 'spamops models list'")
+                lineage = current["lineage"][1:]
+            else:
+                lineage = ([current["version"], *current.get("lineage", [])] if current else [])[:LINEAGE_DEPTH]
+            record = {
+                "model_name": self.model_name,
+                "version": card["version"],
+                "storage_uri": card["storage_uri"],
+                "sha256": card["sha256"],
+                "promoted_at": isoformat(utc_now()),
+                "previous_version": current["version"] if current else None,
+                "lineage": lineage,
+                "action": action,
+                "forced": forced,
+                "reason": reason,
+            }
+            try:
+                if token is None:
+                    self.store.put(key, _dumps(record), if_absent=True)
+                else:
+                    self.store.put(key, _dumps(record), if_token=token)
+            except ConflictError:
+                continue
+            self._append_history(record)
+            return record
+        raise ConflictError(f"{self.store.uri(key)}: too many concurrent pointer updates; retry")
+
+    def _append_history(self, record: dict) -> None:
+        stamp = record["promoted_at"].replace(":", "").replace("-", "")
+        name = f"{stamp}-{record['version']}-{uuid.uuid4().hex[:8]}.json"
+        self.store.put(self._key(HISTORY_DIR, name), _dumps(record), if_absent=True)
+
+    def history(self) -> list[dict]:
+        """Every pointer move, oldest first."""
+        keys = self.store.list(self._key(HISTORY_DIR) + "/")
+        return [json.loads(self.store.get(k).data) for k in keys]
+
+
+def _dumps(obj: dict) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n").encode()

@@ -1,0 +1,58 @@
+"""One entry point for every storage URI: ``open_store`` for a root, ``read_uri`` for one object.
+
+``file://`` URIs and plain paths map to :class:`LocalStore`; ``s3://bucket/prefix``
+maps to the S3 backend.  Nothing else in spamops parses storage URIs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from spamops.errors import BadInputError, NotFoundError
+from spamops.store.base import Blob, ObjectStore
+from spamops.store.local import LocalStore
+
+__all__ = ["Blob", "ObjectStore", "LocalStore", "open_store", "read_uri", "split_uri"]
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``(scheme, location)``; a plain path is ``("file", path)``."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return "file", unquote(parsed.path) if parsed.scheme else uri
+    if len(parsed.scheme) == 1:  # a Windows drive letter is not a scheme
+        return "file", uri
+    return parsed.scheme, uri
+
+
+def open_store(uri: str) -> ObjectStore:
+    """The backend for a store root URI."""
+    scheme, location = split_uri(uri)
+    if scheme == "file":
+        return LocalStore(location)
+    if scheme == "s3":
+        from spamops.store.s3 import S3Store
+
+        return S3Store.from_uri(location)
+    raise BadInputError(f"{uri}: unsupported storage scheme {scheme!r}; use a path, file:// or s3://")
+
+
+def read_uri(uri: str) -> bytes:
+    """The bytes of one object named by a full URI or path (e.g. a CSV data source)."""
+    scheme, location = split_uri(uri)
+    if scheme == "file":
+        path = Path(location)
+        if not path.exists():
+            raise BadInputError(f"{uri}: file does not exist")
+        if path.is_dir():
+            raise BadInputError(f"{uri}: is a directory, expected a file")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise BadInputError(f"{uri}: cannot read: {exc.strerror}") from None
+    parent, _, key = uri.rstrip("/").rpartition("/")
+    try:
+        return open_store(parent).get(key).data
+    except NotFoundError:
+        raise BadInputError(f"{uri}: object does not exist") from None

@@ -1,0 +1,59 @@
+"""The backend boundary: everything the registry needs from a place that holds bytes.
+
+Keys are ``/``-separated paths relative to the store's root.  Conditional writes
+(``if_absent``, ``if_token``) are what make versions immutable and pointer updates
+safe against concurrent writers; every backend must honour them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Blob:
+    """Bytes plus the opaque token (ETag or content hash) a conditional write compares against."""
+
+    data: bytes
+    token: str
+
+
+class ObjectStore(ABC):
+    """A flat key/value store of immutable-or-conditionally-updated objects."""
+
+    root_uri: str
+
+    def uri(self, key: str = "") -> str:
+        """The URI of ``key`` (a prefix when it ends in ``/``), as handed to KServe."""
+        return f"{self.root_uri.rstrip('/')}/{key}" if key else self.root_uri
+
+    @abstractmethod
+    def get(self, key: str) -> Blob:
+        """Read an object; raises :class:`~spamops.errors.NotFoundError` when absent."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, *, if_absent: bool = False, if_token: str | None = None) -> str:
+        """Write an object and return its new token.
+
+        ``if_absent`` refuses to overwrite; ``if_token`` overwrites only the version
+        the caller read.  A lost race raises :class:`~spamops.errors.ConflictError`.
+        """
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """All keys under ``prefix`` (recursive), sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object if present."""
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` holds an object."""
+        from spamops.errors import NotFoundError
+
+        try:
+            self.get(key)
+        except NotFoundError:
+            return False
+        return True
