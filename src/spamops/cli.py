@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from spamops import __version__
 from spamops.config import RunConfig, defaults_yaml, load_config
-from spamops.errors import BadInputError, ExitCode, SpamopsError
+from spamops.errors import ExitCode, SpamopsError
 from spamops.gate import GateDecision
 
 DEBUG_ENV = "SPAMOPS_DEBUG"
@@ -84,7 +84,9 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "version": info.version,
-                "status": "production" if info.version == current else ("passed" if info.card["gate"]["passed"] else "refused"),
+                "status": "production"
+                if info.version == current
+                else ("passed" if info.card["gate"]["passed"] else "refused"),
                 "accuracy": round(m["accuracy"], 4),
                 "spam_f1": round(m["spam_f1"], 4),
                 "rows": info.card["data"]["rows"],
@@ -177,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
-    models = sub.add_parser("models", help="inspect stored versions").add_subparsers(dest="models_command", required=True)
+    models = sub.add_parser("models", help="inspect stored versions").add_subparsers(
+        dest="models_command", required=True
+    )
     p = models.add_parser("list", parents=[common, as_json], help="every version with its gate verdict")
     p.set_defaults(func=cmd_models_list)
     p = models.add_parser("show", parents=[common, as_json], help="one version's model card")
@@ -230,7 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for users; SPAMOPS_DEBUG=1 shows the traceback
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"spamops: unexpected error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for a traceback)", file=sys.stderr)
+        print(
+            f"spamops: unexpected error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for a traceback)",
+            file=sys.stderr,
+        )
         return int(ExitCode.FAILURE)
 
 

@@ -39,9 +39,7 @@ class GridConfig(_Strict):
     """The hyper-parameter grid searched for the KNN step."""
 
     n_neighbors: list[int] = Field(default_factory=lambda: list(range(1, 26, 2)), min_length=1)
-    weights: list[Literal["uniform", "distance"]] = Field(
-        default_factory=lambda: ["uniform", "distance"], min_length=1
-    )
+    weights: list[Literal["uniform", "distance"]] = Field(default_factory=lambda: ["uniform", "distance"], min_length=1)
     p: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
 
     @field_validator("n_neighbors", "p")
@@ -72,9 +70,7 @@ class GateConfig(_Strict):
     min_accuracy: float = Field(0.85, ge=0.0, le=1.0)
     min_spam_f1: float = Field(0.50, ge=0.0, le=1.0)
     min_spam_recall: float = Field(0.50, ge=0.0, le=1.0)
-    min_baseline_margin: float = Field(
-        0.01, ge=0.0, le=1.0, description="Accuracy must beat always-ham by this much."
-    )
+    min_baseline_margin: float = Field(0.01, ge=0.0, le=1.0, description="Accuracy must beat always-ham by this much.")
     primary_metric: GateMetric = "spam_f1"
     champion_tolerance: float = Field(
         0.02, ge=0.0, le=1.0, description="Challenger may trail the champion by at most this."
@@ -110,9 +106,7 @@ def load_config(path: str | Path | None) -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise BadInputError(f"{path}: invalid config: {problems}") from None
 
 

@@ -110,13 +110,13 @@ def load_dataset(sources: Sequence[str], max_bad_row_share: float = 0.01) -> Dat
     raw_rows: Counter[tuple[str, ...]] = Counter()
     for uri in sources:
         report, rows = _read_source(uri)
+        _check_bad_share(report, max_bad_row_share)
         reports.append(report)
         for raw, label, feats in rows:
             raw_rows[raw] += 1
             labels.append(label)
             features.append(feats)
             normalized.append(f"{LABELS[label]},{feats[0]:g},{feats[1]:g}\n")
-    _check_bad_share(reports, max_bad_row_share)
     if not labels:
         raise BadInputError(f"{', '.join(sources)}: no valid data rows")
     digest = hashlib.sha256("".join(normalized).encode()).hexdigest()
@@ -129,15 +129,16 @@ def load_dataset(sources: Sequence[str], max_bad_row_share: float = 0.01) -> Dat
     )
 
 
-def _check_bad_share(reports: list[SourceReport], max_share: float) -> None:
-    bad = [b for r in reports for b in r.bad_rows]
-    total = sum(r.rows for r in reports) + len(bad)
+def _check_bad_share(report: SourceReport, max_share: float) -> None:
+    """Judge each source on its own, so a small garbage file is not diluted by a big good one."""
+    bad = report.bad_rows
+    total = report.rows + len(bad)
     if not bad or len(bad) <= max_share * total:
         return
-    shown = "; ".join(str(b) for b in bad[:_MAX_REASONS_IN_ERROR])
+    shown = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:_MAX_REASONS_IN_ERROR])
     more = f" (and {len(bad) - _MAX_REASONS_IN_ERROR} more)" if len(bad) > _MAX_REASONS_IN_ERROR else ""
     raise BadInputError(
-        f"{len(bad)} of {total} rows invalid ({len(bad) / total:.1%} > {max_share:.1%} allowed): "
+        f"{report.uri}: {len(bad)} of {total} rows invalid ({len(bad) / total:.1%} > {max_share:.1%} allowed): "
         f"{shown}{more}; fix the rows or raise data.max_bad_row_share"
     )
 

@@ -47,8 +47,7 @@ class GateDecision:
     def table(self) -> str:
         """A readable table of the rules, for terminals and the report."""
         rows = [
-            (r.rule, _fmt(r.measured), _fmt(r.threshold), "pass" if r.passed else "FAIL", r.detail)
-            for r in self.rules
+            (r.rule, _fmt(r.measured), _fmt(r.threshold), "pass" if r.passed else "FAIL", r.detail) for r in self.rules
         ]
         verdict = "PASSED" if self.passed else "REFUSED"
         body = tabulate(rows, headers=("rule", "measured", "threshold", "verdict", "detail"), tablefmt="github")

@@ -37,9 +37,7 @@ def plots(y_true: np.ndarray, y_pred: np.ndarray, spam_score: np.ndarray) -> dic
     ax.set_title("ROC curve")
     out[PLOTS[1]] = _png(fig)
     fig, ax = plt.subplots(figsize=(4, 4))
-    PrecisionRecallDisplay.from_predictions(
-        y_true, spam_score, pos_label=1, name="spam", ax=ax, plot_chance_level=True
-    )
+    PrecisionRecallDisplay.from_predictions(y_true, spam_score, pos_label=1, name="spam", ax=ax, plot_chance_level=True)
     ax.set_title("Precision-recall curve")
     out[PLOTS[2]] = _png(fig)
     return out
@@ -50,36 +48,37 @@ def markdown(card: dict, decision: GateDecision) -> str:
     m = card["metrics"]
     data = card["data"]
     sources = "\n".join(
-        f"| {s['uri']} | {s['schema']} | {s['rows']} | {s['bad_rows']} | `{s['sha256'][:12]}` |" for s in data["sources"]
+        f"| {s['uri']} | {s['schema']} | {s['rows']} | {s['bad_rows']} | `{s['sha256'][:12]}` |"
+        for s in data["sources"]
     )
     (tn, fp), (fn, tp) = m["confusion_matrix"]
-    return f"""# {card['model_name']} {card['version']}
+    return f"""# {card["model_name"]} {card["version"]}
 
-Created {card['created_at']} by spamops {card['code_version']}; gate **{'passed' if decision.passed else 'refused'}**.
+Created {card["created_at"]} by spamops {card["code_version"]}; gate **{"passed" if decision.passed else "refused"}**.
 
-## Data ({data['rows']} rows, fingerprint `{data['fingerprint']}`)
+## Data ({data["rows"]} rows, fingerprint `{data["fingerprint"]}`)
 
 | source | schema | rows | bad rows | sha256 |
 |---|---|---|---|---|
 {sources}
 
-Class balance: {data['class_counts']}; exact duplicate rows kept: {data['duplicate_rows']}.
+Class balance: {data["class_counts"]}; exact duplicate rows kept: {data["duplicate_rows"]}.
 
 ## Model
 
-`{card['params']}` (cross-validated {card['training']['scoring']} = {card['training']['cv_score']:.4f}).
+`{card["params"]}` (cross-validated {card["training"]["scoring"]} = {card["training"]["cv_score"]:.4f}).
 
-## Held-out evaluation ({m['rows']} rows)
+## Held-out evaluation ({m["rows"]} rows)
 
 | metric | value |
 |---|---|
-| accuracy | {m['accuracy']:.4f} |
-| always-ham baseline accuracy | {m['baseline_accuracy']:.4f} |
-| balanced accuracy | {m['balanced_accuracy']:.4f} |
-| spam precision | {m['spam_precision']:.4f} |
-| spam recall | {m['spam_recall']:.4f} |
-| spam F1 | {m['spam_f1']:.4f} |
-| ROC-AUC | {m['roc_auc']:.4f} |
+| accuracy | {m["accuracy"]:.4f} |
+| always-ham baseline accuracy | {m["baseline_accuracy"]:.4f} |
+| balanced accuracy | {m["balanced_accuracy"]:.4f} |
+| spam precision | {m["spam_precision"]:.4f} |
+| spam recall | {m["spam_recall"]:.4f} |
+| spam F1 | {m["spam_f1"]:.4f} |
+| ROC-AUC | {m["roc_auc"]:.4f} |
 
 Confusion matrix: {tn} ham kept, {fp} ham flagged as spam, {fn} spam missed, {tp} spam caught.
 

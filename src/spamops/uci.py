@@ -29,7 +29,9 @@ def download(url: str) -> bytes:
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - user-chosen URL
             return response.read()
     except (urllib.error.URLError, OSError) as exc:
-        raise SpamopsError(f"{url}: download failed ({getattr(exc, 'reason', exc)}); check the network or pass --url") from None
+        raise SpamopsError(
+            f"{url}: download failed ({getattr(exc, 'reason', exc)}); check the network or pass --url"
+        ) from None
 
 
 def convert(archive: bytes, expected_sha256: str, source: str) -> list[tuple[str, str]]:

@@ -1,0 +1,127 @@
+"""Ingestion: every bad input is a one-line error naming file and line, exit 2, nothing stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import store_files
+from spamops.data import load_dataset
+from spamops.errors import BadInputError
+
+GOOD_ROWS = "".join(f"{'spam' if i % 5 == 0 else 'ham'},{40 + i},{i % 7}\n" for i in range(200))
+
+
+def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+BAD_INPUTS = [
+    # (file name, content, expected fragments of the one-line message)
+    ("empty.csv", "", ["empty.csv", "file is empty"]),
+    ("header_only.csv", "label,length,punct\n", ["header_only.csv", "line 1", "header only"]),
+    ("wrong_columns.csv", "label,size,marks\nham,1,2\n", ["wrong_columns.csv", "line 1", "unexpected columns"]),
+    (
+        "non_numeric.csv",
+        "label,length,punct\nham,12,1\nham,abc,2\nspam,99,7\n",
+        ["non_numeric.csv", "line 3", "length 'abc' is not a number"],
+    ),
+    ("negative.csv", "label,length,punct\nham,12,1\nspam,99,-3\n", ["negative.csv", "line 3", "punct '-3'"]),
+    (
+        "bad_label.csv",
+        "label,length,punct\nham,12,1\nspamm,99,7\n",
+        ["bad_label.csv", "line 3", "unknown label 'spamm'"],
+    ),
+    ("binary.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", ["binary.csv", "not a CSV text file"]),
+    (
+        "latin1.csv",
+        "label,message\nham,caf\xe9 ok\n".encode("latin-1"),
+        ["latin1.csv", "line 2", "undecodable byte 0xe9"],
+    ),
+    ("short_row.csv", "label,length,punct\nham,12\nham,3,1\n", ["short_row.csv", "line 2", "expected 3 fields"]),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "fragments"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_is_refused_with_one_clear_line_and_nothing_stored(tmp_path, cli, store, name, content, fragments):
+    path = _write(tmp_path, name, content)
+
+    result = cli("train", "--store", store, "--data", path, "--quiet")
+
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert store_files(store) == []
+
+
+def test_missing_file_is_refused(tmp_path, cli, store):
+    result = cli("train", "--store", store, "--data", tmp_path / "nope.csv", "--quiet")
+    assert result.code == 2
+    assert "nope.csv: file does not exist" in result.err
+    assert store_files(store) == []
+
+
+def test_a_bad_second_source_refuses_the_whole_run(tmp_path, cli, store):
+    good = _write(tmp_path, "good.csv", "label,length,punct\n" + GOOD_ROWS)
+    bad = _write(tmp_path, "bad.csv", "label,length,punct\nham,1,x\n")
+    result = cli("train", "--store", store, "--data", good, bad, "--quiet")
+    assert result.code == 2
+    assert "bad.csv: 1 of 1 rows invalid" in result.err
+    assert "line 2: punct 'x' is not a number" in result.err
+    assert store_files(store) == []
+
+
+def test_a_few_bad_rows_below_the_limit_are_skipped_and_reported(tmp_path):
+    content = "label,length,punct\n" + GOOD_ROWS + "ham,oops,1\n"
+    path = _write(tmp_path, "mostly_good.csv", content)
+
+    dataset = load_dataset([str(path)], max_bad_row_share=0.01)
+
+    assert len(dataset.y) == 200
+    assert [str(b) for b in dataset.bad_rows] == [f"{path}: line 202: length 'oops' is not a number"]
+    assert dataset.record()["bad_rows"] == 1
+
+
+def test_the_bad_row_limit_is_configurable(tmp_path):
+    path = _write(tmp_path, "noisy.csv", "label,length,punct\n" + GOOD_ROWS + "ham,oops,1\nham,-1,0\nspamm,3,3\n")
+    with pytest.raises(BadInputError, match=r"noisy.csv: 3 of 203 rows invalid \(1\.5% > 1\.0% allowed\)"):
+        load_dataset([str(path)], max_bad_row_share=0.01)
+    assert len(load_dataset([str(path)], max_bad_row_share=0.02).y) == 200
+
+
+def test_labels_are_case_insensitive_and_duplicates_are_kept_but_counted(tmp_path):
+    path = _write(tmp_path, "dups.csv", "label,length,punct\nHAM,10,1\nham,10,1\nSpam,150,8\nham,10,1\n")
+    dataset = load_dataset([str(path)])
+    assert dataset.y.tolist() == [0, 0, 1, 0]
+    assert dataset.duplicate_rows == 1  # "ham,10,1" twice is a repeat; "HAM,10,1" differs as written
+    assert dataset.class_counts == {"ham": 3, "spam": 1}
+
+
+def test_fingerprint_is_a_function_of_the_rows_and_their_order(tmp_path):
+    a = _write(tmp_path, "a.csv", "label,length,punct\nham,10,1\nspam,150,8\n")
+    b = _write(tmp_path, "b.csv", "label,length,punct\nspam,150,8\nham,10,1\n")
+    copy = _write(tmp_path, "copy.csv", a.read_text())
+    fa, fb, fcopy = (load_dataset([str(p)]) for p in (a, b, copy))
+    assert fa.fingerprint == fcopy.fingerprint
+    assert fa.fingerprint != fb.fingerprint
+    assert fa.sources[0].sha256 == fcopy.sources[0].sha256
+    combined = load_dataset([str(a), str(b)])
+    assert [s.rows for s in combined.sources] == [2, 2]
+    assert combined.record()["rows"] == 4
+
+
+def test_text_schema_real_data_ingests_through_the_feature_module(real_data):
+    from spamops.features import message_features
+
+    path = real_data / "synthetic_sms_dataset_with_punct.csv"
+    dataset = load_dataset([str(path)])
+
+    assert dataset.sources[0].schema == "text"
+    assert len(dataset.y) == 1000
+    first_message = "account update; now ;today discount lunch update urgent today click acco.unt reminder call verification reminder gift update reply discount"
+    assert dataset.X[0].tolist() == list(message_features(first_message))
