@@ -12,7 +12,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from spamops import __version__
-from spamops.config import RunConfig, defaults_yaml, load_config
+from spamops.config import RunConfig, defaults_markdown, defaults_yaml, load_config
 from spamops.errors import ExitCode, SpamopsError
 from spamops.gate import GateDecision
 
@@ -144,7 +144,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_config_defaults(args: argparse.Namespace) -> int:
-    print(defaults_yaml(), end="")
+    print(defaults_markdown() if args.markdown else defaults_yaml(), end="")
     return ExitCode.OK
 
 
@@ -206,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gate)
 
     config = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True)
-    config.add_parser("defaults", help="print every default setting as YAML").set_defaults(func=cmd_config_defaults)
+    p = config.add_parser("defaults", help="print every default setting as YAML")
+    p.add_argument("--markdown", action="store_true", help="as the README's settings table")
+    p.set_defaults(func=cmd_config_defaults)
 
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("fetch-uci", help="download the UCI SMS Spam Collection as label,message CSV")

@@ -1,12 +1,13 @@
 """Run configuration: YAML validated on load.
 
 Every default lives in the models below and nowhere else; ``spamops config
-defaults`` prints them as YAML, and the README's settings table is generated
-from the same models.
+defaults`` prints them as YAML, and ``--markdown`` prints the README's settings
+table from the same models (a test keeps the README in step).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -31,16 +32,22 @@ class DataConfig(_Strict):
         description="CSV paths or URIs, combined in order; empty means the bundled demo sample.",
     )
     max_bad_row_share: float = Field(
-        0.01, ge=0.0, le=1.0, description="Stop when more than this share of rows is invalid."
+        0.01, ge=0.0, le=1.0, description="Stop when more than this share of any one source's rows is invalid."
     )
 
 
 class GridConfig(_Strict):
     """The hyper-parameter grid searched for the KNN step."""
 
-    n_neighbors: list[int] = Field(default_factory=lambda: list(range(1, 26, 2)), min_length=1)
-    weights: list[Literal["uniform", "distance"]] = Field(default_factory=lambda: ["uniform", "distance"], min_length=1)
-    p: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    n_neighbors: list[int] = Field(
+        default_factory=lambda: list(range(1, 26, 2)), min_length=1, description="Neighbour counts to try."
+    )
+    weights: list[Literal["uniform", "distance"]] = Field(
+        default_factory=lambda: ["uniform", "distance"], min_length=1, description="How neighbours' votes count."
+    )
+    p: list[int] = Field(
+        default_factory=lambda: [1, 2], min_length=1, description="Minkowski power: 1 Manhattan, 2 Euclidean."
+    )
 
     @field_validator("n_neighbors", "p")
     @classmethod
@@ -53,9 +60,9 @@ class GridConfig(_Strict):
 class TrainConfig(_Strict):
     """Split, cross-validation and search settings; a fixed seed makes runs reproducible."""
 
-    seed: int = 42
-    test_size: float = Field(0.2, gt=0.0, lt=1.0)
-    cv_folds: int = Field(5, ge=2)
+    seed: int = Field(42, description="Seeds the split and the folds: same seed and data, same model.")
+    test_size: float = Field(0.2, gt=0.0, lt=1.0, description="Held-out share, stratified by label.")
+    cv_folds: int = Field(5, ge=2, description="Stratified K-fold splits of the training part.")
     scoring: str = Field("f1", description="A scikit-learn scorer name; 'f1' is F1 of the spam class.")
     grid: GridConfig = Field(default_factory=GridConfig)
     n_jobs: int = Field(1, description="Parallel grid-search workers (-1 = all cores).")
@@ -65,23 +72,27 @@ GateMetric = Literal["accuracy", "balanced_accuracy", "spam_f1", "spam_recall", 
 
 
 class GateConfig(_Strict):
-    """Quality-gate thresholds; see README "Quality gate" for why these defaults."""
+    """Quality-gate thresholds; README "Quality gate" says why these defaults."""
 
-    min_accuracy: float = Field(0.85, ge=0.0, le=1.0)
-    min_spam_f1: float = Field(0.50, ge=0.0, le=1.0)
-    min_spam_recall: float = Field(0.50, ge=0.0, le=1.0)
+    min_accuracy: float = Field(0.85, ge=0.0, le=1.0, description="Held-out accuracy floor (the source document's).")
+    min_spam_f1: float = Field(0.50, ge=0.0, le=1.0, description="F1 floor for the spam class.")
+    min_spam_recall: float = Field(0.50, ge=0.0, le=1.0, description="Share of held-out spam that must be caught.")
     min_baseline_margin: float = Field(0.01, ge=0.0, le=1.0, description="Accuracy must beat always-ham by this much.")
-    primary_metric: GateMetric = "spam_f1"
+    primary_metric: GateMetric = Field("spam_f1", description="Metric compared with the production champion.")
     champion_tolerance: float = Field(
-        0.02, ge=0.0, le=1.0, description="Challenger may trail the champion by at most this."
+        0.02, ge=0.0, le=1.0, description="How far the challenger may trail the champion on the primary metric."
     )
 
 
 class RunConfig(_Strict):
     """One training run: where to read, how to train, how to gate, where to store."""
 
-    model_name: str = Field(DEFAULT_MODEL_NAME, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-    store: str = Field(DEFAULT_STORE_URI, description="file:// path, plain path, or s3://bucket/prefix")
+    model_name: str = Field(
+        DEFAULT_MODEL_NAME,
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        description="Store folder and version-id prefix (`<name>_model_<UTC time>`).",
+    )
+    store: str = Field(DEFAULT_STORE_URI, description="Artifact store: a path, `file://…` or `s3://bucket/prefix`.")
     promote: bool = Field(True, description="Promote a model that passes the gate.")
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -113,3 +124,19 @@ def load_config(path: str | Path | None) -> RunConfig:
 def defaults_yaml() -> str:
     """All defaults as YAML: the one documented place for them."""
     return yaml.safe_dump(RunConfig().model_dump(mode="json"), sort_keys=False)
+
+
+def defaults_markdown() -> str:
+    """The README's settings table: every leaf setting, its default and its meaning."""
+    lines = ["| setting | default | meaning |", "|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        defaults = model().model_dump(mode="json")
+        for name, info in model.model_fields.items():
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+                walk(info.annotation, f"{prefix}{name}.")
+            else:
+                lines.append(f"| `{prefix}{name}` | `{json.dumps(defaults[name])}` | {info.description or ''} |")
+
+    walk(RunConfig, "")
+    return "\n".join(lines) + "\n"
