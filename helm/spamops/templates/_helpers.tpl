@@ -1,0 +1,177 @@
+{{/* Chart name and version label value. */}}
+{{- define "spamops.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Namespace every namespaced object goes into. */}}
+{{- define "spamops.namespace" -}}
+{{- .Values.namespace.name -}}
+{{- end -}}
+
+{{/*
+Common labels. No chart version, release revision or managed-by in them: the
+kustomize base is rendered from this chart and Argo CD compares live objects
+with git, so labels must not depend on the tool or change on every release.
+*/}}
+{{- define "spamops.labels" -}}
+app.kubernetes.io/name: spamops
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: spamops
+{{- end -}}
+
+{{/* Labels of one component: include "spamops.componentLabels" (dict "ctx" . "component" "trainer") */}}
+{{- define "spamops.componentLabels" -}}
+{{ include "spamops.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "spamops.selectorLabels" -}}
+app.kubernetes.io/name: spamops
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Argo CD sync wave annotation. */}}
+{{- define "spamops.syncWave" -}}
+argocd.argoproj.io/sync-wave: {{ . | quote }}
+{{- end -}}
+
+{{- define "spamops.image" -}}
+{{- printf "%s/%s:%s" .ctx.Values.image.repository .component .ctx.Values.image.tag -}}
+{{- end -}}
+
+{{- define "spamops.trainerServiceAccount" -}}spamops-trainer{{- end -}}
+{{- define "spamops.predictorServiceAccount" -}}spamops-predictor{{- end -}}
+{{- define "spamops.configMapName" -}}spamops-training-config{{- end -}}
+
+{{/* "true"/"false" -> "1"/"0" as KServe and boto expect in env and annotations. */}}
+{{- define "spamops.bool01" -}}
+{{- if . }}1{{ else }}0{{ end -}}
+{{- end -}}
+
+{{- define "spamops.s3EndpointURL" -}}
+{{- if .Values.s3.useHttps }}https{{ else }}http{{ end }}://{{ .Values.s3.endpoint -}}
+{{- end -}}
+
+{{- define "spamops.smokeTestURL" -}}
+{{- default (printf "http://%s-predictor.%s.svc.cluster.local" .Values.modelName (include "spamops.namespace" .)) .Values.smokeTest.url -}}
+{{- end -}}
+
+{{/* Pod-level security context shared by trainer and smoke test. */}}
+{{- define "spamops.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "spamops.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/* S3 environment of the trainer: credentials from the Secret, the rest plain. */}}
+{{- define "spamops.s3Env" -}}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.s3.secretName }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.s3.secretName }}
+      key: AWS_SECRET_ACCESS_KEY
+- name: AWS_ENDPOINT_URL
+  value: {{ include "spamops.s3EndpointURL" . | quote }}
+- name: S3_ENDPOINT
+  value: {{ .Values.s3.endpoint | quote }}
+- name: S3_USE_HTTPS
+  value: {{ include "spamops.bool01" .Values.s3.useHttps | quote }}
+- name: S3_VERIFY_SSL
+  value: {{ include "spamops.bool01" .Values.s3.verifySsl | quote }}
+- name: AWS_DEFAULT_REGION
+  value: {{ .Values.s3.region | quote }}
+{{- end -}}
+
+{{/*
+Job spec of a training run, shared by the Job and the CronJob.
+Exit codes of `spamops train`: 0 promoted / nothing to do, 1 anything else
+(retried up to backoffLimit), 2 bad input/config and 3 gate refused the model
+(both fail the Job at once: retrying cannot help).
+*/}}
+{{- define "spamops.trainerJobSpec" -}}
+backoffLimit: {{ .Values.training.backoffLimit }}
+activeDeadlineSeconds: {{ .Values.training.activeDeadlineSeconds }}
+ttlSecondsAfterFinished: {{ .Values.training.ttlSecondsAfterFinished }}
+podFailurePolicy:
+  rules:
+    - action: FailJob
+      onExitCodes:
+        containerName: trainer
+        operator: In
+        values: [2, 3]
+    - action: Ignore
+      onPodConditions:
+        - type: DisruptionTarget
+template:
+  metadata:
+    labels:
+      {{- include "spamops.selectorLabels" (dict "ctx" . "component" "trainer") | nindent 6 }}
+  spec:
+    serviceAccountName: {{ include "spamops.trainerServiceAccount" . }}
+    # The pipeline patches the InferenceService after promoting: it needs a token.
+    automountServiceAccountToken: true
+    restartPolicy: Never
+    {{- with .Values.imagePullSecrets }}
+    imagePullSecrets:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    securityContext:
+      {{- include "spamops.podSecurityContext" . | nindent 6 }}
+    {{- with .Values.training.nodeSelector }}
+    nodeSelector:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- with .Values.training.tolerations }}
+    tolerations:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    containers:
+      - name: trainer
+        image: {{ include "spamops.image" (dict "ctx" . "component" "trainer") }}
+        imagePullPolicy: {{ .Values.image.pullPolicy }}
+        command: [spamops, train, --config, /etc/spamops/config.yaml]
+        env:
+          {{- include "spamops.s3Env" . | nindent 10 }}
+          - name: SPAMOPS_INFERENCESERVICE
+            value: {{ .Values.modelName | quote }}
+          - name: SPAMOPS_NAMESPACE
+            valueFrom:
+              fieldRef:
+                fieldPath: metadata.namespace
+          - name: HOME
+            value: /tmp
+        resources:
+          {{- toYaml .Values.training.resources | nindent 10 }}
+        securityContext:
+          {{- include "spamops.containerSecurityContext" . | nindent 10 }}
+        volumeMounts:
+          - name: config
+            mountPath: /etc/spamops
+            readOnly: true
+          - name: scratch
+            mountPath: /tmp
+    volumes:
+      - name: config
+        configMap:
+          name: {{ include "spamops.configMapName" . }}
+      - name: scratch
+        emptyDir:
+          sizeLimit: {{ .Values.training.scratchSizeLimit }}
+{{- end -}}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Build (first time) or reuse (afterwards) the binaries and CRDs of the test
+# control plane: kube-apiserver + kubectl (k8s.io/kubernetes), etcd
+# (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3), and the KServe / Argo CD
+# CRDs read from their Go modules' source trees.
+#
+# Everything is cached outside the repo, keyed by version:
+#   ${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest/<component>-<version>/
+# Versions are pinned in scripts/envtest/versions.env (the one place).
+#
+# Usage: scripts/envtest/build.sh [--print-env]
+#   --print-env  after building, print KEY=path lines for every artifact.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache_root="${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest"
+mkdir -p "$cache_root"
+
+export CGO_ENABLED=0
+export GOFLAGS=-mod=mod
+# The machine's own Go builds everything except where noted; a toolchain line in
+# a dependency's go.mod must not trigger a toolchain download.
+export GOTOOLCHAIN="${SPAMOPS_GOTOOLCHAIN:-local}"
+
+log() { printf '[envtest-build %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# Serialise concurrent builds (two test sessions, make -j, ...).
+exec 9>"$cache_root/.build.lock"
+flock 9
+
+module_dir() { # module@version -> directory in the module cache (downloads it)
+  local dir
+  dir="$(cd "$cache_root" && go mod download -json "$1" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
+  [[ -n "$dir" && -d "$dir" ]] || { log "cannot download $1"; return 1; }
+  printf '%s\n' "$dir"
+}
+
+done_stamp() { [[ -f "$1/.complete" ]]; }
+
+finish() { # dir seconds
+  printf 'built_at=%s\nbuild_seconds=%s\n' "$(date -u +%FT%TZ)" "$2" >"$1/.complete"
+}
+
+# ---------------------------------------------------------------- kubernetes
+build_kubernetes() {
+  local v="$KUBERNETES_VERSION"
+  local apiserver_dir="$cache_root/kube-apiserver-$v" kubectl_dir="$cache_root/kubectl-$v"
+  if done_stamp "$apiserver_dir" && done_stamp "$kubectl_dir"; then return 0; fi
+  local start=$SECONDS
+  log "building kube-apiserver and kubectl $v (first time: tens of minutes on 2 cores)"
+  local minor="${v#v1.}"; minor="${minor%%.*}"
+  local staging="v0.${v#v1.}"
+  local kdir work
+  kdir="$(module_dir "k8s.io/kubernetes@$v")"
+  work="$cache_root/build/kubernetes-$v"
+  rm -rf "$work"; mkdir -p "$work"
+  # The documented way to consume k8s.io/kubernetes as a module: require it and
+  # pin every staging module (k8s.io/api, k8s.io/apimachinery, ...) to v0.Y.Z.
+  {
+    printf 'module spamops.local/envtest-build\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$v"
+    grep -E '^\s+k8s.io/[a-z0-9-]+ => \./staging/' "$kdir/go.mod" |
+      awk -v s="$staging" '{printf "\t%s => %s %s\n", $1, $1, s}'
+    printf ')\n'
+  } >"$work/go.mod"
+  cat >"$work/tools.go" <<'EOF'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+EOF
+  (cd "$work" && go mod tidy)
+  local ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  mkdir -p "$apiserver_dir" "$kubectl_dir"
+  (cd "$work" && go build -trimpath -ldflags "$ld" -o "$apiserver_dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+  mv "$apiserver_dir/kube-apiserver.tmp" "$apiserver_dir/kube-apiserver"
+  finish "$apiserver_dir" $((SECONDS - start))
+  log "kube-apiserver built in $((SECONDS - start)) s"
+  local start2=$SECONDS
+  (cd "$work" && go build -trimpath -ldflags "$ld" -o "$kubectl_dir/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
+  mv "$kubectl_dir/kubectl.tmp" "$kubectl_dir/kubectl"
+  finish "$kubectl_dir" $((SECONDS - start2))
+  log "kubectl built in $((SECONDS - start2)) s"
+}
+
+# ---------------------------------------------------------------------- etcd
+build_etcd() {
+  local v="$ETCD_VERSION"; local out="$cache_root/etcd-$v"
+  done_stamp "$out" && return 0
+  local start=$SECONDS work="$cache_root/build/etcd-$v"
+  log "building etcd $v"
+  rm -rf "$work"; mkdir -p "$work" "$out"
+  printf 'module spamops.local/etcd-build\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$v" >"$work/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$work/tools.go"
+  (cd "$work" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3)
+  mv "$out/etcd.tmp" "$out/etcd"
+  finish "$out" $((SECONDS - start))
+  log "etcd built in $((SECONDS - start)) s"
+}
+
+# ---------------------------------------------------------------------- helm
+build_helm() {
+  local v="$HELM_VERSION"; local out="$cache_root/helm-$v"
+  done_stamp "$out" && return 0
+  local start=$SECONDS work="$cache_root/build/helm-$v"
+  log "building helm $v"
+  rm -rf "$work"; mkdir -p "$work" "$out"
+  printf 'module spamops.local/helm-build\n\ngo 1.26.0\n\nrequire helm.sh/helm/v3 %s\n' "$v" >"$work/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/v3/cmd/helm"\n' >"$work/tools.go"
+  (cd "$work" && go mod tidy)
+  # Like helm's own Makefile: the default Kubernetes version of `helm template`
+  # and `helm lint` is that of the client-go it was built with (1 + v0.Y).
+  local cg major minor ld
+  cg="$(cd "$work" && go list -m -f '{{.Version}}' k8s.io/client-go)"; cg="${cg#v}"
+  major=$(( ${cg%%.*} + 1 )); minor="${cg#*.}"; minor="${minor%%.*}"
+  ld="-s -w -X helm.sh/helm/v3/internal/version.version=$v"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ld+=" -X $pkg.k8sVersionMajor=$major -X $pkg.k8sVersionMinor=$minor"
+  done
+  (cd "$work" && go build -trimpath -ldflags "$ld" -o "$out/helm.tmp" helm.sh/helm/v3/cmd/helm)
+  mv "$out/helm.tmp" "$out/helm"
+  finish "$out" $((SECONDS - start))
+  log "helm built in $((SECONDS - start)) s"
+}
+
+# ---------------------------------------------------------------------- CRDs
+fetch_crds() {
+  local kv="$KSERVE_VERSION" av="$ARGOCD_VERSION"
+  local kout="$cache_root/kserve-crds-$kv" aout="$cache_root/argocd-crds-$av"
+  if ! done_stamp "$kout"; then
+    log "reading KServe $kv CRDs from its module"
+    local kdir; kdir="$(module_dir "github.com/kserve/kserve@$kv")"
+    rm -rf "$kout"; mkdir -p "$kout"
+    for crd in inferenceservices servingruntimes clusterservingruntimes inferencegraphs trainedmodels; do
+      install -m 0644 "$kdir/config/crd/full/serving.kserve.io_$crd.yaml" "$kout/"
+    done
+    finish "$kout" 0
+  fi
+  if ! done_stamp "$aout"; then
+    log "reading Argo CD $av CRDs from its module"
+    local adir; adir="$(GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" module_dir "github.com/argoproj/argo-cd/v3@$av")"
+    rm -rf "$aout"; mkdir -p "$aout"
+    for crd in application appproject; do
+      install -m 0644 "$adir/manifests/crds/$crd-crd.yaml" "$aout/"
+    done
+    finish "$aout" 0
+  fi
+}
+
+total=$SECONDS
+fetch_crds
+build_etcd
+build_helm
+build_kubernetes
+log "control plane artifacts ready in $((SECONDS - total)) s under $cache_root"
+
+if [[ "${1:-}" == "--print-env" ]]; then
+  cat <<EOF
+KUBE_APISERVER=$cache_root/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver
+KUBECTL=$cache_root/kubectl-$KUBERNETES_VERSION/kubectl
+ETCD=$cache_root/etcd-$ETCD_VERSION/etcd
+HELM=$cache_root/helm-$HELM_VERSION/helm
+KSERVE_CRDS=$cache_root/kserve-crds-$KSERVE_VERSION
+ARGOCD_CRDS=$cache_root/argocd-crds-$ARGOCD_VERSION
+EOF
+fi

@@ -1,0 +1,66 @@
+"""Fixtures for the Kubernetes packaging tests.
+
+A session-scoped real control plane (etcd + kube-apiserver on loopback, KServe
+and Argo CD CRDs installed) from scripts/envtest/controlplane.py. Missing
+binaries are built on first use (scripts/envtest/build.sh): these tests never
+skip for want of a cluster.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from k8shelpers import NAMESPACE, Kube, controlplane  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "k8s: Kubernetes packaging checks against a real kube-apiserver (envtest); "
+        "builds the control plane on first use",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.k8s)
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def control_plane():
+    cp = controlplane.ControlPlane()
+    try:
+        cp.start()
+        print(f"\nenvtest control plane started in {cp.started_seconds:.1f}s "
+              f"(kubeconfig {cp.kubeconfig})", file=sys.stderr)
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane) -> Kube:
+    k = Kube(control_plane)
+    k.ensure_namespace(NAMESPACE)
+    k.ensure_namespace("argocd")
+    return k
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> Path:
+    """The pinned helm, for tests that need no cluster."""
+    return controlplane.ensure_artifacts().helm
+
+
+@pytest.fixture
+def clean(kube: Kube) -> Kube:
+    kube.reset()
+    yield kube

@@ -1,0 +1,131 @@
+"""Helpers for the Kubernetes packaging tests (kubectl/helm bound to envtest)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "scripts" / "envtest") not in sys.path:
+    sys.path.insert(0, str(REPO / "scripts" / "envtest"))
+
+import controlplane  # noqa: E402
+
+CHART = REPO / "helm" / "spamops"
+MANIFESTS = REPO / "manifests"
+NAMESPACE = "spamops"
+HOOK = "argocd.argoproj.io/hook"
+
+
+def load_docs(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def dump_docs(docs: list[dict]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def obj_key(o: dict) -> tuple[str, str, str, str]:
+    md = o.get("metadata", {})
+    return (o["apiVersion"], o["kind"], md.get("namespace", ""), md["name"])
+
+
+def sync_wave(o: dict) -> int:
+    return int((o.get("metadata", {}).get("annotations") or {}).get(
+        "argocd.argoproj.io/sync-wave", "0"))
+
+
+@dataclass
+class Kube:
+    """kubectl/helm bound to the test control plane."""
+
+    cp: controlplane.ControlPlane
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cp.kubeconfig
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 120) -> subprocess.CompletedProcess:
+        res = self.cp.kubectl(*args, input=input, check=False, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}\n{res.stdout}")
+        return res
+
+    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        res = subprocess.run([str(self.cp.artifacts.helm), *args], capture_output=True, text=True,
+                             env={**os.environ, "KUBECONFIG": str(self.kubeconfig),
+                                  "HELM_CACHE_HOME": str(self.cp.dir / "helm-cache"),
+                                  "HELM_CONFIG_HOME": str(self.cp.dir / "helm-config"),
+                                  "HELM_DATA_HOME": str(self.cp.dir / "helm-data")},
+                             timeout=120)
+        if check and res.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{res.stderr}")
+        return res
+
+    def helm_template(self, *values_files: Path, extra: tuple[str, ...] = ()) -> list[dict]:
+        args = ["template", "spamops", str(CHART), "--namespace", NAMESPACE]
+        for f in values_files:
+            args += ["-f", str(f)]
+        return load_docs(self.helm(*args, *extra).stdout)
+
+    def kustomize(self, path: Path) -> list[dict]:
+        return load_docs(self.kubectl("kustomize", str(path)).stdout)
+
+    def server_version(self) -> str:
+        return json.loads(self.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
+
+    def apply(self, docs: list[dict], *, dry_run: bool = False, manager: str = "spamops-tests",
+              check: bool = True) -> subprocess.CompletedProcess:
+        args = ["apply", "--server-side", f"--field-manager={manager}", "-f", "-"]
+        if dry_run:
+            args.append("--dry-run=server")
+        return self.kubectl(*args, input=dump_docs(docs), check=check)
+
+    def get(self, o: dict) -> dict:
+        md = o["metadata"]
+        args = ["get", f"{o['kind'].lower()}.{o['apiVersion'].split('/')[0]}"
+                if "/" in o["apiVersion"] else o["kind"].lower(), md["name"], "-o", "json"]
+        if md.get("namespace"):
+            args += ["-n", md["namespace"]]
+        return json.loads(self.kubectl(*args).stdout)
+
+    def ensure_namespace(self, name: str) -> None:
+        self.kubectl("create", "namespace", name, check=False)
+
+    def reset(self) -> None:
+        """Delete everything the packaging creates (namespaces stay: without
+        kube-controller-manager a deleted namespace would never finish)."""
+        kinds = ("inferenceservices.serving.kserve.io,jobs.batch,cronjobs.batch,configmaps,secrets,"
+                 "serviceaccounts,roles.rbac.authorization.k8s.io,"
+                 "rolebindings.rbac.authorization.k8s.io,networkpolicies.networking.k8s.io,"
+                 "deployments.apps,services")
+        self.kubectl("delete", "-n", NAMESPACE, kinds, "--all", "--wait=false",
+                     "--ignore-not-found")
+        self.kubectl("delete", "validatingadmissionpolicies,validatingadmissionpolicybindings",
+                     "-l", "app.kubernetes.io/part-of=spamops", "--ignore-not-found")
+        self.kubectl("delete", "-n", "argocd", "applications.argoproj.io,appprojects.argoproj.io",
+                     "--all", "--ignore-not-found", "--wait=false")
+        # Finalizers (the Application's) are only removed by Argo CD: drop them.
+        for name in self.kubectl("get", "-n", "argocd", "applications.argoproj.io", "-o",
+                                 "name").stdout.split():
+            self.kubectl("patch", "-n", "argocd", name, "--type=merge", "-p",
+                         '{"metadata":{"finalizers":null}}')
+
+
+def wait_until(fn, timeout: float = 20.0, interval: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fn()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+

@@ -1,0 +1,248 @@
+"""The Helm chart and the kustomize tree say what the project promises.
+
+These run helm/kubectl locally (no API server): one source of truth (the base
+is the chart's rendering), schema-checked values, and the contract with the
+trainer and the predictor written down as checks on the rendered objects.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k8shelpers import CHART, MANIFESTS, REPO, load_docs
+
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+
+
+def helm(helm_bin: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run([str(helm_bin), *args], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    if check and res.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{res.stderr}")
+    return res
+
+
+def render(helm_bin: Path, *sets: str, values: Path | None = None) -> dict[tuple[str, str], dict]:
+    args = ["template", "spamops", str(CHART), "--namespace", "spamops"]
+    if values:
+        args += ["-f", str(values)]
+    for s in sets:
+        args += ["--set", s]
+    return {(d["kind"], d["metadata"]["name"]): d for d in load_docs(helm(helm_bin, *args).stdout)}
+
+
+def test_there_are_at_least_three_non_default_value_sets():
+    assert len(CI_VALUES) >= 3, CI_VALUES
+
+
+def test_kustomize_base_is_the_chart_rendered_with_default_values(tmp_path, helm_bin):
+    """No silent drift: manifests/base/spamops.yaml must be re-generated
+    (make manifests) whenever the chart changes."""
+    out = tmp_path / "spamops.yaml"
+    subprocess.run(["bash", str(REPO / "scripts/k8s/render-base.sh"), str(out)], check=True,
+                   env={**os.environ, "HELM": str(helm_bin)})
+    committed = (MANIFESTS / "base" / "spamops.yaml").read_text()
+    assert out.read_text() == committed, "manifests/base is stale: run `make manifests`"
+
+
+@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: v.name if v else "default")
+def test_helm_lint_strict(helm_bin, values):
+    args = ["lint", "--strict", str(CHART)]
+    if values:
+        args += ["-f", str(values)]
+    res = helm(helm_bin, *args, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("bad_set, complaint", [
+    ("predictor.canaryTrafficPercent=150", "canaryTrafficPercent"),
+    ("s3.endpoint=https://s3.example.com", "endpoint"),
+    ("training.config.unknown_key=1", "unknown_key"),
+    ("training.config.store=ftp://x", "store"),
+    ("image.pullPolicy=Sometimes", "pullPolicy"),
+    ("networkPolicy.predictorPorts={70000}", "predictorPorts"),
+])
+def test_values_schema_rejects_bad_values(helm_bin, bad_set, complaint):
+    res = helm(helm_bin, "template", "x", str(CHART), "--set", bad_set, check=False)
+    assert res.returncode != 0
+    assert "values don't meet the specifications of the schema" in res.stderr
+    assert complaint in res.stderr
+
+
+def _trainer_pod_specs(objs):
+    job = objs[("Job", "spamops-train")]["spec"]
+    cron = objs[("CronJob", "spamops-retrain")]["spec"]["jobTemplate"]["spec"]
+    return [("Job", job), ("CronJob", cron)]
+
+
+def test_training_runs_retry_crashes_but_not_refusals(helm_bin):
+    """Exit 1 (crash, storage outage) retries within backoffLimit; exit 2 (bad
+    input) and 3 (gate refused) fail the Job at once; evictions do not count."""
+    objs = render(helm_bin)
+    for kind, spec in _trainer_pod_specs(objs):
+        assert spec["backoffLimit"] >= 1, kind
+        rules = spec["podFailurePolicy"]["rules"]
+        fail = [r for r in rules if r["action"] == "FailJob"]
+        assert len(fail) == 1, kind
+        assert fail[0]["onExitCodes"] == {"containerName": "trainer", "operator": "In",
+                                          "values": [2, 3]}, kind
+        assert any(r["action"] == "Ignore" and r["onPodConditions"][0]["type"] == "DisruptionTarget"
+                   for r in rules), kind
+        assert spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
+        pod = spec["template"]["spec"]
+        assert pod["restartPolicy"] == "Never"  # required by podFailurePolicy
+    assert objs[("CronJob", "spamops-retrain")]["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def test_trainer_pod_contract(helm_bin):
+    objs = render(helm_bin)
+    for kind, spec in _trainer_pod_specs(objs):
+        pod = spec["template"]["spec"]
+        assert pod["serviceAccountName"] == "spamops-trainer"
+        assert pod["automountServiceAccountToken"] is True  # patches the InferenceService
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (c,) = pod["containers"]
+        assert c["name"] == "trainer"
+        assert c["image"] == "spamops/trainer:0.1.0"
+        assert c["command"] == ["spamops", "train", "--config", "/etc/spamops/config.yaml"]
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert c["resources"]["requests"] and c["resources"]["limits"]
+        mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+        vols = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in vols[mounts["/tmp"]], "scratch space for a read-only root"
+        assert vols[mounts["/etc/spamops"]]["configMap"]["name"] == "spamops-training-config"
+        env = {e["name"]: e for e in c["env"]}
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "spamops-s3", "key": key}
+        assert env["AWS_ENDPOINT_URL"]["value"] == "https://s3.amazonaws.com"
+        assert env["S3_ENDPOINT"]["value"] == "s3.amazonaws.com"
+        assert env["S3_USE_HTTPS"]["value"] == "1" and env["S3_VERIFY_SSL"]["value"] == "1"
+        assert env["AWS_DEFAULT_REGION"]["value"] == "us-east-1"
+
+
+def test_training_config_is_the_values_config_verbatim(helm_bin):
+    objs = render(helm_bin)
+    cfg = yaml.safe_load(objs[("ConfigMap", "spamops-training-config")]["data"]["config.yaml"])
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert cfg == values["training"]["config"]
+    assert cfg["store"] == "s3://spamops/models" and cfg["gate"]["primary_metric"] == "spam_f1"
+    assert set(cfg) == {"model_name", "store", "promote", "data", "train", "gate"}
+
+
+def test_inferenceservice_contract(helm_bin):
+    isvc = render(helm_bin)[("InferenceService", "spam")]
+    ann = isvc["metadata"]["annotations"]
+    assert ann["serving.kserve.io/deploymentMode"] == "Serverless"
+    assert ann["serving.kserve.io/enable-tag-routing"] == "true"
+    pred = isvc["spec"]["predictor"]
+    assert pred["serviceAccountName"] == "spamops-predictor"
+    assert "canaryTrafficPercent" not in pred
+    (c,) = pred["containers"]
+    assert c["name"] == "kserve-container"
+    assert c["image"] == "spamops/predictor:0.1.0"
+    assert c["command"] + c["args"] == ["python", "-m", "spamops.serving", "--model_name", "spam",
+                                        "--model_dir", "/mnt/models"]
+    assert c["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/v1/models/spam", "port": 8080}
+    assert {e["name"]: e["value"] for e in c["env"]} == {
+        "STORAGE_URI": "s3://spamops/models/spam/bootstrap"}
+
+
+def test_canary_and_image_values_reach_the_inferenceservice(helm_bin):
+    isvc = render(helm_bin, values=CHART / "ci" / "canary-values.yaml")[("InferenceService", "spam")]
+    pred = isvc["spec"]["predictor"]
+    assert pred["canaryTrafficPercent"] == 10
+    c = pred["containers"][0]
+    assert c["image"] == "registry.example.com/ml/spamops/predictor:0.2.0-rc.1"
+    assert c["env"] == [{"name": "STORAGE_URI",
+                         "value": "s3://spamops/models/spam/spam_model_20251119_063257"}]
+    # 0 is a valid canary (roll back: keep the new storageUri, no traffic).
+    zero = render(helm_bin, "predictor.canaryTrafficPercent=0")[("InferenceService", "spam")]
+    assert zero["spec"]["predictor"]["canaryTrafficPercent"] == 0
+
+
+def test_s3_secret_and_predictor_service_account(helm_bin):
+    objs = render(helm_bin)
+    secret = objs[("Secret", "spamops-s3")]
+    ann = secret["metadata"]["annotations"]
+    assert ann["serving.kserve.io/s3-endpoint"] == "s3.amazonaws.com"
+    assert ann["serving.kserve.io/s3-usehttps"] == "1"
+    assert ann["serving.kserve.io/s3-verifyssl"] == "1"
+    assert ann["serving.kserve.io/s3-region"] == "us-east-1"
+    assert set(secret["stringData"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert set(secret["stringData"].values()) == {"CHANGE-ME"}, "placeholders only in git"
+    sa = objs[("ServiceAccount", "spamops-predictor")]
+    assert sa["automountServiceAccountToken"] is False
+    assert sa["secrets"] == [{"name": "spamops-s3"}]
+    assert ("RoleBinding", "spamops-predictor") not in objs
+    dev = render(helm_bin, values=CHART / "ci" / "dev-seaweedfs-values.yaml")[("Secret", "spamops-s3")]
+    assert dev["metadata"]["annotations"]["serving.kserve.io/s3-usehttps"] == "0"
+
+
+def test_trainer_role_is_least_privilege(helm_bin):
+    role = render(helm_bin)[("Role", "spamops-trainer")]
+    assert role["rules"] == [{"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
+                              "verbs": ["get", "list", "watch", "patch"]}]
+
+
+def test_sync_waves_order_prerequisites_before_workloads(helm_bin):
+    objs = render(helm_bin)
+    wave = {k: int(o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+            for k, o in objs.items() if "argocd.argoproj.io/sync-wave" in
+            (o["metadata"].get("annotations") or {})}
+    isvc = wave[("InferenceService", "spam")]
+    for k in [("Secret", "spamops-s3"), ("ServiceAccount", "spamops-predictor"),
+              ("ServiceAccount", "spamops-trainer"), ("Role", "spamops-trainer"),
+              ("RoleBinding", "spamops-trainer"), ("ConfigMap", "spamops-training-config")]:
+        assert wave[k] < isvc, k
+        assert wave[k] < wave[("CronJob", "spamops-retrain")], k
+    assert wave[("Namespace", "spamops")] == min(wave.values())
+    smoke = objs[("Job", "spamops-smoke-test")]["metadata"]["annotations"]
+    assert smoke["argocd.argoproj.io/hook"] == "PostSync"
+    assert smoke["helm.sh/hook"] == "test"
+
+
+def test_minimal_values_render_only_the_inferenceservice_and_prerequisites(helm_bin):
+    objs = render(helm_bin, values=CHART / "ci" / "minimal-values.yaml")
+    assert sorted(k for k, _ in objs) == ["ConfigMap", "InferenceService", "Role", "RoleBinding",
+                                         "ServiceAccount", "ServiceAccount"]
+
+
+def _kustomize(path: Path) -> dict[tuple[str, str], dict]:
+    import controlplane
+    kubectl = controlplane.ensure_artifacts().kubectl
+    out = subprocess.run([str(kubectl), "kustomize", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return {(d["kind"], d["metadata"]["name"]): d for d in load_docs(out)}
+
+
+def test_dev_overlay_uses_in_cluster_seaweedfs():
+    objs = _kustomize(MANIFESTS / "overlays" / "dev")
+    assert ("Deployment", "seaweedfs") in objs and ("Service", "seaweedfs") in objs
+    svc_ports = {p["port"] for p in objs[("Service", "seaweedfs")]["spec"]["ports"]}
+    assert 8333 in svc_ports
+    for kind, name in [("Job", "spamops-train"), ("CronJob", "spamops-retrain")]:
+        spec = objs[(kind, name)]["spec"]
+        pod = (spec.get("jobTemplate", {}).get("spec") or spec)["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs.spamops.svc.cluster.local:8333", kind
+        assert env["S3_USE_HTTPS"] == "0", kind
+        assert "valueFrom" in {e["name"]: e for e in pod["containers"][0]["env"]}[
+            "AWS_SECRET_ACCESS_KEY"], "credentials still come from the Secret"
+    ann = objs[("Secret", "spamops-s3")]["metadata"]["annotations"]
+    assert ann["serving.kserve.io/s3-endpoint"] == "seaweedfs.spamops.svc.cluster.local:8333"
+    assert ann["serving.kserve.io/s3-usehttps"] == "0"
+
+
+def test_prod_overlay_ships_no_secret_and_no_one_off_job():
+    objs = _kustomize(MANIFESTS / "overlays" / "prod")
+    assert not [k for k in objs if k[0] == "Secret"], "real credentials are created out of band"
+    assert ("Job", "spamops-train") not in objs
+    assert ("CronJob", "spamops-retrain") in objs
+    assert objs[("InferenceService", "spam")]["spec"]["predictor"]["minReplicas"] >= 2
