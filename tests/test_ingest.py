@@ -125,3 +125,11 @@ def test_text_schema_real_data_ingests_through_the_feature_module(real_data):
     assert len(dataset.y) == 1000
     first_message = "account update; now ;today discount lunch update urgent today click acco.unt reminder call verification reminder gift update reply discount"
     assert dataset.X[0].tolist() == list(message_features(first_message))
+
+
+def test_data_with_a_single_class_cannot_train(tmp_path, cli, store):
+    path = _write(tmp_path, "only_ham.csv", "label,length,punct\n" + "ham,10,1\n" * 50)
+    result = cli("train", "--store", store, "--data", path, "--quiet")
+    assert result.code == 2
+    assert "only_ham.csv: too few rows per class to train (ham=50, spam=0)" in result.err
+    assert store_files(store) == []

@@ -50,7 +50,8 @@ def split_dataset(dataset: Dataset, cfg: TrainConfig) -> Split:
     min_per_class = max(cfg.cv_folds, 2)
     if counts.min() * (1 - cfg.test_size) < min_per_class or counts.min() * cfg.test_size < 1:
         raise BadInputError(
-            f"too few rows per class to train (ham={counts[0]}, spam={counts[1]}); "
+            f"{', '.join(src.uri for src in dataset.sources)}: too few rows per class to train "
+            f"(ham={counts[0]}, spam={counts[1]}); "
             f"need at least {int(np.ceil(min_per_class / (1 - cfg.test_size)))} of each"
         )
     X_train, X_test, y_train, y_test = train_test_split(
