@@ -39,6 +39,7 @@ class RunOutcome:
 def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr) -> RunOutcome:
     """Train on ``cfg.data.sources`` (the demo sample when empty) and store the result."""
     registry = Registry(open_store(cfg.store), cfg.model_name)
+    registry.production()  # reach the store before the expensive part: bad credentials fail in seconds
     sources = cfg.data.sources or [str(demo_data_path())]
     _say(progress, f"ingest: {len(sources)} source(s)")
     dataset = load_dataset(sources, cfg.data.max_bad_row_share)

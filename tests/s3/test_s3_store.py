@@ -1,0 +1,251 @@
+"""The S3 backend against a real SeaweedFS: conditional writes, idempotent retries, errors."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from botocore.exceptions import ClientError
+
+from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError
+from spamops.store import open_store
+from spamops.store.s3 import S3Settings, S3Store
+
+pytestmark = pytest.mark.s3
+
+
+def test_roundtrip_list_delete_and_uri(s3_uri):
+    store = open_store(s3_uri)
+    assert isinstance(store, S3Store)
+    token = store.put("a/one.txt", b"1")
+    store.put("a/b/two.txt", b"22")
+    store.put("c.txt", b"333")
+    blob = store.get("a/one.txt")
+    assert (blob.data, blob.token) == (b"1", token)
+    assert store.list("a/") == ["a/b/two.txt", "a/one.txt"]
+    assert store.list("") == ["a/b/two.txt", "a/one.txt", "c.txt"]
+    assert store.uri("a/") == f"{s3_uri}/a/"
+    store.delete("a/one.txt")
+    with pytest.raises(NotFoundError):
+        store.get("a/one.txt")
+    assert not store.exists("a/one.txt") and store.exists("c.txt")
+    store.delete("a/one.txt")  # deleting what is gone is fine
+    with pytest.raises(BadInputError):
+        store.get("../escape")
+
+
+def test_seaweedfs_honours_conditional_writes(s3_uri, s3env):
+    """The server itself refuses: raw boto3 first, then through the store."""
+    client = s3env.client()
+    bucket, prefix = s3_uri[5:].split("/", 1)
+    key = f"{prefix}/raw"
+    first = client.put_object(Bucket=bucket, Key=key, Body=b"first", IfNoneMatch="*")
+    for condition in ({"IfNoneMatch": "*"}, {"IfMatch": '"0123456789abcdef0123456789abcdef"'}):
+        with pytest.raises(ClientError) as info:
+            client.put_object(Bucket=bucket, Key=key, Body=b"lost", **condition)
+        assert info.value.response["Error"]["Code"] == "PreconditionFailed"
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    client.put_object(Bucket=bucket, Key=key, Body=b"second", IfMatch=first["ETag"])
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"second"
+
+    store = open_store(s3_uri)
+    token = store.put("pointer", b"v1", if_absent=True)
+    with pytest.raises(ConflictError, match="already exists"):
+        store.put("pointer", b"v1-again", if_absent=True)
+    newer = store.put("pointer", b"v2", if_token=token)
+    with pytest.raises(ConflictError, match="changed since it was read"):
+        store.put("pointer", b"v3", if_token=token)  # stale token: someone moved it
+    assert store.get("pointer") == type(store.get("pointer"))(b"v2", newer)
+    # The conditional-write probe cleaned up after itself.
+    assert store.list("") == ["pointer", "raw"]
+
+
+def test_sha256_checksum_header_is_verified_by_the_server(s3_uri, s3env):
+    """Uploads carry x-amz-checksum-sha256; SeaweedFS rejects a body that does not match it."""
+    client = s3env.client()
+    bucket, prefix = s3_uri[5:].split("/", 1)
+    wrong = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="  # sha256 of b""
+    with pytest.raises(ClientError) as info:
+        client.put_object(Bucket=bucket, Key=f"{prefix}/x", Body=b"not empty", ChecksumSHA256=wrong)
+    assert info.value.response["Error"]["Code"] == "BadDigest"
+    store = open_store(s3_uri)
+    store.put("y", b"payload")
+    head = client.head_object(Bucket=bucket, Key=f"{prefix}/y", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == "I59Z7VXnN8dxR89VrQwbAwttfudIp0JpUvm4UtWpNeU="
+
+
+class _LossyProxy:
+    """Loopback TCP proxy to the real server that can swallow the next successful response.
+
+    Models a PUT that landed on the server while its answer was lost on the way back.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed = threading.Event()
+        self.puts = 0
+        self.dropped = 0
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if upstream and chunk.startswith(b"PUT "):
+                    self.puts += 1
+                if not upstream and self.armed.is_set() and chunk.startswith(b"HTTP/1.1 200"):
+                    self.armed.clear()
+                    self.dropped += 1
+                    break  # the server answered 200; the client never hears it
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self.listener.close()
+
+
+@pytest.mark.parametrize("mode", ["if_absent", "if_token"])
+def test_conditional_put_whose_answer_was_lost_is_not_a_bogus_conflict(s3_uri, s3env, monkeypatch, mode):
+    proxy = _LossyProxy(s3env.s3_port)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+        store = open_store(s3_uri)
+        token = store.put("warm-up", b"first", if_absent=True)  # probe and first write pass untouched
+        proxy.armed.set()
+        puts_before = proxy.puts
+        if mode == "if_absent":
+            new_token = store.put("created", b"data", if_absent=True)
+            key = "created"
+        else:
+            new_token = store.put("warm-up", b"second", if_token=token)
+            key = "warm-up"
+        assert proxy.dropped == 1, "the proxy must really have swallowed the server's 200"
+        assert proxy.puts - puts_before >= 2, "the client must have retried the PUT"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", s3env.endpoint)
+        direct = open_store(s3_uri)
+        assert direct.get(key).token == new_token
+        # And a genuinely different writer is still refused.
+        with pytest.raises(ConflictError):
+            direct.put(key, b"other writer", if_absent=True)
+    finally:
+        proxy.close()
+
+
+class _NaiveS3(BaseHTTPRequestHandler):
+    """A toy S3 endpoint that accepts every PUT, ignoring If-None-Match/If-Match."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _reply(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("ETag", '"d41d8cd98f00b204e9800998ecf8427e"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._reply(200)
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._reply(204)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_server_that_ignores_conditional_writes_is_refused(s3env, monkeypatch):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NaiveS3)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+        store = open_store("s3://naive/models")
+        with pytest.raises(StoreError, match="ignores conditional writes") as info:
+            store.put("spam/production.json", b"{}", if_absent=True)
+        assert "If-None-Match: IGNORED" in str(info.value)
+        store.put("plain-object", b"x")  # unconditional writes need no such guarantee
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_wrong_secret_fails_fast_naming_endpoint_and_bucket(s3_uri, s3env, monkeypatch, cli):
+    secret = "definitely-not-the-secret-" + "x" * 12
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "30")
+    for args in (("models", "list"), ("train", "--quiet")):
+        start = time.monotonic()
+        result = cli(*args, "--store", s3_uri)
+        elapsed = time.monotonic() - start
+        assert result.code == 1, result.err
+        assert elapsed < 3.0, f"{args}: took {elapsed:.2f} s; a permanent error must not be retried"
+        message = result.out + result.err
+        assert "access denied (SignatureDoesNotMatch)" in message
+        assert s3env.endpoint in message and "bucket 'spamops'" in message
+        assert secret not in message and s3env.secret_key not in message
+        assert "Traceback" not in message
+
+
+def test_missing_bucket_fails_fast(s3env, cli):
+    start = time.monotonic()
+    result = cli("models", "list", "--store", "s3://no-such-bucket/models")
+    assert result.code == 1
+    assert time.monotonic() - start < 3.0
+    assert "bucket 'no-such-bucket' does not exist" in result.err and s3env.endpoint in result.err
+
+
+def test_unreachable_endpoint_retries_until_the_deadline(s3env, monkeypatch, cli):
+    with socket.socket() as sock:  # a loopback port with nobody listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "2")
+    start = time.monotonic()
+    result = cli("models", "list", "--store", "s3://spamops/models")
+    elapsed = time.monotonic() - start
+    assert result.code == 1
+    assert 2.0 <= elapsed < 6.0, elapsed
+    assert "gave up after 2 s" in result.err and f"127.0.0.1:{port}" in result.err
+
+
+def test_endpoint_settings_follow_kserve_conventions(monkeypatch):
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("S3_ENDPOINT", "minio.storage:9000")
+    monkeypatch.setenv("S3_USE_HTTPS", "0")
+    monkeypatch.setenv("S3_VERIFY_SSL", "0")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    s = S3Settings.from_env()
+    assert (s.endpoint_url, s.verify_ssl, s.region) == ("http://minio.storage:9000", False, "eu-west-1")
+    monkeypatch.delenv("S3_USE_HTTPS")
+    assert S3Settings.from_env().endpoint_url == "https://minio.storage:9000"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://seaweedfs:8333/")
+    assert S3Settings.from_env().endpoint_url == "http://seaweedfs:8333"
+    monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "soon")
+    with pytest.raises(BadInputError, match="SPAMOPS_S3_DEADLINE_SECONDS"):
+        S3Settings.from_env()
+    with pytest.raises(BadInputError):
+        S3Store.from_uri("s3:///no-bucket")
