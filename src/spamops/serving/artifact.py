@@ -1,0 +1,126 @@
+"""Load a model directory (what KServe's storage initializer puts in ``/mnt/models``) safely.
+
+A joblib file is code: unpickling it runs whatever it contains.  So the bytes of
+``model.joblib`` are hashed and matched against the model card *before*
+``joblib.load`` sees them, and a card built on another feature definition is
+refused, since its model would silently receive features it was not trained on.
+Every refusal is an :class:`ArtifactError` whose message is the one log line an
+operator needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from spamops.registry import CARD_FILE, MODEL_FILE
+
+
+class ArtifactError(Exception):
+    """The model directory cannot be trusted or used; ``reason`` is a short metric label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A verified model: the fitted pipeline and the card that vouches for it."""
+
+    pipeline: Any
+    card: dict
+    model_dir: Path
+
+    @property
+    def version(self) -> str:
+        return str(self.card["version"])
+
+    @property
+    def feature_statistics(self) -> dict:
+        return self.card.get("feature_statistics") or {}
+
+    @property
+    def spam_column(self) -> int:
+        """Which ``predict_proba`` column is spam (class 1)."""
+        return list(self.pipeline.classes_).index(1)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_card(model_dir: Path) -> dict:
+    """The model card of ``model_dir``, checked for the keys serving relies on."""
+    path = model_dir / CARD_FILE
+    if not path.is_file():
+        raise ArtifactError("missing_card", f"{path}: no model card; refusing to load a model without one")
+    try:
+        card = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ArtifactError("bad_card", f"{path}: unreadable model card ({exc})") from None
+    if not isinstance(card, dict):
+        raise ArtifactError("bad_card", f"{path}: model card is not a JSON object")
+    missing = [k for k in ("version", "sha256", "feature_spec") if k not in card]
+    if missing:
+        raise ArtifactError("bad_card", f"{path}: model card lacks {', '.join(missing)}")
+    return card
+
+
+def check_feature_spec(card: dict, source: str) -> None:
+    """Refuse a model trained on another feature definition than the one this code computes."""
+    spec = card.get("feature_spec") or {}
+    version, names = str(spec.get("version")), list(spec.get("names") or [])
+    if version != FEATURE_SPEC_VERSION or names != list(FEATURE_NAMES):
+        raise ArtifactError(
+            "feature_spec_mismatch",
+            f"{source}: model was trained on feature spec {version} {names}, this predictor computes "
+            f"spec {FEATURE_SPEC_VERSION} {list(FEATURE_NAMES)}; refusing to serve it",
+        )
+
+
+def load_artifact(model_dir: str | Path) -> Artifact:
+    """Verify then load ``model_dir``; raises :class:`ArtifactError` with the reason."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ArtifactError("missing_dir", f"{model_dir}: model directory does not exist")
+    card = read_card(model_dir)
+    check_feature_spec(card, str(model_dir / CARD_FILE))
+    model_path = model_dir / MODEL_FILE
+    if not model_path.is_file():
+        raise ArtifactError("missing_model", f"{model_path}: missing; the model card names a model that is not there")
+    data = model_path.read_bytes()
+    actual = _sha256(data)
+    expected = {card["sha256"], (card.get("files") or {}).get(MODEL_FILE, card["sha256"])}
+    if expected != {actual}:
+        raise ArtifactError(
+            "checksum_mismatch",
+            f"{model_path}: sha256 {actual[:12]}… does not match the model card's {card['sha256'][:12]}…; "
+            "the artifact was altered or belongs to another version, refusing to unpickle it",
+        )
+    try:
+        pipeline = joblib.load(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing: unusable
+        raise ArtifactError("unloadable_model", f"{model_path}: checksum matches but loading failed: {exc}") from None
+    classes = [int(c) for c in getattr(pipeline, "classes_", [])]
+    if not hasattr(pipeline, "predict_proba") or classes != [0, 1]:
+        raise ArtifactError(
+            "unexpected_model",
+            f"{model_path}: expected a classifier with predict_proba over classes [0, 1], got {classes}",
+        )
+    probe = np.zeros((1, len(FEATURE_NAMES)))
+    try:
+        pipeline.predict_proba(probe)
+    except Exception as exc:  # noqa: BLE001
+        raise ArtifactError(
+            "unexpected_model", f"{model_path}: the model cannot score a {probe.shape} input: {exc}"
+        ) from None
+    return Artifact(pipeline=pipeline, card=card, model_dir=model_dir)

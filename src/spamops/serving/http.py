@@ -1,0 +1,196 @@
+"""What the stock KServe REST server lacks for us, installed on its FastAPI app before it starts.
+
+* :class:`RequestGuard`, a pure ASGI middleware: refuses bodies over the size
+  limit before they are read, and counts every HTTP 400 by reason.
+* Exception handlers: our :class:`~spamops.serving.inputs.BadRequest` becomes a
+  400 ``{"error", "reason"}`` without a stack trace in the log, and FastAPI's
+  request-validation errors on the V2 endpoint become 400 instead of 422.
+* Routes matched before KServe's: server readiness that is 503 until the model
+  is verified and loaded, and model metadata that reports the model version.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kserve.errors import ModelNotFound
+from kserve.model_repository import ModelRepository
+
+from spamops.serving import metrics
+from spamops.serving.inputs import JSON_CONTENT_TYPES, BadRequest
+
+logger = logging.getLogger("kserve.spamops")
+
+# The reason of the 400 being answered in this request, set where it is decided.
+_REASON: ContextVar[list[str] | None] = ContextVar("spamops_invalid_reason", default=None)
+
+
+def note_reason(reason: str) -> None:
+    slot = _REASON.get()
+    if slot is not None and not slot:
+        slot.append(reason)
+
+
+def _error_body(reason: str, message: str) -> bytes:
+    return orjson.dumps({"error": message, "reason": reason})
+
+
+class RequestGuard:
+    """Body-size limit and per-reason counting of 400s, for every HTTP request."""
+
+    def __init__(self, app: Any, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def _refuse(self, send: Any, reason: str, message: str) -> None:
+        metrics.count_invalid(reason)
+        body = _error_body(reason, message)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        declared: int | None = None
+        json_body = True
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = int(value) if value.isdigit() else limit + 1
+            elif name == b"content-type":
+                json_body = value.split(b";")[0].strip().decode("latin-1").lower() in JSON_CONTENT_TYPES
+        if declared is not None and declared > limit:
+            await self._refuse(
+                send, "body_too_large", f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+            )
+            return
+        if declared is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            receive = self._limited(receive, limit)
+        slot: list[str] = []
+        token = _REASON.set(slot)
+
+        async def counting_send(message: dict) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                # 400s we did not raise come from KServe decoding a body that is not JSON.
+                metrics.count_invalid(
+                    slot[0] if slot else ("invalid_json" if json_body else "unsupported_content_type")
+                )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            _REASON.reset(token)
+
+    @staticmethod
+    def _limited(receive: Any, limit: int) -> Any:
+        """``receive`` for a chunked body: stop reading once it passes ``limit``."""
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BadRequest("body_too_large", f"request body exceeds the limit of {limit} bytes")
+            return message
+
+        return limited
+
+
+async def bad_request_handler(_: Request, exc: BadRequest) -> JSONResponse:
+    note_reason(exc.reason_code)
+    logger.info("400 %s: %s", exc.reason_code, exc)
+    return JSONResponse(status_code=400, content={"error": str(exc), "reason": exc.reason_code})
+
+
+async def validation_error_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI answers 422 for a V2 body that is not JSON or not an inference request; we answer 400."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        reason = "invalid_json"
+    elif any(tuple(e.get("loc", ()))[-1:] == ("inputs",) and e.get("type") == "missing" for e in errors):
+        reason = "missing_inputs"
+    else:
+        reason = "invalid_v2_request"
+    if reason == "invalid_json":
+        where = next((e.get("loc", ())[-1] for e in errors if e.get("type") == "json_invalid"), "?")
+        message = f"body is not valid JSON (error at character {where})"
+    else:
+        # The endpoint also accepts raw bytes (binary tensors); errors about that branch only confuse.
+        relevant = [e for e in errors if "bytes" not in e.get("loc", ())] or errors
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p not in ('body', 'InferenceRequest')) or 'body'}: "
+            f"{e.get('msg', 'invalid')}"
+            for e in relevant[:5]
+        )
+        message = f"not a valid Open Inference Protocol request: {details}"
+    note_reason(reason)
+    logger.info("400 %s: %s", reason, message)
+    return JSONResponse(status_code=400, content={"error": message, "reason": reason})
+
+
+def _model(registry: ModelRepository, name: str) -> Any:
+    model = registry.get_model(name)
+    if model is None:
+        raise ModelNotFound(name)
+    return model
+
+
+def _not_ready(model: Any) -> JSONResponse:
+    detail = getattr(model, "load_error", None) or "not loaded"
+    return JSONResponse(status_code=503, content={"error": f"Model with name {model.name} is not ready: {detail}"})
+
+
+def add_routes(app: FastAPI, registry: ModelRepository) -> None:
+    """Readiness and metadata routes, added before KServe's so they are matched first."""
+
+    async def server_ready() -> JSONResponse:
+        for model in registry.get_models().values():
+            if not model.ready:
+                return _not_ready(model)
+        return JSONResponse({"ready": True})
+
+    async def v1_model(model_name: str) -> JSONResponse:
+        model = _model(registry, model_name)
+        if not model.ready:
+            return _not_ready(model)
+        return JSONResponse({"name": model_name, "ready": True, "version": getattr(model, "version", None)})
+
+    async def v2_model_metadata(model_name: str) -> JSONResponse:
+        model = _model(registry, model_name)
+        version = getattr(model, "version", None)
+        return JSONResponse(
+            {
+                "name": model_name,
+                "versions": [version] if version else [],
+                "platform": "sklearn",
+                "inputs": model.get_input_types(),
+                "outputs": model.get_output_types(),
+                "ready": bool(model.ready),
+            }
+        )
+
+    app.add_api_route("/v2/health/ready", server_ready, methods=["GET"])
+    app.add_api_route("/v1/models/{model_name}", v1_model, methods=["GET"])
+    app.add_api_route("/v2/models/{model_name}", v2_model_metadata, methods=["GET"])
+
+
+def install(app: FastAPI, registry: ModelRepository, max_body_bytes: int) -> None:
+    """Install the guard, the handlers and the routes on KServe's app (before ``ModelServer.start``)."""
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
+    app.add_exception_handler(BadRequest, bad_request_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    add_routes(app, registry)
+
+
+__all__ = ["install", "RequestGuard"]

@@ -1,0 +1,209 @@
+"""Turn V1 and V2 request bodies into ``(length, punct)`` rows, or a 400 that names the problem.
+
+Texts go through :func:`spamops.features.message_features`, the very function
+training used, so serving can never compute a feature differently.  Every
+rejection is a :class:`BadRequest` carrying a short ``reason`` (the label of
+``spamops_invalid_requests_total``) and a message that tells the client what to
+fix; nothing a client sends can reach the model as a 500.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferRequest
+
+from spamops.features import message_features
+from spamops.serving.lookup import Row
+
+# Datatypes of the Open Inference Protocol accepted for the [N, 2] feature input.
+NUMERIC_DATATYPES = frozenset(
+    {"FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+)
+INTEGER_DATATYPES = frozenset(d for d in NUMERIC_DATATYPES if "INT" in d)
+JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
+
+V1_EXAMPLE = '{"instances": ["free entry! call now", [155, 6], {"text": "see you at 8"}]}'
+
+
+class BadRequest(InvalidInput):
+    """A client error: HTTP 400 with ``{"error": message, "reason": reason}``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason_code = reason
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def check_batch_size(n: int, max_batch: int, what: str) -> None:
+    if n == 0:
+        raise BadRequest("empty_batch", f"{what} is empty; send at least one instance")
+    if n > max_batch:
+        raise BadRequest("batch_too_large", f"{what} has {n} instances; the maximum per request is {max_batch}")
+
+
+def feature_value(value: Any, where: str, *, integral: bool = False) -> float:
+    """One validated feature value: a finite, non-negative number (JSON booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest("wrong_datatype", f"{where}: expected a number, got {_type_name(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest("invalid_feature_value", f"{where}: {value} is not a finite number")
+    if value < 0:
+        raise BadRequest("invalid_feature_value", f"{where}: {value} is negative; lengths and counts are >= 0")
+    if integral and isinstance(value, float) and not value.is_integer():
+        raise BadRequest("wrong_datatype", f"{where}: {value} is not an integer, as the input's datatype requires")
+    return value
+
+
+def feature_pair(pair: Any, where: str) -> Row:
+    if len(pair) != 2:
+        raise BadRequest(
+            "wrong_shape", f"{where}: a feature instance is [length, punct], got an array of {len(pair)} values"
+        )
+    return feature_value(pair[0], f"{where}[0] (length)"), feature_value(pair[1], f"{where}[1] (punct)")
+
+
+def text_row(text: Any, where: str) -> Row:
+    if not isinstance(text, str):
+        raise BadRequest("non_string_text", f"{where}: text must be a string, got {_type_name(text)}")
+    return message_features(text)
+
+
+def v1_instance(instance: Any, i: int) -> Row:
+    """One V1 instance: a text, ``{"text": ...}``, or ``[length, punct]``."""
+    if isinstance(instance, str):
+        return message_features(instance)
+    if isinstance(instance, list):
+        return feature_pair(instance, f"instances[{i}]")
+    if isinstance(instance, dict):
+        if "text" not in instance:
+            raise BadRequest(
+                "wrong_shape", f"instances[{i}]: an object instance needs a 'text' field, got keys {sorted(instance)}"
+            )
+        return text_row(instance["text"], f"instances[{i}].text")
+    raise BadRequest(
+        "wrong_datatype",
+        f'instances[{i}]: expected a text, {{"text": ...}} or [length, punct], got {_type_name(instance)}',
+    )
+
+
+def parse_v1(body: Any, headers: dict[str, str] | None, max_batch: int) -> list[Row]:
+    """Rows of a V1 ``:predict``/``:explain`` body (already JSON-decoded by KServe when it was JSON)."""
+    if isinstance(body, bytes | bytearray | str):
+        content_type = (headers or {}).get("content-type", "none")
+        raise BadRequest(
+            "unsupported_content_type",
+            f"body sent as Content-Type {content_type!r} is not read as JSON; "
+            f"send Content-Type: application/json with a body like {V1_EXAMPLE}",
+        )
+    if not isinstance(body, dict):
+        raise BadRequest("invalid_body", f"body must be a JSON object like {V1_EXAMPLE}, got {_type_name(body)}")
+    if "instances" not in body:
+        hint = " ('inputs' belongs to the V2 endpoint /v2/models/<name>/infer)" if "inputs" in body else ""
+        raise BadRequest("missing_instances", f"body has no 'instances' field{hint}; expected {V1_EXAMPLE}")
+    instances = body["instances"]
+    if not isinstance(instances, list):
+        raise BadRequest("wrong_datatype", f"'instances' must be an array, got {_type_name(instances)}")
+    check_batch_size(len(instances), max_batch, "'instances'")
+    return [v1_instance(instance, i) for i, instance in enumerate(instances)]
+
+
+def _flatten(data: Any, depth: int) -> list[Any]:
+    """``data`` as a flat list: V2 JSON allows flat or nested (row-major) tensor data."""
+    if not isinstance(data, list | tuple):
+        data = data.tolist() if hasattr(data, "tolist") else [data]
+    flat: list[Any] = []
+    for item in data:
+        if isinstance(item, list | tuple) and depth > 1:
+            flat.extend(_flatten(item, depth - 1))
+        else:
+            flat.append(item)
+    return flat
+
+
+def _input_values(tensor: Any) -> list[Any]:
+    data = tensor.data
+    if data is None or not isinstance(data, list | tuple):
+        # gRPC requests carry contents or raw bytes; KServe decodes those for us.
+        try:
+            data = tensor.as_numpy().tolist()
+        except Exception as exc:  # noqa: BLE001 - malformed tensor contents are the client's error
+            raise BadRequest("wrong_shape", f"input {tensor.name!r}: cannot decode tensor data: {exc}") from None
+    return data
+
+
+def _shape(tensor: Any) -> list[int]:
+    shape = list(tensor.shape or [])
+    if any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+        raise BadRequest("wrong_shape", f"input {tensor.name!r}: shape {shape} must be non-negative integers")
+    return shape
+
+
+def parse_v2(request: InferRequest, max_batch: int) -> list[Row]:
+    """Rows of an Open Inference Protocol request: BYTES ``[N]`` texts or numeric ``[N, 2]`` features."""
+    inputs: Sequence[Any] = request.inputs or []
+    if not inputs:
+        raise BadRequest("missing_inputs", "request has no inputs; send one BYTES [N] text input or one FP32 [N,2]")
+    if len(inputs) != 1:
+        names = [t.name for t in inputs]
+        raise BadRequest(
+            "wrong_shape", f"expected exactly one input (BYTES [N] texts or FP32/INT [N,2] features), got {names}"
+        )
+    tensor = inputs[0]
+    datatype = (tensor.datatype or "").upper()
+    shape = _shape(tensor)
+    name = tensor.name
+    if datatype == "BYTES":
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            raise BadRequest("wrong_shape", f"input {name!r}: BYTES texts need shape [N] or [N,1], got {shape}")
+        n = shape[0]
+        check_batch_size(n, max_batch, f"input {name!r}")
+        values = _flatten(_input_values(tensor), 2)
+        if len(values) != n:
+            raise BadRequest(
+                "wrong_shape", f"input {name!r}: shape {shape} says {n} texts but data holds {len(values)}"
+            )
+        rows = []
+        for i, value in enumerate(values):
+            if isinstance(value, bytes):
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise BadRequest("non_string_text", f"input {name!r}[{i}]: text is not valid UTF-8") from None
+            rows.append(text_row(value, f"input {name!r}[{i}]"))
+        return rows
+    if datatype in NUMERIC_DATATYPES:
+        if len(shape) != 2 or shape[1] != 2:
+            raise BadRequest("wrong_shape", f"input {name!r}: {datatype} features need shape [N,2], got {shape}")
+        n = shape[0]
+        check_batch_size(n, max_batch, f"input {name!r}")
+        values = _flatten(_input_values(tensor), 3)
+        if len(values) != 2 * n:
+            raise BadRequest(
+                "wrong_shape", f"input {name!r}: shape {shape} needs {2 * n} values but data holds {len(values)}"
+            )
+        integral = datatype in INTEGER_DATATYPES
+        checked = [feature_value(v, f"input {name!r} value {i}", integral=integral) for i, v in enumerate(values)]
+        return list(zip(checked[0::2], checked[1::2], strict=True))
+    raise BadRequest(
+        "wrong_datatype",
+        f"input {name!r}: datatype {datatype or 'none'} is not accepted; send BYTES [N] texts or FP32/INT [N,2] features",
+    )

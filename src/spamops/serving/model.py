@@ -1,0 +1,157 @@
+"""``SpamModel``: the ``kserve.Model`` that serves one verified model version.
+
+Readiness is decided by :meth:`SpamModel.load` alone: a missing, tampered or
+mismatched artifact leaves the model registered but not ready, so KServe's
+readiness endpoints answer 503 and the pod is kept out of the Service while the
+log says why, instead of the process exiting and crash-looping.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kserve import Model
+from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from spamops.features import FEATURE_SPEC_VERSION
+from spamops.serving import metrics
+from spamops.serving.artifact import Artifact, ArtifactError, load_artifact
+from spamops.serving.explain import LABELS, Explainer
+from spamops.serving.inputs import BadRequest, parse_v1, parse_v2
+from spamops.serving.lookup import DecisionTable, Row, Scores, grid_bounds
+from spamops.serving.settings import ServingSettings
+
+logger = logging.getLogger("kserve.spamops")
+
+INPUT_TYPES = [
+    {"name": "text", "datatype": "BYTES", "shape": [-1]},
+    {"name": "features", "datatype": "FP32", "shape": [-1, 2]},
+]
+OUTPUT_TYPES = [
+    {"name": "label", "datatype": "BYTES", "shape": [-1]},
+    {"name": "spam_probability", "datatype": "FP32", "shape": [-1]},
+]
+
+
+class SpamModel(Model):
+    """The spam classifier behind ``:predict``, ``:explain`` and ``/infer``."""
+
+    def __init__(self, name: str, model_dir: str | Path, settings: ServingSettings | None = None) -> None:
+        super().__init__(name)
+        self.model_dir = Path(model_dir)
+        self.settings = settings or ServingSettings()
+        self.artifact: Artifact | None = None
+        self.table: DecisionTable | None = None
+        self.explainer: Explainer | None = None
+        self.load_error: str | None = None
+        self._metrics: metrics.VersionMetrics | None = None
+        metrics.MODEL_READY.labels(name).set(0)
+
+    # -- lifecycle ------------------------------------------------------------
+    @property
+    def version(self) -> str | None:
+        return self.artifact.version if self.artifact else None
+
+    def load(self) -> bool:
+        """Verify and load the model directory; on refusal log one clear line and stay not ready."""
+        try:
+            artifact = load_artifact(self.model_dir)
+            max_length, max_punct = grid_bounds(
+                artifact.feature_statistics, self.settings.table_max_length, self.settings.table_max_punct
+            )
+            table = DecisionTable(artifact.pipeline, artifact.spam_column, max_length, max_punct)
+        except ArtifactError as exc:
+            self.fail(exc.reason, str(exc))
+            return False
+        self.artifact, self.table = artifact, table
+        self.explainer = Explainer(artifact.pipeline, artifact.feature_statistics)
+        self._metrics = metrics.VersionMetrics(artifact.version)
+        self.load_error = None
+        self.ready = True
+        metrics.MODEL_INFO.labels(self.name, artifact.version, FEATURE_SPEC_VERSION).set(1)
+        metrics.MODEL_READY.labels(self.name).set(1)
+        logger.info(
+            "model %s READY: version %s from %s (sha256 verified); decision table %dx%d (%d cells) built in %.2fs",
+            self.name,
+            artifact.version,
+            self.model_dir,
+            table.max_length + 1,
+            table.max_punct + 1,
+            table.cells,
+            table.build_seconds,
+        )
+        return True
+
+    def fail(self, reason: str, message: str) -> None:
+        """Mark the model not ready for ``reason``, with the log line an operator will look for."""
+        self.ready = False
+        self.load_error = message
+        metrics.LOAD_FAILURES.labels(self.name, reason).inc()
+        metrics.MODEL_READY.labels(self.name).set(0)
+        logger.error("model %s NOT READY (%s): %s", self.name, reason, message)
+
+    def start(self) -> None:
+        """KServe's default marks every model ready on start; ours is ready only once verified."""
+
+    def stop(self) -> None:
+        self.ready = False
+        metrics.MODEL_READY.labels(self.name).set(0)
+
+    # -- metadata -------------------------------------------------------------
+    def get_input_types(self) -> list[dict]:
+        return INPUT_TYPES
+
+    def get_output_types(self) -> list[dict]:
+        return OUTPUT_TYPES
+
+    # -- inference ------------------------------------------------------------
+    def validate(self, payload: Any) -> Any:
+        """All validation happens in :mod:`spamops.serving.inputs`, which names each problem."""
+        return payload
+
+    def score(self, rows: list[Row]) -> Scores:
+        """Score validated rows and count them in the metrics."""
+        scores = self.table.score(rows)
+        self._metrics.record(rows, scores.probability, sum(scores.is_spam), scores.fallbacks)
+        return scores
+
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> dict | InferResponse:
+        if isinstance(payload, ModelInferRequest):
+            payload = InferRequest.from_grpc(payload)
+        if isinstance(payload, InferRequest):
+            return self._infer_v2(payload)
+        rows = parse_v1(payload, headers, self.settings.max_batch)
+        scores = self.score(rows)
+        version = self.artifact.version
+        return {
+            "predictions": [
+                {"label": LABELS[s], "spam_probability": p, "model_version": version}
+                for p, s in zip(scores.probability, scores.is_spam, strict=True)
+            ]
+        }
+
+    def _infer_v2(self, request: InferRequest) -> InferResponse:
+        rows = parse_v2(request, self.settings.max_batch)
+        scores = self.score(rows)
+        n = len(rows)
+        outputs = [
+            InferOutput(name="label", shape=[n], datatype="BYTES", data=[LABELS[s] for s in scores.is_spam]),
+            InferOutput(name="spam_probability", shape=[n], datatype="FP32", data=scores.probability),
+        ]
+        return InferResponse(
+            response_id=request.id or str(uuid.uuid4()),
+            model_name=self.name,
+            model_version=self.artifact.version,
+            infer_outputs=outputs,
+        )
+
+    def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict:
+        if isinstance(payload, InferRequest | ModelInferRequest):
+            raise BadRequest("wrong_protocol", "explanations are served on the V1 endpoint /v1/models/<name>:explain")
+        rows = parse_v1(payload, headers, self.settings.max_batch)
+        scores = self.score(rows)
+        return {"explanations": self.explainer.explain(rows, scores.probability, scores.is_spam, self.artifact.version)}

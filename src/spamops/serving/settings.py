@@ -1,0 +1,32 @@
+"""Predictor settings that are ours rather than KServe's (batch and body limits, table bounds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MAX_BATCH = 1000
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024  # 1000 SMS of up to ~2 KB each, with JSON overhead
+DEFAULT_TABLE_MAX_LENGTH = 5000
+DEFAULT_TABLE_MAX_PUNCT = 1000
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Limits a request must respect and bounds of the precomputed decision table.
+
+    The table covers ``[0, min(training max, table_max_*)]`` per feature; the
+    caps bound load time and memory should a card report a huge training range.
+    """
+
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    table_max_length: int = DEFAULT_TABLE_MAX_LENGTH
+    table_max_punct: int = DEFAULT_TABLE_MAX_PUNCT
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        for name in ("table_max_length", "table_max_punct"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
