@@ -92,7 +92,7 @@ class Kube:
     def get(self, o: dict) -> dict:
         md = o["metadata"]
         args = ["get", f"{o['kind'].lower()}.{o['apiVersion'].split('/')[0]}"
-                if "/" in o["apiVersion"] else o["kind"].lower(), md["name"], "-o", "json"]
+                if "/" in o["apiVersion"] else o["kind"].lower(), md["name"], "-o", "json", "--show-managed-fields"]
         if md.get("namespace"):
             args += ["-n", md["namespace"]]
         return json.loads(self.kubectl(*args).stdout)

@@ -1,0 +1,179 @@
+"""Argo CD reconciliation proxy: GitOps steady state against the real API server.
+
+No Argo CD controller runs here. The test does what its sync does with this
+Application: render the source the way Argo CD would (kustomize build of
+spec.source.path, or helm template with its value files), set the tracking
+annotation, leave hooks out of the sync set, and server-side apply wave by
+wave with Argo CD's field manager. A second render+apply must change nothing:
+otherwise self-heal would fight the cluster forever (OutOfSync loops).
+"""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from k8shelpers import HOOK, MANIFESTS, REPO, Kube, load_docs, sync_wave
+
+APP_DIR = MANIFESTS / "argocd"
+MANAGER = "argocd-controller"
+CLUSTER_SCOPED = {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
+
+def app_and_project() -> tuple[dict, dict]:
+    docs = {d["kind"]: d for d in load_docs((APP_DIR / "application.yaml").read_text()
+                                            + "\n---\n" + (APP_DIR / "appproject.yaml").read_text())}
+    return docs["Application"], docs["AppProject"]
+
+
+def render_as_argocd(kube: Kube, app: dict) -> tuple[list[dict], list[dict]]:
+    """(sync resources in apply order, hooks) for the Application's source."""
+    src, dest = app["spec"]["source"], app["spec"]["destination"]
+    path = REPO / src["path"]
+    if (path / "Chart.yaml").is_file():
+        helm = src.get("helm", {})
+        args = ["template", helm.get("releaseName", app["metadata"]["name"]), str(path),
+                "--namespace", dest["namespace"], "--kube-version", kube.server_version()]
+        for vf in helm.get("valueFiles", []):
+            args += ["-f", str(path / vf)]
+        docs = load_docs(kube.helm(*args).stdout)
+    elif (path / "kustomization.yaml").is_file():
+        docs = kube.kustomize(path)
+    else:
+        docs = [d for f in sorted(path.glob("*.yaml")) for d in load_docs(f.read_text())]
+    sync, hooks = [], []
+    for d in docs:
+        md = d["metadata"]
+        if d["kind"] not in CLUSTER_SCOPED:
+            md.setdefault("namespace", dest["namespace"])
+        ann = md.setdefault("annotations", {})
+        if HOOK in ann or "helm.sh/hook" in ann:
+            hooks.append(d)
+            continue
+        group = d["apiVersion"].split("/")[0] if "/" in d["apiVersion"] else ""
+        ann["argocd.argoproj.io/tracking-id"] = (
+            f"{app['metadata']['name']}:{group}/{d['kind']}:{md.get('namespace', '')}/{md['name']}")
+        sync.append(d)
+    sync.sort(key=sync_wave)  # stable: within a wave, rendering order
+    return sync, hooks
+
+
+def argocd_sync(kube: Kube, sync: list[dict]) -> None:
+    for wave in sorted({sync_wave(d) for d in sync}):
+        kube.apply([d for d in sync if sync_wave(d) == wave], manager=MANAGER)
+
+
+def resource_versions(kube: Kube, docs: list[dict]) -> dict[tuple, str]:
+    return {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]):
+            kube.get(d)["metadata"]["resourceVersion"] for d in docs}
+
+
+@pytest.fixture
+def synced(clean: Kube):
+    app, _ = app_and_project()
+    sync, hooks = render_as_argocd(clean, app)
+    argocd_sync(clean, sync)
+    return clean, app, sync, hooks
+
+
+def test_application_is_automated_server_side_with_prune_and_self_heal():
+    app, _ = app_and_project()
+    policy = app["spec"]["syncPolicy"]
+    assert policy["automated"] == {"prune": True, "selfHeal": True}
+    assert "ServerSideApply=true" in policy["syncOptions"]
+    assert "RespectIgnoreDifferences=true" in policy["syncOptions"]
+    assert (REPO / app["spec"]["source"]["path"]).is_dir()
+    assert app["spec"]["destination"]["namespace"] == "spamops"
+
+
+def test_second_sync_changes_nothing(synced):
+    kube, app, sync, _ = synced
+    assert sync, "nothing to sync"
+    before = resource_versions(kube, sync)
+    again, _ = render_as_argocd(kube, app)
+    assert yaml.safe_dump_all(again) == yaml.safe_dump_all(sync), "rendering is not deterministic"
+    argocd_sync(kube, again)
+    after = resource_versions(kube, again)
+    changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert not changed, f"a second sync modified objects: {changed}"
+    # And the server agrees there is nothing to apply (exit 0 = no differences).
+    diff = kube.kubectl("diff", "--server-side", f"--field-manager={MANAGER}", "-f", "-",
+                        input=yaml.safe_dump_all(again), check=False)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+
+
+def test_steady_state_check_detects_drift(synced):
+    """The no-op check can fail: after an out-of-band change the next sync
+    modifies the object and `kubectl diff` reports it."""
+    kube, app, sync, _ = synced
+    kube.kubectl("patch", "cronjob", "spamops-retrain", "-n", "spamops", "--type=merge", "-p",
+                 '{"spec":{"schedule":"0 0 * * *"}}')
+    diff = kube.kubectl("diff", "--server-side", f"--field-manager={MANAGER}", "--force-conflicts",
+                        "-f", "-", input=yaml.safe_dump_all(sync), check=False)
+    assert diff.returncode == 1 and "schedule" in diff.stdout
+
+
+def test_sync_waves_put_prerequisites_first(synced):
+    _, _, sync, hooks = synced
+    order = [(d["kind"], d["metadata"]["name"]) for d in sync]
+    isvc = order.index(("InferenceService", "spam"))
+    for prereq in [("Namespace", "spamops"), ("ServiceAccount", "spamops-predictor"),
+                   ("Role", "spamops-trainer"), ("RoleBinding", "spamops-trainer"),
+                   ("ConfigMap", "spamops-training-config")]:
+        assert order.index(prereq) < isvc, prereq
+    assert [(h["kind"], h["metadata"]["name"]) for h in hooks] == [("Job", "spamops-smoke-test")]
+    assert hooks[0]["metadata"]["annotations"][HOOK] == "PostSync"
+
+
+def test_app_project_permits_every_synced_object(synced):
+    """Argo CD refuses to sync a kind or destination its AppProject does not allow."""
+    _, app, sync, hooks = synced
+    _, project = app_and_project()
+    spec = project["spec"]
+    assert app["spec"]["project"] == project["metadata"]["name"]
+    assert app["spec"]["source"]["repoURL"] in spec["sourceRepos"]
+    assert {"server": app["spec"]["destination"]["server"],
+            "namespace": app["spec"]["destination"]["namespace"]} in spec["destinations"]
+    cluster = {(w["group"], w["kind"]) for w in spec["clusterResourceWhitelist"]}
+    namespaced = {(w["group"], w["kind"]) for w in spec["namespaceResourceWhitelist"]}
+    for d in sync + hooks:
+        group = d["apiVersion"].split("/")[0] if "/" in d["apiVersion"] else ""
+        allowed = cluster if d["kind"] in CLUSTER_SCOPED else namespaced
+        assert (group, d["kind"]) in allowed, (group, d["kind"])
+
+
+def test_ignore_differences_cover_what_the_pipeline_patches(synced):
+    """Self-heal must not undo a rollout: the fields the trainer patches
+    (STORAGE_URI of kserve-container, canaryTrafficPercent) are ignored."""
+    _, app, sync, _ = synced
+    (isvc,) = [d for d in sync if d["kind"] == "InferenceService"]
+    (rule,) = app["spec"]["ignoreDifferences"]
+    assert (rule["group"], rule["kind"], rule["name"], rule["namespace"]) == (
+        "serving.kserve.io", "InferenceService", isvc["metadata"]["name"],
+        isvc["metadata"]["namespace"])
+    paths = rule["jqPathExpressions"]
+    assert ".spec.predictor.canaryTrafficPercent" in paths
+    assert any('select(.name == "kserve-container")' in p and 'select(.name == "STORAGE_URI")' in p
+               for p in paths)
+    (c,) = isvc["spec"]["predictor"]["containers"]
+    assert c["name"] == "kserve-container" and c["env"][0]["name"] == "STORAGE_URI"
+
+
+def test_application_and_project_apply_for_real(clean: Kube):
+    docs = clean.kustomize(APP_DIR)
+    res = clean.apply(docs)
+    assert res.stdout.count("serverside-applied") == 2
+    app = clean.get([d for d in docs if d["kind"] == "Application"][0])
+    assert app["spec"]["syncPolicy"]["automated"]["selfHeal"] is True
+    assert app["spec"]["source"]["path"] == "manifests/overlays/prod"
+
+
+def test_kustomize_build_is_what_argocd_would_run():
+    """Argo CD runs `kustomize build`; kubectl's embedded kustomize must agree
+    with the committed tree (no load restrictor or plugin surprises)."""
+    import controlplane
+    kubectl = controlplane.ensure_artifacts().kubectl
+    res = subprocess.run([str(kubectl), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly",
+                          str(MANIFESTS / "overlays" / "prod")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

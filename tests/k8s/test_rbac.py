@@ -1,0 +1,116 @@
+"""RBAC as the real API server evaluates it (--authorization-mode=RBAC).
+
+The trainer's ServiceAccount may do exactly what the pipeline does - read,
+watch and patch the InferenceService in its namespace to roll out a promoted
+model - and nothing else; the predictor's may do nothing at all.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from k8shelpers import NAMESPACE, Kube
+
+TRAINER = f"system:serviceaccount:{NAMESPACE}:spamops-trainer"
+PREDICTOR = f"system:serviceaccount:{NAMESPACE}:spamops-predictor"
+NOBODY = f"system:serviceaccount:{NAMESPACE}:no-bindings-at-all"
+ISVC = "inferenceservices.serving.kserve.io"
+
+# (who, verb, resource, namespace or "*" for all namespaces, extra args, allowed)
+TABLE = [
+    (TRAINER, "get", ISVC, NAMESPACE, (), True),
+    (TRAINER, "list", ISVC, NAMESPACE, (), True),
+    (TRAINER, "watch", ISVC, NAMESPACE, (), True),
+    (TRAINER, "patch", ISVC, NAMESPACE, (), True),
+    (TRAINER, "create", ISVC, NAMESPACE, (), False),
+    (TRAINER, "update", ISVC, NAMESPACE, (), False),
+    (TRAINER, "delete", ISVC, NAMESPACE, (), False),
+    (TRAINER, "patch", ISVC, NAMESPACE, ("--subresource=status",), False),
+    (TRAINER, "patch", ISVC, "default", (), False),
+    (TRAINER, "list", ISVC, "*", (), False),
+    (TRAINER, "get", "secrets", NAMESPACE, (), False),
+    (TRAINER, "list", "secrets", NAMESPACE, (), False),
+    (TRAINER, "delete", "secrets", NAMESPACE, (), False),
+    (TRAINER, "list", "secrets", "*", (), False),
+    (TRAINER, "create", "pods", NAMESPACE, (), False),
+    (TRAINER, "create", "pods", "default", (), False),
+    (TRAINER, "create", "pods", "kube-system", (), False),
+    (TRAINER, "get", "pods", NAMESPACE, (), False),
+    (TRAINER, "create", "pods/exec", NAMESPACE, (), False),
+    (TRAINER, "get", "configmaps", NAMESPACE, (), False),
+    (TRAINER, "create", "jobs.batch", NAMESPACE, (), False),
+    (TRAINER, "patch", "cronjobs.batch", NAMESPACE, (), False),
+    (TRAINER, "create", "serviceaccounts/token", NAMESPACE, (), False),
+    (TRAINER, "patch", "roles.rbac.authorization.k8s.io", NAMESPACE, (), False),
+    (TRAINER, "create", "rolebindings.rbac.authorization.k8s.io", NAMESPACE, (), False),
+    (TRAINER, "impersonate", "serviceaccounts", NAMESPACE, (), False),
+    (TRAINER, "delete", "namespaces", "*", (), False),
+    (PREDICTOR, "get", ISVC, NAMESPACE, (), False),
+    (PREDICTOR, "get", "secrets", NAMESPACE, (), False),
+    (PREDICTOR, "list", "pods", NAMESPACE, (), False),
+    (PREDICTOR, "get", "configmaps", NAMESPACE, (), False),
+]
+
+
+@pytest.fixture(scope="module")
+def rbac(kube: Kube) -> Kube:
+    kube.reset()
+    kube.apply(kube.helm_template())
+    return kube
+
+
+def can_i(kube: Kube, who: str, verb: str, resource: str, ns: str, extra=()) -> bool:
+    scope = ["--all-namespaces"] if ns == "*" else ["-n", ns]
+    res = kube.kubectl("auth", "can-i", verb, resource, *scope, *extra, f"--as={who}", check=False)
+    answer = res.stdout.strip()
+    assert answer in ("yes", "no"), res.stdout + res.stderr
+    return answer == "yes"
+
+
+@pytest.mark.parametrize("who, verb, resource, ns, extra, allowed", TABLE,
+                         ids=[f"{w.rsplit(':', 1)[1]}-{v}-{r.split('.')[0]}{''.join(e)}-{n}"
+                              for w, v, r, n, e, _ in TABLE])
+def test_rbac_table(rbac: Kube, who, verb, resource, ns, extra, allowed):
+    assert can_i(rbac, who, verb, resource, ns, extra) is allowed
+
+
+def _rules(kube: Kube, who: str) -> set[tuple]:
+    """SelfSubjectRulesReview as `who` (what `kubectl auth can-i --list` shows)."""
+    review = json.dumps({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                         "spec": {"namespace": NAMESPACE}})
+    out = kube.kubectl("create", "--validate=false", "-f", "-", "-o", "json", f"--as={who}",
+                       input=review)
+    status = json.loads(out.stdout)["status"]
+    assert not status.get("incomplete"), status
+    rules = set()
+    for r in status.get("resourceRules", []):
+        for g in r.get("apiGroups") or [""]:
+            for res in r.get("resources", []):
+                rules.add((g, res, tuple(sorted(r.get("verbs", [])))))
+    return rules
+
+
+def test_trainer_has_nothing_beyond_the_inferenceservice_rule(rbac: Kube):
+    """Compared with a ServiceAccount that has no bindings (which still gets the
+    API server's defaults for every authenticated user), the trainer has one
+    extra rule, and the predictor none."""
+    baseline = _rules(rbac, NOBODY)
+    assert _rules(rbac, TRAINER) - baseline == {
+        ("serving.kserve.io", "inferenceservices", ("get", "list", "patch", "watch"))}
+    assert _rules(rbac, PREDICTOR) - baseline == set()
+
+
+def test_trainer_can_roll_out_a_model_and_cannot_read_secrets(rbac: Kube):
+    """What the pipeline does after promoting, done as the trainer: a JSON merge
+    patch of canaryTrafficPercent on the InferenceService."""
+    res = rbac.kubectl("patch", ISVC, "spam", "-n", NAMESPACE, "--type=merge", "-p",
+                       '{"spec":{"predictor":{"canaryTrafficPercent":10}}}', f"--as={TRAINER}")
+    assert "patched" in res.stdout
+    live = json.loads(rbac.kubectl("get", ISVC, "spam", "-n", NAMESPACE, "-o", "json").stdout)
+    assert live["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    denied = rbac.kubectl("get", "secrets", "-n", NAMESPACE, f"--as={TRAINER}", check=False)
+    assert denied.returncode != 0 and "Forbidden" in denied.stderr
+    denied = rbac.kubectl("delete", ISVC, "spam", "-n", NAMESPACE, f"--as={TRAINER}",
+                          "--dry-run=server", check=False)
+    assert denied.returncode != 0 and "Forbidden" in denied.stderr
