@@ -4,18 +4,26 @@ Every ``kserve.model_server`` flag is accepted (KServe's own parser is the
 parent of ours), so the container takes the same arguments as any KServe
 custom predictor.  The process never exits because of a bad artifact: the
 model stays registered but not ready (503 on readiness) and the log says why.
+
+Two defaults differ from stock KServe, both because at thousands of requests
+per second per-request log lines cost a quarter of the throughput and the
+mesh or ingress already logs requests: ``--enable_latency_logging`` is false,
+and uvicorn's access log and KServe's per-request timing lines are off unless
+``--request_logging true`` (or a ``--log_config_file``) asks for them.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from kserve import ModelServer, model_server
+from kserve import Model, ModelServer, model_server
+from kserve.utils.utils import strtobool
 
 from spamops.serving.settings import (
     DEFAULT_MAX_BATCH,
@@ -35,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[model_server.parser],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.set_defaults(model_name="spam")
+    parser.set_defaults(model_name="spam", enable_latency_logging=False)
     parser.add_argument(
         "--model_dir", "--model-dir", default="/mnt/models", help="directory holding model.joblib and model-card.json"
     )
@@ -66,50 +74,47 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TABLE_MAX_PUNCT,
         help="cap of the decision table's punct axis (it covers 0..training max)",
     )
+    parser.add_argument(
+        "--request_logging",
+        "--request-logging",
+        type=strtobool,
+        default=False,
+        help="log one access line and KServe's timing lines per request",
+    )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = ServingSettings(
-            max_batch=args.max_batch_size,
-            max_body_bytes=args.max_body_bytes,
-            table_max_length=args.table_max_length,
-            table_max_punct=args.table_max_punct,
-        )
-    except ValueError as exc:
-        print(f"python -m spamops.serving: {exc}", file=sys.stderr)
-        return 2
+def settings_from(args: argparse.Namespace) -> ServingSettings:
+    return ServingSettings(
+        max_batch=args.max_batch_size,
+        max_body_bytes=args.max_body_bytes,
+        table_max_length=args.table_max_length,
+        table_max_punct=args.table_max_punct,
+    )
 
-    # Imported after parsing so that --help answers fast.
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """KServe's log format; per-request lines only with ``--request_logging``."""
+    if not args.configure_logging:
+        return
+    from kserve.logging import KSERVE_LOG_CONFIG
+    from kserve.logging import configure_logging as kserve_configure
+
+    if args.log_config_file:
+        kserve_configure(args.log_config_file)
+        return
+    config = copy.deepcopy(KSERVE_LOG_CONFIG)
+    if not args.request_logging:
+        config["loggers"]["kserve.trace"]["level"] = "WARNING"
+        config["loggers"]["uvicorn.access"]["level"] = "WARNING"
+    kserve_configure(config)
+
+
+def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> None:
+    """Run KServe's ``ModelServer`` with our guard, handlers and routes around ``model``."""
     import kserve.model_server as kserve_app
-    from kserve.logging import configure_logging
 
     from spamops.serving import http
-    from spamops.serving.model import SpamModel
-
-    if args.configure_logging:
-        configure_logging(args.log_config_file)
-    model_dir = Path(args.model_dir)
-    model = SpamModel(args.model_name, model_dir, settings)
-    pull_failed = False
-    if args.storage_uri:
-        from spamops.serving import fetch
-
-        if not model_dir.exists() or not any(model_dir.iterdir()):
-            target = model_dir
-        else:  # never mix a fresh pull into a directory that already holds files
-            target = Path(tempfile.mkdtemp(prefix="spamops-model-"))
-            model.model_dir = target
-        try:
-            version = fetch.pull(args.storage_uri, target)
-            logger.info("pulled %s (version %s) into %s, checksums verified", args.storage_uri, version, target)
-        except Exception as exc:  # noqa: BLE001 - any pull failure leaves the model not ready, with the reason
-            model.fail("pull_failed", f"{args.storage_uri}: {exc}")
-            pull_failed = True
-    if not pull_failed:
-        model.load()
 
     server = ModelServer(
         http_port=args.http_port,
@@ -132,6 +137,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.register_model(model)
     model.enable_latency_logging = args.enable_latency_logging
     server.start([])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"python -m spamops.serving: {exc}", file=sys.stderr)
+        return 2
+    if args.workers != 1:
+        # KServe's multi-process mode re-creates its app in spawned children, without our
+        # guard, handlers and routes; scale with replicas instead.
+        print("python -m spamops.serving: --workers must be 1; scale with replicas", file=sys.stderr)
+        return 2
+    configure_logging(args)
+
+    from spamops.serving.model import SpamModel
+
+    model_dir = Path(args.model_dir)
+    model = SpamModel(args.model_name, model_dir, settings)
+    if args.storage_uri:
+        from spamops.serving import fetch
+
+        if model_dir.exists() and any(model_dir.iterdir()):
+            # never mix a fresh pull into a directory that already holds files
+            model.model_dir = Path(tempfile.mkdtemp(prefix="spamops-model-"))
+        try:
+            version = fetch.pull(args.storage_uri, model.model_dir)
+            logger.info(
+                "pulled %s (version %s) into %s, checksums verified", args.storage_uri, version, model.model_dir
+            )
+        except Exception as exc:  # noqa: BLE001 - any pull failure leaves the model not ready, with the reason
+            model.fail("pull_failed", f"{args.storage_uri}: {exc}")
+    if model.load_error is None:
+        model.load()
+    serve(model, args, settings)
     return 0
 
 

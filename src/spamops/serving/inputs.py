@@ -13,8 +13,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferRequest
+from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from spamops.features import message_features
 from spamops.serving.lookup import Row
@@ -27,6 +28,7 @@ INTEGER_DATATYPES = frozenset(d for d in NUMERIC_DATATYPES if "INT" in d)
 JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
 
 V1_EXAMPLE = '{"instances": ["free entry! call now", [155, 6], {"text": "see you at 8"}]}'
+V2_EXAMPLE = '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["free entry! call now"]}]}'
 
 
 class BadRequest(InvalidInput):
@@ -206,4 +208,65 @@ def parse_v2(request: InferRequest, max_batch: int) -> list[Row]:
     raise BadRequest(
         "wrong_datatype",
         f"input {name!r}: datatype {datatype or 'none'} is not accepted; send BYTES [N] texts or FP32/INT [N,2] features",
+    )
+
+
+def _require(condition: bool, reason: str, message: str) -> None:
+    if not condition:
+        raise BadRequest(reason, message)
+
+
+def v2_request_from_json(body: bytes, model_name: str) -> InferRequest:
+    """An :class:`InferRequest` from a V2 JSON body, with the schema checks FastAPI's model would do.
+
+    Our ``/infer`` route decodes the body itself (see :mod:`spamops.serving.http`);
+    a malformed request still gets a 400 naming the field.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("invalid_json", f"body is not valid JSON: {exc}") from None
+    _require(isinstance(doc, dict), "invalid_body", f"body must be a JSON object like {V2_EXAMPLE}")
+    _require("inputs" in doc, "missing_inputs", f"body has no 'inputs' field; expected {V2_EXAMPLE}")
+    raw_inputs = doc["inputs"]
+    _require(isinstance(raw_inputs, list), "wrong_datatype", f"'inputs' must be an array, got {_type_name(raw_inputs)}")
+    infer_inputs = []
+    for i, item in enumerate(raw_inputs):
+        where = f"inputs[{i}]"
+        _require(isinstance(item, dict), "invalid_v2_request", f"{where} must be an object, got {_type_name(item)}")
+        for key, kinds, label in (
+            ("name", str, "a string"),
+            ("datatype", str, "a string"),
+            ("shape", list, "an array"),
+        ):
+            _require(key in item, "invalid_v2_request", f"{where} has no '{key}' field")
+            _require(isinstance(item[key], kinds), "invalid_v2_request", f"{where}.{key} must be {label}")
+        _require("data" in item, "invalid_v2_request", f"{where} has no 'data' field")
+        parameters = item.get("parameters")
+        _require(parameters is None or isinstance(parameters, dict), "invalid_v2_request", f"{where}.parameters")
+        infer_inputs.append(
+            InferInput(item["name"], item["shape"], item["datatype"], item["data"], parameters=parameters or {})
+        )
+    request_id = doc.get("id")
+    _require(request_id is None or isinstance(request_id, str), "invalid_v2_request", "'id' must be a string")
+    parameters = doc.get("parameters")
+    _require(parameters is None or isinstance(parameters, dict), "invalid_v2_request", "'parameters' must be an object")
+    outputs = doc.get("outputs")
+    requested = None
+    if outputs is not None:
+        _require(isinstance(outputs, list), "invalid_v2_request", "'outputs' must be an array")
+        requested = []
+        for j, out in enumerate(outputs):
+            _require(
+                isinstance(out, dict) and isinstance(out.get("name"), str),
+                "invalid_v2_request",
+                f"outputs[{j}] must be an object with a string 'name'",
+            )
+            requested.append(RequestedOutput(out["name"], out.get("parameters") or {}))
+    return InferRequest(
+        model_name=model_name,
+        infer_inputs=infer_inputs,
+        request_id=request_id,
+        parameters=parameters,
+        request_outputs=requested or None,
     )

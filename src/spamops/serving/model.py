@@ -147,6 +147,8 @@ class SpamModel(Model):
             model_name=self.name,
             model_version=self.artifact.version,
             infer_outputs=outputs,
+            requested_outputs=request.request_outputs,
+            use_binary_outputs=request.use_binary_outputs,
         )
 
     def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict:
