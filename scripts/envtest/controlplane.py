@@ -23,6 +23,7 @@ CLI (``make envtest`` uses it)::
     controlplane.py run   [--dir DIR]   # foreground until Ctrl-C
     controlplane.py paths               # artifact paths, building them if needed
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,7 +76,7 @@ class Artifacts:
     versions: dict
 
     @classmethod
-    def from_versions(cls, versions: dict[str, str] | None = None) -> "Artifacts":
+    def from_versions(cls, versions: dict[str, str] | None = None) -> Artifacts:
         v = versions or read_versions()
         root = cache_root()
         return cls(
@@ -101,8 +102,7 @@ def ensure_artifacts() -> Artifacts:
     """Return the cached artifacts, running build.sh first if any is missing."""
     arts = Artifacts.from_versions()
     if not arts.complete():
-        print("envtest: building control-plane binaries (first time only)...", file=sys.stderr,
-              flush=True)
+        print("envtest: building control-plane binaries (first time only)...", file=sys.stderr, flush=True)
         subprocess.run(["bash", str(BUILD_SCRIPT)], check=True)
         arts = Artifacts.from_versions()
         if not arts.complete():
@@ -119,33 +119,63 @@ def free_port() -> int:
 def _openssl(*args: str, cwd: Path) -> None:
     if shutil.which("openssl") is None:
         raise RuntimeError("openssl is required to generate the control plane's certificates")
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE)
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def generate_pki(d: Path) -> None:
     """CA, apiserver serving cert (127.0.0.1/localhost), admin client cert, SA key pair."""
     d.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-             "-subj", "/CN=spamops-envtest-ca", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=spamops-envtest-ca",
+        cwd=d,
+    )
 
     def leaf(name: str, subj: str, ext: str) -> None:
         _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subj, cwd=d)
         (d / f"{name}.ext").write_text(ext)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile",
-                 f"{name}.ext", cwd=d)
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+            cwd=d,
+        )
 
-    leaf("apiserver", "/CN=kube-apiserver",
-         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-         "extendedKeyUsage=serverAuth\n"
-         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n")
-    leaf("admin", "/CN=envtest-admin/O=system:masters",
-         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-         "extendedKeyUsage=clientAuth\n")
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-out", "sa.key", cwd=d)
+    leaf(
+        "apiserver",
+        "/CN=kube-apiserver",
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n",
+    )
+    leaf(
+        "admin",
+        "/CN=envtest-admin/O=system:masters",
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+    )
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "sa.key", cwd=d)
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=d)
 
 
@@ -164,7 +194,7 @@ class ControlPlane:
         self.started_seconds = 0.0
 
     # ------------------------------------------------------------------ start
-    def start(self, timeout: float = 120.0) -> "ControlPlane":
+    def start(self, timeout: float = 120.0) -> ControlPlane:
         t0 = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         generate_pki(self.pki)
@@ -177,8 +207,9 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.dir / f"{name}.log", "wb")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
         self.procs[name] = proc
         (self.dir / f"{name}.pid").write_text(str(proc.pid))
@@ -194,37 +225,57 @@ class ControlPlane:
         self.etcd_port, peer = free_port(), free_port()
         client = f"http://127.0.0.1:{self.etcd_port}"
         peer_url = f"http://127.0.0.1:{peer}"
-        self._spawn("etcd", [
-            str(self.artifacts.etcd), "--name=envtest", f"--data-dir={self.dir / 'etcd'}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=envtest={peer_url}", "--listen-metrics-urls=",
-            "--unsafe-no-fsync=true", "--log-level=warn",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                str(self.artifacts.etcd),
+                "--name=envtest",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=envtest={peer_url}",
+                "--listen-metrics-urls=",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
         self._wait("etcd", lambda: self._http_ok(f"{client}/health"), timeout)
 
     def _start_apiserver(self, timeout: float) -> None:
         self.api_port = free_port()
         p = self.pki
-        self._spawn("kube-apiserver", [
-            str(self.artifacts.kube_apiserver),
-            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.api_port}", f"--cert-dir={self.dir / 'certs'}",
-            f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
-            f"--client-ca-file={p / 'ca.crt'}",
-            f"--service-account-key-file={p / 'sa.pub'}",
-            f"--service-account-signing-key-file={p / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            "--api-audiences=https://kubernetes.default.svc.cluster.local",
-            "--authorization-mode=RBAC", "--anonymous-auth=false",
-            "--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
-            "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false",
-            # No kube-controller-manager runs: nothing would create the token
-            # Secrets/pods this plugin checks for.
-            "--disable-admission-plugins=ServiceAccount",
-            "--storage-backend=etcd3", "--watch-cache=false", "--v=1",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.artifacts.kube_apiserver),
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--cert-dir={self.dir / 'certs'}",
+                f"--tls-cert-file={p / 'apiserver.crt'}",
+                f"--tls-private-key-file={p / 'apiserver.key'}",
+                f"--client-ca-file={p / 'ca.crt'}",
+                f"--service-account-key-file={p / 'sa.pub'}",
+                f"--service-account-signing-key-file={p / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                "--api-audiences=https://kubernetes.default.svc.cluster.local",
+                "--authorization-mode=RBAC",
+                "--anonymous-auth=false",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",
+                "--enable-priority-and-fairness=false",
+                # No kube-controller-manager runs: nothing would create the token
+                # Secrets/pods this plugin checks for.
+                "--disable-admission-plugins=ServiceAccount",
+                "--storage-backend=etcd3",
+                "--watch-cache=false",
+                "--v=1",
+            ],
+        )
         self._wait("kube-apiserver", lambda: self._https_ok("/readyz"), timeout)
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -242,8 +293,9 @@ class ControlPlane:
 
     def _https_ok(self, path: str) -> bool:
         try:
-            with urllib.request.urlopen(f"https://127.0.0.1:{self.api_port}{path}", timeout=3,
-                                        context=self._ssl_context()) as r:
+            with urllib.request.urlopen(
+                f"https://127.0.0.1:{self.api_port}{path}", timeout=3, context=self._ssl_context()
+            ) as r:
                 return r.status == 200
         except (OSError, urllib.error.URLError):
             return False
@@ -264,12 +316,24 @@ class ControlPlane:
             return base64.b64encode((self.pki / name).read_bytes()).decode()
 
         cfg = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "envtest",
-            "clusters": [{"name": "envtest", "cluster": {
-                "server": f"https://127.0.0.1:{self.api_port}",
-                "certificate-authority-data": b64("ca.crt")}}],
-            "users": [{"name": "envtest-admin", "user": {
-                "client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "envtest",
+            "clusters": [
+                {
+                    "name": "envtest",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{self.api_port}",
+                        "certificate-authority-data": b64("ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "envtest-admin",
+                    "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
+                }
+            ],
             "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": "envtest-admin"}}],
         }
         # JSON is YAML: kubectl and helm read it as is.
@@ -277,11 +341,17 @@ class ControlPlane:
         self.kubeconfig.chmod(0o600)
 
     # ------------------------------------------------------------------- CRDs
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.artifacts.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
-                              input=input, text=True, capture_output=True, check=check,
-                              timeout=timeout)
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.artifacts.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            check=check,
+            timeout=timeout,
+        )
 
     def install_crds(self, timeout: float = 120.0) -> None:
         files = self.artifacts.crd_files()
@@ -289,10 +359,17 @@ class ControlPlane:
         for f in files:
             argv += ["-f", str(f)]
         self.kubectl(*argv)
-        names = [line.split("/", 1)[1] for line in self.kubectl(
-            "get", "-o", "name", *[a for f in files for a in ("-f", str(f))]).stdout.split()]
-        self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
-                     *[f"crd/{n}" for n in names], timeout=timeout + 10)
+        names = [
+            line.split("/", 1)[1]
+            for line in self.kubectl("get", "-o", "name", *[a for f in files for a in ("-f", str(f))]).stdout.split()
+        ]
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"--timeout={int(timeout)}s",
+            *[f"crd/{n}" for n in names],
+            timeout=timeout + 10,
+        )
 
     # ------------------------------------------------------------------- stop
     def stop(self) -> None:
@@ -309,7 +386,7 @@ class ControlPlane:
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> ControlPlane:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -367,8 +444,11 @@ def main(argv: list[str] | None = None) -> int:
         cp.stop()
         raise
     v = cp.artifacts.versions
-    print(f"control plane up in {cp.started_seconds:.1f}s: kube-apiserver {v['KUBERNETES_VERSION']}"
-          f" at https://127.0.0.1:{cp.api_port}, etcd {v['ETCD_VERSION']}", file=sys.stderr)
+    print(
+        f"control plane up in {cp.started_seconds:.1f}s: kube-apiserver {v['KUBERNETES_VERSION']}"
+        f" at https://127.0.0.1:{cp.api_port}, etcd {v['ETCD_VERSION']}",
+        file=sys.stderr,
+    )
     print(f"export KUBECONFIG={cp.kubeconfig}", file=sys.stderr)
     print(f"kubectl: {cp.artifacts.kubectl}\nhelm:    {cp.artifacts.helm}", file=sys.stderr)
     if args.command == "start":

@@ -5,6 +5,7 @@ and Argo CD CRDs installed) from scripts/envtest/controlplane.py. Missing
 binaries are built on first use (scripts/envtest/build.sh): these tests never
 skip for want of a cluster.
 """
+
 from __future__ import annotations
 
 import sys
@@ -33,14 +34,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.k8s)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build (first time) the control plane before any test runs, so the build
+    does not count against a single test's timeout."""
+    if any(HERE in Path(str(item.fspath)).resolve().parents for item in session.items):
+        controlplane.ensure_artifacts()
+
+
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def control_plane():
     cp = controlplane.ControlPlane()
     try:
         cp.start()
-        print(f"\nenvtest control plane started in {cp.started_seconds:.1f}s "
-              f"(kubeconfig {cp.kubeconfig})", file=sys.stderr)
+        print(
+            f"\nenvtest control plane started in {cp.started_seconds:.1f}s (kubeconfig {cp.kubeconfig})",
+            file=sys.stderr,
+        )
         yield cp
     finally:
         cp.stop()

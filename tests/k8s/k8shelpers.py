@@ -1,4 +1,5 @@
 """Helpers for the Kubernetes packaging tests (kubectl/helm bound to envtest)."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,7 @@ def obj_key(o: dict) -> tuple[str, str, str, str]:
 
 
 def sync_wave(o: dict) -> int:
-    return int((o.get("metadata", {}).get("annotations") or {}).get(
-        "argocd.argoproj.io/sync-wave", "0"))
+    return int((o.get("metadata", {}).get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
 
 
 @dataclass
@@ -51,21 +51,28 @@ class Kube:
     def kubeconfig(self) -> Path:
         return self.cp.kubeconfig
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                timeout: float = 120) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
         res = self.cp.kubectl(*args, input=input, check=False, timeout=timeout)
         if check and res.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}\n{res.stdout}")
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}\n{res.stdout}")
         return res
 
     def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        res = subprocess.run([str(self.cp.artifacts.helm), *args], capture_output=True, text=True,
-                             env={**os.environ, "KUBECONFIG": str(self.kubeconfig),
-                                  "HELM_CACHE_HOME": str(self.cp.dir / "helm-cache"),
-                                  "HELM_CONFIG_HOME": str(self.cp.dir / "helm-config"),
-                                  "HELM_DATA_HOME": str(self.cp.dir / "helm-data")},
-                             timeout=120)
+        res = subprocess.run(
+            [str(self.cp.artifacts.helm), *args],
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "KUBECONFIG": str(self.kubeconfig),
+                "HELM_CACHE_HOME": str(self.cp.dir / "helm-cache"),
+                "HELM_CONFIG_HOME": str(self.cp.dir / "helm-config"),
+                "HELM_DATA_HOME": str(self.cp.dir / "helm-data"),
+            },
+            timeout=120,
+        )
         if check and res.returncode != 0:
             raise AssertionError(f"helm {' '.join(args)} failed:\n{res.stderr}")
         return res
@@ -82,8 +89,9 @@ class Kube:
     def server_version(self) -> str:
         return json.loads(self.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
 
-    def apply(self, docs: list[dict], *, dry_run: bool = False, manager: str = "spamops-tests",
-              check: bool = True) -> subprocess.CompletedProcess:
+    def apply(
+        self, docs: list[dict], *, dry_run: bool = False, manager: str = "spamops-tests", check: bool = True
+    ) -> subprocess.CompletedProcess:
         args = ["apply", "--server-side", f"--field-manager={manager}", "-f", "-"]
         if dry_run:
             args.append("--dry-run=server")
@@ -91,8 +99,14 @@ class Kube:
 
     def get(self, o: dict) -> dict:
         md = o["metadata"]
-        args = ["get", f"{o['kind'].lower()}.{o['apiVersion'].split('/')[0]}"
-                if "/" in o["apiVersion"] else o["kind"].lower(), md["name"], "-o", "json", "--show-managed-fields"]
+        args = [
+            "get",
+            f"{o['kind'].lower()}.{o['apiVersion'].split('/')[0]}" if "/" in o["apiVersion"] else o["kind"].lower(),
+            md["name"],
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ]
         if md.get("namespace"):
             args += ["-n", md["namespace"]]
         return json.loads(self.kubectl(*args).stdout)
@@ -103,21 +117,32 @@ class Kube:
     def reset(self) -> None:
         """Delete everything the packaging creates (namespaces stay: without
         kube-controller-manager a deleted namespace would never finish)."""
-        kinds = ("inferenceservices.serving.kserve.io,jobs.batch,cronjobs.batch,configmaps,secrets,"
-                 "serviceaccounts,roles.rbac.authorization.k8s.io,"
-                 "rolebindings.rbac.authorization.k8s.io,networkpolicies.networking.k8s.io,"
-                 "deployments.apps,services")
-        self.kubectl("delete", "-n", NAMESPACE, kinds, "--all", "--wait=false",
-                     "--ignore-not-found")
-        self.kubectl("delete", "validatingadmissionpolicies,validatingadmissionpolicybindings",
-                     "-l", "app.kubernetes.io/part-of=spamops", "--ignore-not-found")
-        self.kubectl("delete", "-n", "argocd", "applications.argoproj.io,appprojects.argoproj.io",
-                     "--all", "--ignore-not-found", "--wait=false")
+        kinds = (
+            "inferenceservices.serving.kserve.io,jobs.batch,cronjobs.batch,configmaps,secrets,"
+            "serviceaccounts,roles.rbac.authorization.k8s.io,"
+            "rolebindings.rbac.authorization.k8s.io,networkpolicies.networking.k8s.io,"
+            "deployments.apps,services"
+        )
+        self.kubectl("delete", "-n", NAMESPACE, kinds, "--all", "--wait=false", "--ignore-not-found")
+        self.kubectl(
+            "delete",
+            "validatingadmissionpolicies,validatingadmissionpolicybindings",
+            "-l",
+            "app.kubernetes.io/part-of=spamops",
+            "--ignore-not-found",
+        )
+        self.kubectl(
+            "delete",
+            "-n",
+            "argocd",
+            "applications.argoproj.io,appprojects.argoproj.io",
+            "--all",
+            "--ignore-not-found",
+            "--wait=false",
+        )
         # Finalizers (the Application's) are only removed by Argo CD: drop them.
-        for name in self.kubectl("get", "-n", "argocd", "applications.argoproj.io", "-o",
-                                 "name").stdout.split():
-            self.kubectl("patch", "-n", "argocd", name, "--type=merge", "-p",
-                         '{"metadata":{"finalizers":null}}')
+        for name in self.kubectl("get", "-n", "argocd", "applications.argoproj.io", "-o", "name").stdout.split():
+            self.kubectl("patch", "-n", "argocd", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
 
 
 def wait_until(fn, timeout: float = 20.0, interval: float = 0.3):
@@ -127,5 +152,3 @@ def wait_until(fn, timeout: float = 20.0, interval: float = 0.3):
         if result or time.monotonic() > deadline:
             return result
         time.sleep(interval)
-
-

@@ -5,13 +5,13 @@ structural schemas, admission incl. ValidatingAdmissionPolicy, strict field
 validation): server-side dry-run of every object of each deployment flavour,
 then a real server-side apply and a read-back of what was stored.
 """
+
 from __future__ import annotations
 
 import base64
 import copy
 
 import pytest
-
 from k8shelpers import CHART, MANIFESTS, NAMESPACE, Kube, load_docs, obj_key, wait_until
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -19,9 +19,11 @@ ARGOCD = MANIFESTS / "argocd"
 
 
 def flavours() -> list[tuple[str, str, object]]:
-    out = [("kustomize-dev", "kustomize", MANIFESTS / "overlays" / "dev"),
-           ("kustomize-prod", "kustomize", MANIFESTS / "overlays" / "prod"),
-           ("helm-default", "helm", None)]
+    out = [
+        ("kustomize-dev", "kustomize", MANIFESTS / "overlays" / "dev"),
+        ("kustomize-prod", "kustomize", MANIFESTS / "overlays" / "prod"),
+        ("helm-default", "helm", None),
+    ]
     out += [(f"helm-{p.stem}", "helm", p) for p in CI_VALUES]
     out += [("argocd-application", "kustomize", ARGOCD)]
     return out
@@ -68,7 +70,7 @@ def _live_view(expected, live, path: str, diffs: list[str]) -> None:
         if not isinstance(live, list) or len(live) != len(expected):
             diffs.append(f"{path}: expected {expected!r}, got {live!r}")
             return
-        for i, (e, lv) in enumerate(zip(expected, live)):
+        for i, (e, lv) in enumerate(zip(expected, live, strict=True)):
             _live_view(e, lv, f"{path}[{i}]", diffs)
     elif expected != live and str(expected) != str(live):
         diffs.append(f"{path}: expected {expected!r}, stored {live!r}")
@@ -81,8 +83,7 @@ def assert_stored_as_rendered(kube: Kube, docs: list[dict]) -> None:
         live = kube.get(doc)
         if doc["kind"] == "Secret" and "stringData" in expected:
             sd = expected.pop("stringData")
-            expected.setdefault("data", {}).update(
-                {k: base64.b64encode(v.encode()).decode() for k, v in sd.items()})
+            expected.setdefault("data", {}).update({k: base64.b64encode(v.encode()).decode() for k, v in sd.items()})
         _live_view(expected, live, "/".join(obj_key(doc)[1:]), diffs)
         assert live["metadata"]["managedFields"][0]["manager"] == "spamops-tests"
     assert not diffs, "\n".join(diffs)
@@ -143,8 +144,7 @@ def test_the_crd_schema_alone_does_not_bound_canary_traffic(guarded: Kube):
 
 
 def _job(kube: Kube) -> dict:
-    (job,) = [d for d in kube.helm_template() if d["kind"] == "Job"
-              and d["metadata"]["name"] == "spamops-train"]
+    (job,) = [d for d in kube.helm_template() if d["kind"] == "Job" and d["metadata"]["name"] == "spamops-train"]
     return job
 
 
@@ -186,8 +186,7 @@ def test_namespaced_objects_all_land_in_the_spamops_namespace(kube: Kube):
             continue
         for d in render(kube, how, arg):
             ns = d["metadata"].get("namespace")
-            cluster_scoped = d["kind"] in {"Namespace", "ValidatingAdmissionPolicy",
-                                           "ValidatingAdmissionPolicyBinding"}
+            cluster_scoped = d["kind"] in {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
             assert (ns is None) == cluster_scoped, (name, obj_key(d))
             assert cluster_scoped or ns == NAMESPACE, (name, obj_key(d))
 

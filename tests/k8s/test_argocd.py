@@ -7,13 +7,13 @@ annotation, leave hooks out of the sync set, and server-side apply wave by
 wave with Argo CD's field manager. A second render+apply must change nothing:
 otherwise self-heal would fight the cluster forever (OutOfSync loops).
 """
+
 from __future__ import annotations
 
 import subprocess
 
 import pytest
 import yaml
-
 from k8shelpers import HOOK, MANIFESTS, REPO, Kube, load_docs, sync_wave
 
 APP_DIR = MANIFESTS / "argocd"
@@ -22,8 +22,12 @@ CLUSTER_SCOPED = {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmission
 
 
 def app_and_project() -> tuple[dict, dict]:
-    docs = {d["kind"]: d for d in load_docs((APP_DIR / "application.yaml").read_text()
-                                            + "\n---\n" + (APP_DIR / "appproject.yaml").read_text())}
+    docs = {
+        d["kind"]: d
+        for d in load_docs(
+            (APP_DIR / "application.yaml").read_text() + "\n---\n" + (APP_DIR / "appproject.yaml").read_text()
+        )
+    }
     return docs["Application"], docs["AppProject"]
 
 
@@ -33,8 +37,15 @@ def render_as_argocd(kube: Kube, app: dict) -> tuple[list[dict], list[dict]]:
     path = REPO / src["path"]
     if (path / "Chart.yaml").is_file():
         helm = src.get("helm", {})
-        args = ["template", helm.get("releaseName", app["metadata"]["name"]), str(path),
-                "--namespace", dest["namespace"], "--kube-version", kube.server_version()]
+        args = [
+            "template",
+            helm.get("releaseName", app["metadata"]["name"]),
+            str(path),
+            "--namespace",
+            dest["namespace"],
+            "--kube-version",
+            kube.server_version(),
+        ]
         for vf in helm.get("valueFiles", []):
             args += ["-f", str(path / vf)]
         docs = load_docs(kube.helm(*args).stdout)
@@ -53,7 +64,8 @@ def render_as_argocd(kube: Kube, app: dict) -> tuple[list[dict], list[dict]]:
             continue
         group = d["apiVersion"].split("/")[0] if "/" in d["apiVersion"] else ""
         ann["argocd.argoproj.io/tracking-id"] = (
-            f"{app['metadata']['name']}:{group}/{d['kind']}:{md.get('namespace', '')}/{md['name']}")
+            f"{app['metadata']['name']}:{group}/{d['kind']}:{md.get('namespace', '')}/{md['name']}"
+        )
         sync.append(d)
     sync.sort(key=sync_wave)  # stable: within a wave, rendering order
     return sync, hooks
@@ -65,8 +77,10 @@ def argocd_sync(kube: Kube, sync: list[dict]) -> None:
 
 
 def resource_versions(kube: Kube, docs: list[dict]) -> dict[tuple, str]:
-    return {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]):
-            kube.get(d)["metadata"]["resourceVersion"] for d in docs}
+    return {
+        (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): kube.get(d)["metadata"]["resourceVersion"]
+        for d in docs
+    }
 
 
 @pytest.fixture
@@ -98,8 +112,9 @@ def test_second_sync_changes_nothing(synced):
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     assert not changed, f"a second sync modified objects: {changed}"
     # And the server agrees there is nothing to apply (exit 0 = no differences).
-    diff = kube.kubectl("diff", "--server-side", f"--field-manager={MANAGER}", "-f", "-",
-                        input=yaml.safe_dump_all(again), check=False)
+    diff = kube.kubectl(
+        "diff", "--server-side", f"--field-manager={MANAGER}", "-f", "-", input=yaml.safe_dump_all(again), check=False
+    )
     assert diff.returncode == 0, diff.stdout + diff.stderr
 
 
@@ -107,10 +122,26 @@ def test_steady_state_check_detects_drift(synced):
     """The no-op check can fail: after an out-of-band change the next sync
     modifies the object and `kubectl diff` reports it."""
     kube, app, sync, _ = synced
-    kube.kubectl("patch", "cronjob", "spamops-retrain", "-n", "spamops", "--type=merge", "-p",
-                 '{"spec":{"schedule":"0 0 * * *"}}')
-    diff = kube.kubectl("diff", "--server-side", f"--field-manager={MANAGER}", "--force-conflicts",
-                        "-f", "-", input=yaml.safe_dump_all(sync), check=False)
+    kube.kubectl(
+        "patch",
+        "cronjob",
+        "spamops-retrain",
+        "-n",
+        "spamops",
+        "--type=merge",
+        "-p",
+        '{"spec":{"schedule":"0 0 * * *"}}',
+    )
+    diff = kube.kubectl(
+        "diff",
+        "--server-side",
+        f"--field-manager={MANAGER}",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(sync),
+        check=False,
+    )
     assert diff.returncode == 1 and "schedule" in diff.stdout
 
 
@@ -118,9 +149,13 @@ def test_sync_waves_put_prerequisites_first(synced):
     _, _, sync, hooks = synced
     order = [(d["kind"], d["metadata"]["name"]) for d in sync]
     isvc = order.index(("InferenceService", "spam"))
-    for prereq in [("Namespace", "spamops"), ("ServiceAccount", "spamops-predictor"),
-                   ("Role", "spamops-trainer"), ("RoleBinding", "spamops-trainer"),
-                   ("ConfigMap", "spamops-training-config")]:
+    for prereq in [
+        ("Namespace", "spamops"),
+        ("ServiceAccount", "spamops-predictor"),
+        ("Role", "spamops-trainer"),
+        ("RoleBinding", "spamops-trainer"),
+        ("ConfigMap", "spamops-training-config"),
+    ]:
         assert order.index(prereq) < isvc, prereq
     assert [(h["kind"], h["metadata"]["name"]) for h in hooks] == [("Job", "spamops-smoke-test")]
     assert hooks[0]["metadata"]["annotations"][HOOK] == "PostSync"
@@ -133,8 +168,10 @@ def test_app_project_permits_every_synced_object(synced):
     spec = project["spec"]
     assert app["spec"]["project"] == project["metadata"]["name"]
     assert app["spec"]["source"]["repoURL"] in spec["sourceRepos"]
-    assert {"server": app["spec"]["destination"]["server"],
-            "namespace": app["spec"]["destination"]["namespace"]} in spec["destinations"]
+    assert {
+        "server": app["spec"]["destination"]["server"],
+        "namespace": app["spec"]["destination"]["namespace"],
+    } in spec["destinations"]
     cluster = {(w["group"], w["kind"]) for w in spec["clusterResourceWhitelist"]}
     namespaced = {(w["group"], w["kind"]) for w in spec["namespaceResourceWhitelist"]}
     for d in sync + hooks:
@@ -150,12 +187,14 @@ def test_ignore_differences_cover_what_the_pipeline_patches(synced):
     (isvc,) = [d for d in sync if d["kind"] == "InferenceService"]
     (rule,) = app["spec"]["ignoreDifferences"]
     assert (rule["group"], rule["kind"], rule["name"], rule["namespace"]) == (
-        "serving.kserve.io", "InferenceService", isvc["metadata"]["name"],
-        isvc["metadata"]["namespace"])
+        "serving.kserve.io",
+        "InferenceService",
+        isvc["metadata"]["name"],
+        isvc["metadata"]["namespace"],
+    )
     paths = rule["jqPathExpressions"]
     assert ".spec.predictor.canaryTrafficPercent" in paths
-    assert any('select(.name == "kserve-container")' in p and 'select(.name == "STORAGE_URI")' in p
-               for p in paths)
+    assert any('select(.name == "kserve-container")' in p and 'select(.name == "STORAGE_URI")' in p for p in paths)
     (c,) = isvc["spec"]["predictor"]["containers"]
     assert c["name"] == "kserve-container" and c["env"][0]["name"] == "STORAGE_URI"
 
@@ -173,7 +212,11 @@ def test_kustomize_build_is_what_argocd_would_run():
     """Argo CD runs `kustomize build`; kubectl's embedded kustomize must agree
     with the committed tree (no load restrictor or plugin surprises)."""
     import controlplane
+
     kubectl = controlplane.ensure_artifacts().kubectl
-    res = subprocess.run([str(kubectl), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly",
-                          str(MANIFESTS / "overlays" / "prod")], capture_output=True, text=True)
+    res = subprocess.run(
+        [str(kubectl), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly", str(MANIFESTS / "overlays" / "prod")],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr

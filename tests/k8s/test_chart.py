@@ -4,6 +4,7 @@ These run helm/kubectl locally (no API server): one source of truth (the base
 is the chart's rendering), schema-checked values, and the contract with the
 trainer and the predictor written down as checks on the rendered objects.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,15 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from k8shelpers import CHART, MANIFESTS, REPO, load_docs
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 
 
 def helm(helm_bin: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    res = subprocess.run([str(helm_bin), *args], capture_output=True, text=True, cwd=REPO,
-                         timeout=120)
+    res = subprocess.run([str(helm_bin), *args], capture_output=True, text=True, cwd=REPO, timeout=120)
     if check and res.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{res.stderr}")
     return res
@@ -43,8 +42,11 @@ def test_kustomize_base_is_the_chart_rendered_with_default_values(tmp_path, helm
     """No silent drift: manifests/base/spamops.yaml must be re-generated
     (make manifests) whenever the chart changes."""
     out = tmp_path / "spamops.yaml"
-    subprocess.run(["bash", str(REPO / "scripts/k8s/render-base.sh"), str(out)], check=True,
-                   env={**os.environ, "HELM": str(helm_bin)})
+    subprocess.run(
+        ["bash", str(REPO / "scripts/k8s/render-base.sh"), str(out)],
+        check=True,
+        env={**os.environ, "HELM": str(helm_bin)},
+    )
     committed = (MANIFESTS / "base" / "spamops.yaml").read_text()
     assert out.read_text() == committed, "manifests/base is stale: run `make manifests`"
 
@@ -58,14 +60,17 @@ def test_helm_lint_strict(helm_bin, values):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-@pytest.mark.parametrize("bad_set, complaint", [
-    ("predictor.canaryTrafficPercent=150", "canaryTrafficPercent"),
-    ("s3.endpoint=https://s3.example.com", "endpoint"),
-    ("training.config.unknown_key=1", "unknown_key"),
-    ("training.config.store=ftp://x", "store"),
-    ("image.pullPolicy=Sometimes", "pullPolicy"),
-    ("networkPolicy.predictorPorts={70000}", "predictorPorts"),
-])
+@pytest.mark.parametrize(
+    "bad_set, complaint",
+    [
+        ("predictor.canaryTrafficPercent=150", "canaryTrafficPercent"),
+        ("s3.endpoint=https://s3.example.com", "endpoint"),
+        ("training.config.unknown_key=1", "unknown_key"),
+        ("training.config.store=ftp://x", "store"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("networkPolicy.predictorPorts={70000}", "predictorPorts"),
+    ],
+)
 def test_values_schema_rejects_bad_values(helm_bin, bad_set, complaint):
     res = helm(helm_bin, "template", "x", str(CHART), "--set", bad_set, check=False)
     assert res.returncode != 0
@@ -88,10 +93,10 @@ def test_training_runs_retry_crashes_but_not_refusals(helm_bin):
         rules = spec["podFailurePolicy"]["rules"]
         fail = [r for r in rules if r["action"] == "FailJob"]
         assert len(fail) == 1, kind
-        assert fail[0]["onExitCodes"] == {"containerName": "trainer", "operator": "In",
-                                          "values": [2, 3]}, kind
-        assert any(r["action"] == "Ignore" and r["onPodConditions"][0]["type"] == "DisruptionTarget"
-                   for r in rules), kind
+        assert fail[0]["onExitCodes"] == {"containerName": "trainer", "operator": "In", "values": [2, 3]}, kind
+        assert any(r["action"] == "Ignore" and r["onPodConditions"][0]["type"] == "DisruptionTarget" for r in rules), (
+            kind
+        )
         assert spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
         pod = spec["template"]["spec"]
         assert pod["restartPolicy"] == "Never"  # required by podFailurePolicy
@@ -100,7 +105,7 @@ def test_training_runs_retry_crashes_but_not_refusals(helm_bin):
 
 def test_trainer_pod_contract(helm_bin):
     objs = render(helm_bin)
-    for kind, spec in _trainer_pod_specs(objs):
+    for _kind, spec in _trainer_pod_specs(objs):
         pod = spec["template"]["spec"]
         assert pod["serviceAccountName"] == "spamops-trainer"
         assert pod["automountServiceAccountToken"] is True  # patches the InferenceService
@@ -146,12 +151,18 @@ def test_inferenceservice_contract(helm_bin):
     (c,) = pred["containers"]
     assert c["name"] == "kserve-container"
     assert c["image"] == "spamops/predictor:0.1.0"
-    assert c["command"] + c["args"] == ["python", "-m", "spamops.serving", "--model_name", "spam",
-                                        "--model_dir", "/mnt/models"]
+    assert c["command"] + c["args"] == [
+        "python",
+        "-m",
+        "spamops.serving",
+        "--model_name",
+        "spam",
+        "--model_dir",
+        "/mnt/models",
+    ]
     assert c["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
     assert c["readinessProbe"]["httpGet"] == {"path": "/v1/models/spam", "port": 8080}
-    assert {e["name"]: e["value"] for e in c["env"]} == {
-        "STORAGE_URI": "s3://spamops/models/spam/bootstrap"}
+    assert {e["name"]: e["value"] for e in c["env"]} == {"STORAGE_URI": "s3://spamops/models/spam/bootstrap"}
 
 
 def test_canary_and_image_values_reach_the_inferenceservice(helm_bin):
@@ -160,8 +171,7 @@ def test_canary_and_image_values_reach_the_inferenceservice(helm_bin):
     assert pred["canaryTrafficPercent"] == 10
     c = pred["containers"][0]
     assert c["image"] == "registry.example.com/ml/spamops/predictor:0.2.0-rc.1"
-    assert c["env"] == [{"name": "STORAGE_URI",
-                         "value": "s3://spamops/models/spam/spam_model_20251119_063257"}]
+    assert c["env"] == [{"name": "STORAGE_URI", "value": "s3://spamops/models/spam/spam_model_20251119_063257"}]
     # 0 is a valid canary (roll back: keep the new storageUri, no traffic).
     zero = render(helm_bin, "predictor.canaryTrafficPercent=0")[("InferenceService", "spam")]
     assert zero["spec"]["predictor"]["canaryTrafficPercent"] == 0
@@ -187,19 +197,31 @@ def test_s3_secret_and_predictor_service_account(helm_bin):
 
 def test_trainer_role_is_least_privilege(helm_bin):
     role = render(helm_bin)[("Role", "spamops-trainer")]
-    assert role["rules"] == [{"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"],
-                              "verbs": ["get", "list", "watch", "patch"]}]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["serving.kserve.io"],
+            "resources": ["inferenceservices"],
+            "verbs": ["get", "list", "watch", "patch"],
+        }
+    ]
 
 
 def test_sync_waves_order_prerequisites_before_workloads(helm_bin):
     objs = render(helm_bin)
-    wave = {k: int(o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
-            for k, o in objs.items() if "argocd.argoproj.io/sync-wave" in
-            (o["metadata"].get("annotations") or {})}
+    wave = {
+        k: int(o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+        for k, o in objs.items()
+        if "argocd.argoproj.io/sync-wave" in (o["metadata"].get("annotations") or {})
+    }
     isvc = wave[("InferenceService", "spam")]
-    for k in [("Secret", "spamops-s3"), ("ServiceAccount", "spamops-predictor"),
-              ("ServiceAccount", "spamops-trainer"), ("Role", "spamops-trainer"),
-              ("RoleBinding", "spamops-trainer"), ("ConfigMap", "spamops-training-config")]:
+    for k in [
+        ("Secret", "spamops-s3"),
+        ("ServiceAccount", "spamops-predictor"),
+        ("ServiceAccount", "spamops-trainer"),
+        ("Role", "spamops-trainer"),
+        ("RoleBinding", "spamops-trainer"),
+        ("ConfigMap", "spamops-training-config"),
+    ]:
         assert wave[k] < isvc, k
         assert wave[k] < wave[("CronJob", "spamops-retrain")], k
     assert wave[("Namespace", "spamops")] == min(wave.values())
@@ -210,15 +232,21 @@ def test_sync_waves_order_prerequisites_before_workloads(helm_bin):
 
 def test_minimal_values_render_only_the_inferenceservice_and_prerequisites(helm_bin):
     objs = render(helm_bin, values=CHART / "ci" / "minimal-values.yaml")
-    assert sorted(k for k, _ in objs) == ["ConfigMap", "InferenceService", "Role", "RoleBinding",
-                                         "ServiceAccount", "ServiceAccount"]
+    assert sorted(k for k, _ in objs) == [
+        "ConfigMap",
+        "InferenceService",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "ServiceAccount",
+    ]
 
 
 def _kustomize(path: Path) -> dict[tuple[str, str], dict]:
     import controlplane
+
     kubectl = controlplane.ensure_artifacts().kubectl
-    out = subprocess.run([str(kubectl), "kustomize", str(path)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([str(kubectl), "kustomize", str(path)], capture_output=True, text=True, check=True).stdout
     return {(d["kind"], d["metadata"]["name"]): d for d in load_docs(out)}
 
 
@@ -233,8 +261,9 @@ def test_dev_overlay_uses_in_cluster_seaweedfs():
         env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
         assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs.spamops.svc.cluster.local:8333", kind
         assert env["S3_USE_HTTPS"] == "0", kind
-        assert "valueFrom" in {e["name"]: e for e in pod["containers"][0]["env"]}[
-            "AWS_SECRET_ACCESS_KEY"], "credentials still come from the Secret"
+        assert "valueFrom" in {e["name"]: e for e in pod["containers"][0]["env"]}["AWS_SECRET_ACCESS_KEY"], (
+            "credentials still come from the Secret"
+        )
     ann = objs[("Secret", "spamops-s3")]["metadata"]["annotations"]
     assert ann["serving.kserve.io/s3-endpoint"] == "seaweedfs.spamops.svc.cluster.local:8333"
     assert ann["serving.kserve.io/s3-usehttps"] == "0"

@@ -4,12 +4,12 @@ The trainer's ServiceAccount may do exactly what the pipeline does - read,
 watch and patch the InferenceService in its namespace to roll out a promoted
 model - and nothing else; the predictor's may do nothing at all.
 """
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from k8shelpers import NAMESPACE, Kube
 
 TRAINER = f"system:serviceaccount:{NAMESPACE}:spamops-trainer"
@@ -68,19 +68,21 @@ def can_i(kube: Kube, who: str, verb: str, resource: str, ns: str, extra=()) -> 
     return answer == "yes"
 
 
-@pytest.mark.parametrize("who, verb, resource, ns, extra, allowed", TABLE,
-                         ids=[f"{w.rsplit(':', 1)[1]}-{v}-{r.split('.')[0]}{''.join(e)}-{n}"
-                              for w, v, r, n, e, _ in TABLE])
+@pytest.mark.parametrize(
+    "who, verb, resource, ns, extra, allowed",
+    TABLE,
+    ids=[f"{w.rsplit(':', 1)[1]}-{v}-{r.split('.')[0]}{''.join(e)}-{n}" for w, v, r, n, e, _ in TABLE],
+)
 def test_rbac_table(rbac: Kube, who, verb, resource, ns, extra, allowed):
     assert can_i(rbac, who, verb, resource, ns, extra) is allowed
 
 
 def _rules(kube: Kube, who: str) -> set[tuple]:
     """SelfSubjectRulesReview as `who` (what `kubectl auth can-i --list` shows)."""
-    review = json.dumps({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
-                         "spec": {"namespace": NAMESPACE}})
-    out = kube.kubectl("create", "--validate=false", "-f", "-", "-o", "json", f"--as={who}",
-                       input=review)
+    review = json.dumps(
+        {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "spec": {"namespace": NAMESPACE}}
+    )
+    out = kube.kubectl("create", "--validate=false", "-f", "-", "-o", "json", f"--as={who}", input=review)
     status = json.loads(out.stdout)["status"]
     assert not status.get("incomplete"), status
     rules = set()
@@ -97,20 +99,29 @@ def test_trainer_has_nothing_beyond_the_inferenceservice_rule(rbac: Kube):
     extra rule, and the predictor none."""
     baseline = _rules(rbac, NOBODY)
     assert _rules(rbac, TRAINER) - baseline == {
-        ("serving.kserve.io", "inferenceservices", ("get", "list", "patch", "watch"))}
+        ("serving.kserve.io", "inferenceservices", ("get", "list", "patch", "watch"))
+    }
     assert _rules(rbac, PREDICTOR) - baseline == set()
 
 
 def test_trainer_can_roll_out_a_model_and_cannot_read_secrets(rbac: Kube):
     """What the pipeline does after promoting, done as the trainer: a JSON merge
     patch of canaryTrafficPercent on the InferenceService."""
-    res = rbac.kubectl("patch", ISVC, "spam", "-n", NAMESPACE, "--type=merge", "-p",
-                       '{"spec":{"predictor":{"canaryTrafficPercent":10}}}', f"--as={TRAINER}")
+    res = rbac.kubectl(
+        "patch",
+        ISVC,
+        "spam",
+        "-n",
+        NAMESPACE,
+        "--type=merge",
+        "-p",
+        '{"spec":{"predictor":{"canaryTrafficPercent":10}}}',
+        f"--as={TRAINER}",
+    )
     assert "patched" in res.stdout
     live = json.loads(rbac.kubectl("get", ISVC, "spam", "-n", NAMESPACE, "-o", "json").stdout)
     assert live["spec"]["predictor"]["canaryTrafficPercent"] == 10
     denied = rbac.kubectl("get", "secrets", "-n", NAMESPACE, f"--as={TRAINER}", check=False)
     assert denied.returncode != 0 and "Forbidden" in denied.stderr
-    denied = rbac.kubectl("delete", ISVC, "spam", "-n", NAMESPACE, f"--as={TRAINER}",
-                          "--dry-run=server", check=False)
+    denied = rbac.kubectl("delete", ISVC, "spam", "-n", NAMESPACE, f"--as={TRAINER}", "--dry-run=server", check=False)
     assert denied.returncode != 0 and "Forbidden" in denied.stderr

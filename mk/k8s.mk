@@ -1,0 +1,43 @@
+# Kubernetes packaging: test control plane (envtest), chart/manifests, linters.
+# See docs/kubernetes.md. Included from the Makefile (-include mk/*.mk).
+VENV ?= .venv
+BIN ?= $(VENV)/bin
+K8S_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+ENVTEST_DIR ?= $(or $(SPAMOPS_CACHE),$(HOME)/.cache/spamops)/envtest/run
+K8S_DOCKERFILES ?= serving/Dockerfile training-job/Dockerfile
+K8S_HELM = $$(bash scripts/envtest/build.sh --print-env | sed -n 's/^HELM=//p')
+
+.PHONY: envtest envtest-stop envtest-build manifests lint-k8s test-k8s
+
+# `make lint` and `make test` pick these up: linters for what cannot run here,
+# and the control plane built/cached before the suite (not inside a test's timeout).
+lint: lint-k8s
+test: envtest-build
+
+envtest-build: ## build/cache kube-apiserver, kubectl, etcd, helm and the KServe/Argo CD CRDs (versions: scripts/envtest/versions.env)
+	bash scripts/envtest/build.sh
+
+envtest: envtest-build ## start etcd + kube-apiserver on loopback (CRDs installed) and print the kubeconfig path
+	@$(K8S_PYTHON) scripts/envtest/controlplane.py start --dir $(ENVTEST_DIR)
+
+envtest-stop: ## stop the control plane started by `make envtest`
+	@$(K8S_PYTHON) scripts/envtest/controlplane.py stop --dir $(ENVTEST_DIR)
+
+manifests: ## re-render manifests/base from the Helm chart (the single source of truth)
+	bash scripts/k8s/render-base.sh
+
+test-k8s: $(STAMP) envtest-build ## run only the Kubernetes packaging tests (own control plane)
+	$(BIN)/pytest -m k8s tests/k8s $(PYTEST_ARGS)
+
+lint-k8s: $(STAMP) envtest-build ## helm lint --strict, yamllint (manifests, chart, rendered chart), hadolint (Dockerfiles)
+	@set -euo pipefail; helm="$(K8S_HELM)"; \
+	for values in "" helm/spamops/ci/*-values.yaml; do \
+	  echo "helm lint --strict helm/spamops $${values:+-f $$values}"; \
+	  "$$helm" lint --strict --quiet helm/spamops $${values:+-f "$$values"}; \
+	  "$$helm" template spamops helm/spamops --namespace spamops $${values:+-f "$$values"} \
+	    | $(BIN)/yamllint -c .yamllint.yaml --strict -; \
+	done
+	$(BIN)/yamllint -c .yamllint.yaml --strict manifests helm .yamllint.yaml
+	@for f in $(K8S_DOCKERFILES); do \
+	  [ -f "$$f" ] || { echo "lint-k8s: $$f is missing" >&2; exit 1; }; done
+	$(BIN)/hadolint $(K8S_DOCKERFILES)
