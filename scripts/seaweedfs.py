@@ -184,6 +184,7 @@ class SeaweedFS:
             "-s3.autoCreateBucket=false",
             "-master.telemetry=false",
             "-master.volumeSizeLimitMB=64",
+            "-master.electionTimeout=500ms",  # one master: no need to wait 10 s+ for a leader on restart
             "-volume.max=0",
             "-volume.preStopSeconds=0",
         ]

@@ -45,7 +45,7 @@ def seaweed(tmp_path_factory) -> Iterator:
     try:
         yield server
     finally:
-        server.stop(timeout=3)
+        server.kill()  # its data is temporary; a graceful stop takes 15 s+
 
 
 @pytest.fixture
@@ -86,10 +86,17 @@ def trained_files(tmp_path_factory) -> dict:
 _offset = iter(range(1, 10_000))
 
 
-def seed_version(registry: Registry, trained_files: dict) -> str:
-    """Store a complete copy of the seed version through the registry's write protocol."""
-    created = utc_now() + timedelta(seconds=next(_offset))
-    version = registry.reserve_version(created, trained_files["model"])
-    keep = {k: v for k, v in trained_files["card"].items() if k not in ("version", "storage_uri", "files", "sha256")}
-    registry.complete_version(version, trained_files["model"], trained_files["files"], keep)
-    return version
+@pytest.fixture
+def seed_version(trained_files):
+    """``seed_version(registry)``: store a complete copy of the seed version via the write protocol."""
+
+    def seed(registry: Registry) -> str:
+        created = utc_now() + timedelta(seconds=next(_offset))
+        version = registry.reserve_version(created, trained_files["model"])
+        card = {
+            k: v for k, v in trained_files["card"].items() if k not in ("version", "storage_uri", "files", "sha256")
+        }
+        registry.complete_version(version, trained_files["model"], trained_files["files"], card)
+        return version
+
+    return seed
