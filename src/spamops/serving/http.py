@@ -27,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
-from kserve.errors import ModelNotFound, ModelNotReady
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
@@ -204,7 +204,10 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
         if json_length is not None:  # the binary tensor extension: KServe's own decoder
             if not json_length.isdigit():
                 raise BadRequest("invalid_v2_request", f"{INFERENCE_CONTENT_LENGTH_HEADER} must be an integer")
-            infer_request = InferRequest.from_bytes(body, int(json_length), model_name)
+            try:
+                infer_request = InferRequest.from_bytes(body, int(json_length), model_name)
+            except (InvalidInput, LookupError, TypeError, ValueError) as exc:
+                raise BadRequest("invalid_v2_request", f"binary inference request not decodable: {exc}") from None
         else:
             infer_request = v2_request_from_json(body, model_name)
         response, response_headers = await model(infer_request, headers=headers)
@@ -224,8 +227,20 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
     app.add_api_route("/v2/models/{model_name}", v2_model_metadata, methods=["GET"])
 
 
+class ClientErrorLogFilter(logging.Filter):
+    """KServe logs every 400 and 503 with a full traceback; a client's mistake deserves one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, InvalidInput | ModelNotReady):
+            record.msg, record.args, record.exc_info, record.exc_text = "%s: %s", (type(exc).__name__, exc), None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def install(app: FastAPI, registry: ModelRepository, max_body_bytes: int) -> None:
     """Install the guard, the handlers and the routes on KServe's app (before ``ModelServer.start``)."""
+    logging.getLogger("kserve").addFilter(ClientErrorLogFilter())
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     app.add_exception_handler(BadRequest, bad_request_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -135,6 +135,10 @@ class SpamModel(Model):
         }
 
     def _infer_v2(self, request: InferRequest) -> InferResponse:
+        known = [o["name"] for o in OUTPUT_TYPES]
+        for requested in request.request_outputs or []:
+            if requested.name not in known:
+                raise BadRequest("unknown_output", f"output {requested.name!r} does not exist; outputs are {known}")
         rows = parse_v2(request, self.settings.max_batch)
         scores = self.score(rows)
         n = len(rows)
