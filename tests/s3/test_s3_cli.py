@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -77,3 +78,26 @@ def test_missing_s3_source_is_bad_input(s3_uri, cli):
     result = cli("train", "--store", s3_uri, "--data", f"{s3_uri}/nope.csv", "--quiet")
     assert result.code == 2
     assert f"{s3_uri}/nope.csv: object does not exist" in result.err
+
+
+def test_kserve_storage_initializer_downloads_the_version_prefix(s3_uri, s3env, seed_version, tmp_path):
+    """KServe's own downloader, given the same env, fetches exactly the files the card lists."""
+    storage = pytest.importorskip("kserve_storage")
+    from spamops.registry import CARD_FILE, Registry
+
+    registry = Registry(open_store(s3_uri), "spam")
+    version = seed_version(registry)
+    # A sibling in the same second is named <version>_2: a prefix match without the trailing
+    # slash would drag its files into the download too.
+    stamp = datetime.strptime(version.removeprefix("spam_model_"), "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+    assert registry.reserve_version(stamp, b"sibling") == f"{version}_2"
+    card = registry.card(version)
+    assert card["storage_uri"].endswith(f"/{version}/")
+    out = tmp_path / "mnt-models"
+    out.mkdir()
+    storage.Storage.download(card["storage_uri"], str(out))
+    got = {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*") if p.is_file()
+    }
+    assert got.pop(CARD_FILE)
+    assert got == card["files"]
