@@ -1,0 +1,116 @@
+"""Training/serving parity: the predictor's answers are the pipeline's answers, cell by cell.
+
+The decision table is only an optimisation if it can never disagree with the
+model, so it is checked against one-row ``predict_proba`` calls (the way a
+stock server calls the model) for every integer (length, punct) pair in the
+training range, for the model trained here and for KNN variants whose ties
+(k even, distance weights) are the hard cases; and off the grid, where the
+pipeline answers itself.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from spamops.demo_data import demo_data_path
+from spamops.evaluate import spam_probability
+from spamops.features import features_matrix
+from spamops.serving.artifact import load_artifact
+from spamops.serving.lookup import DecisionTable, grid_bounds
+
+
+def demo_texts_and_labels() -> tuple[list[str], np.ndarray]:
+    with demo_data_path().open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [r["message"] for r in rows], np.array([r["label"] == "spam" for r in rows], dtype=int)
+
+
+def single_row_reference(pipeline, X: np.ndarray) -> tuple[list[float], list[bool]]:
+    probs, labels = [], []
+    for row in X:
+        proba = pipeline.predict_proba(row[None, :])[0]
+        probs.append(float(proba[1]))
+        labels.append(bool(pipeline.predict(row[None, :])[0] == 1))
+    return probs, labels
+
+
+def grid_of(table: DecisionTable) -> np.ndarray:
+    return np.array(
+        [(length, punct) for length in range(table.max_length + 1) for punct in range(table.max_punct + 1)], dtype=float
+    )
+
+
+def variants() -> list:
+    texts, y = demo_texts_and_labels()
+    X = features_matrix(texts)
+    out = []
+    for k, weights, p in [(4, "uniform", 2), (7, "distance", 2), (6, "distance", 1), (25, "uniform", 1)]:
+        model = Pipeline([("scale", StandardScaler()), ("knn", KNeighborsClassifier(k, weights=weights, p=p))])
+        out.append(pytest.param(model.fit(X, y), id=f"k{k}-{weights}-p{p}"))
+    return out
+
+
+def assert_table_matches_single_rows(pipeline, max_length: int, max_punct: int) -> None:
+    table = DecisionTable(pipeline, 1, max_length, max_punct)
+    grid = grid_of(table)
+    ref_probs, ref_labels = single_row_reference(pipeline, grid)
+    scores = table.score([tuple(int(v) for v in row) for row in grid])
+    assert scores.fallbacks == 0
+    assert scores.probability == ref_probs  # exact equality, not approx
+    assert scores.is_spam == ref_labels
+
+
+def test_every_training_range_cell_of_the_served_model_matches(model_dir: Path):
+    artifact = load_artifact(model_dir)
+    max_length, max_punct = grid_bounds(artifact.feature_statistics, 5000, 1000)
+    assert max_length == artifact.feature_statistics["length"]["max"]
+    assert max_punct == artifact.feature_statistics["punct"]["max"]
+    assert_table_matches_single_rows(artifact.pipeline, max_length, max_punct)
+
+
+@pytest.mark.parametrize("pipeline", variants())
+def test_every_cell_matches_for_knn_variants_with_ties(pipeline):
+    texts, _ = demo_texts_and_labels()
+    X = features_matrix(texts)
+    assert_table_matches_single_rows(pipeline, int(X[:, 0].max()), int(X[:, 1].max()))
+
+
+@pytest.mark.parametrize("pipeline", variants()[:2])
+def test_off_grid_and_fractional_inputs_fall_back_to_the_pipeline(pipeline):
+    rng = np.random.default_rng(7)
+    table = DecisionTable(pipeline, 1, 60, 4)  # a deliberately small grid, so plenty falls off it
+    rows = np.column_stack(
+        [
+            np.concatenate([rng.integers(61, 5000, 200), rng.uniform(0, 60, 100), rng.integers(0, 60, 100)]),
+            np.concatenate([rng.integers(0, 300, 200), rng.uniform(0, 4, 100), rng.integers(5, 300, 100)]),
+        ]
+    ).astype(float)
+    scores = table.score([tuple(r) for r in rows.tolist()])
+    assert scores.fallbacks == len(rows) - int(
+        np.sum((rows[:, 0] <= 60) & (rows[:, 1] <= 4) & (rows == np.floor(rows)).all(axis=1))
+    )
+    ref_probs, ref_labels = single_row_reference(pipeline, rows)
+    assert scores.probability == pytest.approx(ref_probs, abs=0)
+    assert scores.is_spam == ref_labels
+
+
+def test_served_probabilities_equal_the_training_code_over_http(predictor, model_dir: Path):
+    """Texts through the predictor equal predict_proba on features computed by spamops.features."""
+    texts, _ = demo_texts_and_labels()
+    texts += ["", "!!!", "a" * 3000, "Ünïcödé ✓ — ok?"]
+    pipeline = joblib.load(model_dir / "model.joblib")
+    want = spam_probability(pipeline, features_matrix(texts)).tolist()
+    got = []
+    for start in range(0, len(texts), 50):  # the fixture predictor takes at most 50 per request
+        reply = predictor.post_json("/v1/models/spam:predict", {"instances": texts[start : start + 50]})
+        assert reply.status == 200, reply.body
+        got += [p["spam_probability"] for p in reply.json()["predictions"]]
+    assert got == want

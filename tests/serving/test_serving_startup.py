@@ -1,0 +1,50 @@
+"""The entrypoint: KServe's flags kept, --storage-uri pulls (verified) first, limits validated."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from spamops.serving.__main__ import build_parser
+from spamops.serving.settings import ServingSettings
+
+
+def test_kserve_flags_are_kept_and_defaults_documented():
+    args = build_parser().parse_args(["--http_port", "9000", "--grpc_port", "9001", "--enable_grpc", "false"])
+    assert (args.http_port, args.grpc_port, args.enable_grpc, args.model_name) == (9000, 9001, False, "spam")
+    assert args.model_dir == "/mnt/models" and args.max_batch_size == 1000 == ServingSettings().max_batch
+    help_text = subprocess.run(
+        [sys.executable, "-m", "spamops.serving", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in ("--http_port", "--workers", "--max_asyncio_workers", "--storage-uri", "--max_batch_size"):
+        assert flag in help_text
+
+
+def test_workers_other_than_one_are_refused_with_a_reason():
+    proc = subprocess.run(
+        [sys.executable, "-m", "spamops.serving", "--workers", "2"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "--workers must be 1" in proc.stderr
+
+
+def test_storage_uri_pulls_a_version_then_serves_it(start_predictor, trained_store: Path, production_version, tmp_path):
+    uri = f"file://{trained_store}/spam/{production_version}/"
+    server = start_predictor("--model_dir", str(tmp_path / "pulled"), "--storage-uri", uri)
+    assert server.get("/v1/models/spam").json()["version"] == production_version
+    assert (tmp_path / "pulled" / "model.joblib").is_file()
+    assert "checksums verified" in server.log()
+
+
+def test_storage_uri_of_a_model_prefix_serves_its_production(
+    start_predictor, trained_store, production_version, tmp_path
+):
+    server = start_predictor("--model_dir", str(tmp_path / "m"), "--storage-uri", f"file://{trained_store}/spam")
+    assert server.get("/v1/models/spam").json()["version"] == production_version
+
+
+def test_storage_uri_that_fails_leaves_the_model_not_ready(start_predictor, tmp_path):
+    server = start_predictor("--model_dir", str(tmp_path / "m"), "--storage-uri", f"file://{tmp_path}/nostore/spam/v1/")
+    reply = server.get("/v2/health/ready")
+    assert reply.status == 503 and "nostore" in reply.json()["error"]
+    assert "NOT READY (pull_failed)" in server.log()
