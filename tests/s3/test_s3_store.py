@@ -249,3 +249,57 @@ def test_endpoint_settings_follow_kserve_conventions(monkeypatch):
         S3Settings.from_env()
     with pytest.raises(BadInputError):
         S3Store.from_uri("s3:///no-bucket")
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """Answers 503 SlowDown to the first ``failures`` requests, then 200 like a healthy server."""
+
+    protocol_version = "HTTP/1.1"
+    failures = 0
+    seen = 0
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).seen += 1
+        if type(self).seen <= type(self).failures:
+            body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            self.send_response(503)
+        else:
+            body = b"payload"
+            self.send_response(200)
+            self.send_header("ETag", '"abc"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_throttling_and_5xx_are_retried_then_give_up_at_the_deadline(s3env, monkeypatch):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+        monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "20")
+        _Flaky.failures, _Flaky.seen = 3, 0  # botocore tries 3 times, then our deadline loop once more
+        assert open_store("s3://flaky/x").get("k").data == b"payload"
+        assert _Flaky.seen == 4
+        monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "2")
+        _Flaky.failures, _Flaky.seen = 10_000, 0
+        start = time.monotonic()
+        with pytest.raises(StoreError, match="SlowDown from the server.*gave up after 2 s"):
+            open_store("s3://flaky/x").get("k")
+        assert time.monotonic() - start < 8.0 and _Flaky.seen > 3
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_server_that_never_answers_is_abandoned_near_the_deadline(s3env, monkeypatch):
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never replies
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "3")
+        start = time.monotonic()
+        with pytest.raises(StoreError, match="read timeout.*gave up after 3 s"):
+            open_store("s3://silent/x").get("k")
+        assert time.monotonic() - start < 7.0

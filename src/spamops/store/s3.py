@@ -125,7 +125,7 @@ class S3Settings:
             region=_env("AWS_DEFAULT_REGION", "AWS_REGION") or DEFAULT_REGION,
             verify_ssl=_flag("S3_VERIFY_SSL", True),
             deadline=deadline,
-            max_attempts=int(raw_attempts) if raw_attempts and raw_attempts.isdigit() else 3,
+            max_attempts=max(1, int(raw_attempts)) if raw_attempts and raw_attempts.isdigit() else 3,
             send_checksum=_flag(CHECKSUM_ENV, True),
             check_conditional=_flag(PROBE_ENV, True),
         )
@@ -152,8 +152,9 @@ class S3Store(ObjectStore):
         config = Config(
             region_name=s.region,
             retries={"mode": "standard", "max_attempts": s.max_attempts},
-            connect_timeout=min(5.0, s.deadline),
-            read_timeout=min(60.0, max(5.0, s.deadline)),
+            # botocore makes up to max_attempts tries per call: keep their timeouts within the deadline.
+            connect_timeout=max(1.0, min(5.0, s.deadline / s.max_attempts)),
+            read_timeout=max(1.0, min(60.0, s.deadline / s.max_attempts)),
             # Path-style addressing works on every S3-compatible server; AWS still accepts it.
             s3={"addressing_style": "path" if s.endpoint_url else "auto"},
             # Checksums only when an operation needs one: aws-chunked trailers confuse some
