@@ -144,7 +144,11 @@ def test_the_crd_schema_alone_does_not_bound_canary_traffic(guarded: Kube):
 
 
 def _job(kube: Kube) -> dict:
-    (job,) = [d for d in kube.helm_template() if d["kind"] == "Job" and d["metadata"]["name"] == "spamops-train"]
+    (job,) = [
+        d
+        for d in kube.helm_template()
+        if d["kind"] == "Job" and d["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"
+    ]
     return job
 
 

@@ -78,8 +78,13 @@ def test_values_schema_rejects_bad_values(helm_bin, bad_set, complaint):
     assert complaint in res.stderr
 
 
+def one_off_training_job(objs: dict) -> dict:
+    (job,) = [o for (kind, name), o in objs.items() if kind == "Job" and name.startswith("spamops-train-")]
+    return job
+
+
 def _trainer_pod_specs(objs):
-    job = objs[("Job", "spamops-train")]["spec"]
+    job = one_off_training_job(objs)["spec"]
     cron = objs[("CronJob", "spamops-retrain")]["spec"]["jobTemplate"]["spec"]
     return [("Job", job), ("CronJob", cron)]
 
@@ -230,6 +235,17 @@ def test_sync_waves_order_prerequisites_before_workloads(helm_bin):
     assert smoke["helm.sh/hook"] == "test"
 
 
+def test_one_off_job_name_follows_its_spec(helm_bin):
+    """Job templates are immutable: a changed spec must get a new name (a new
+    run) so that helm upgrade / kubectl apply do not fail; same spec, same name."""
+    default = one_off_training_job(render(helm_bin))["metadata"]["name"]
+    assert default == one_off_training_job(render(helm_bin))["metadata"]["name"]
+    for change in ("image.tag=0.2.0", "training.backoffLimit=5", "s3.endpoint=minio:9000"):
+        assert one_off_training_job(render(helm_bin, change))["metadata"]["name"] != default, change
+    # The ConfigMap is mounted, not part of the Job spec: editing it starts no run.
+    assert one_off_training_job(render(helm_bin, "training.config.train.seed=1"))["metadata"]["name"] == default
+
+
 def test_minimal_values_render_only_the_inferenceservice_and_prerequisites(helm_bin):
     objs = render(helm_bin, values=CHART / "ci" / "minimal-values.yaml")
     assert sorted(k for k, _ in objs) == [
@@ -255,8 +271,8 @@ def test_dev_overlay_uses_in_cluster_seaweedfs():
     assert ("Deployment", "seaweedfs") in objs and ("Service", "seaweedfs") in objs
     svc_ports = {p["port"] for p in objs[("Service", "seaweedfs")]["spec"]["ports"]}
     assert 8333 in svc_ports
-    for kind, name in [("Job", "spamops-train"), ("CronJob", "spamops-retrain")]:
-        spec = objs[(kind, name)]["spec"]
+    for kind, obj in [("Job", one_off_training_job(objs)), ("CronJob", objs[("CronJob", "spamops-retrain")])]:
+        spec = obj["spec"]
         pod = (spec.get("jobTemplate", {}).get("spec") or spec)["template"]["spec"]
         env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
         assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs.spamops.svc.cluster.local:8333", kind
@@ -272,6 +288,6 @@ def test_dev_overlay_uses_in_cluster_seaweedfs():
 def test_prod_overlay_ships_no_secret_and_no_one_off_job():
     objs = _kustomize(MANIFESTS / "overlays" / "prod")
     assert not [k for k in objs if k[0] == "Secret"], "real credentials are created out of band"
-    assert ("Job", "spamops-train") not in objs
+    assert not [k for k in objs if k[0] == "Job" and k[1].startswith("spamops-train-")]
     assert ("CronJob", "spamops-retrain") in objs
     assert objs[("InferenceService", "spam")]["spec"]["predictor"]["minReplicas"] >= 2
