@@ -296,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no SeaweedFS state in {data_dir}; nothing to do", file=sys.stderr)
         return 0 if args.command == "down" else 1
     if args.command == "env":
+        if not server.running():
+            print("# SeaweedFS is not running: 'make storage-up' starts it again", file=sys.stderr)
         print(_exports(server))
         return 0
     if args.command == "status":
