@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from k8shelpers import NAMESPACE, Kube, controlplane  # noqa: E402
+from k8shelpers import Kube, controlplane, psa_warning, wait_until  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,8 +59,13 @@ def control_plane():
 @pytest.fixture(scope="session")
 def kube(control_plane) -> Kube:
     k = Kube(control_plane)
-    k.ensure_namespace(NAMESPACE)
+    # The chart's own Namespace (Pod Security labels), so that dry-runs of
+    # namespaced objects are admitted - and warned about - as after a deploy.
+    (ns,) = [d for d in k.helm_template() if d["kind"] == "Namespace"]
+    k.apply([ns])
     k.ensure_namespace("argocd")
+    # Pod Security admission sees the labels once its informer has them.
+    assert wait_until(lambda: psa_warning(k), timeout=20), "Pod Security admission never warned"
     return k
 
 

@@ -152,3 +152,23 @@ def wait_until(fn, timeout: float = 20.0, interval: float = 0.3):
         if result or time.monotonic() > deadline:
             return result
         time.sleep(interval)
+
+
+def psa_warning(kube: Kube) -> str:
+    """Pod Security warnings for a pod that breaks "restricted" (a probe that
+    the namespace's warn label is in force); empty when there are none."""
+    probe = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "psa-probe", "namespace": NAMESPACE},
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": False}}],
+                }
+            }
+        },
+    }
+    res = kube.apply([probe], dry_run=True)
+    return "\n".join(line for line in res.stderr.splitlines() if "PodSecurity" in line)

@@ -12,7 +12,7 @@ import base64
 import copy
 
 import pytest
-from k8shelpers import CHART, MANIFESTS, NAMESPACE, Kube, load_docs, obj_key, wait_until
+from k8shelpers import CHART, MANIFESTS, NAMESPACE, Kube, load_docs, obj_key, psa_warning, wait_until
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 ARGOCD = MANIFESTS / "argocd"
@@ -208,3 +208,10 @@ data: {a: "1"}
     docs[0]["data"]["a"] = "2"
     with pytest.raises(AssertionError, match="readback-probe.data.a"):
         assert_stored_as_rendered(clean, docs)
+
+
+def test_pod_security_warnings_would_be_caught(kube: Kube):
+    """The no-warnings check can fail: a pod template that breaks the
+    namespace's "restricted" warn level draws a PodSecurity warning."""
+    warning = psa_warning(kube)
+    assert 'would violate PodSecurity "restricted:latest"' in warning
