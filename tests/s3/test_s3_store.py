@@ -59,6 +59,12 @@ def test_seaweedfs_honours_conditional_writes(s3_uri, s3env):
     with pytest.raises(ConflictError, match="changed since it was read"):
         store.put("pointer", b"v3", if_token=token)  # stale token: someone moved it
     assert store.get("pointer") == type(store.get("pointer"))(b"v2", newer)
+    store.put("gone", b"x", if_absent=True)
+    gone = store.get("gone").token
+    store.delete("gone")
+    with pytest.raises(ConflictError):
+        store.put("gone", b"y", if_token=gone)  # deleted since it was read
+    assert not store.exists("gone")
     # The conditional-write probe cleaned up after itself.
     assert store.list("") == ["pointer", "raw"]
 

@@ -218,7 +218,11 @@ class S3Store(ObjectStore):
             try:
                 return self._client.put_object(**params)["ETag"]
             except ClientError as exc:
-                if _code(exc) not in _CONFLICT_CODES:
+                code = _code(exc)
+                if if_token is not None and (code == "NoSuchKey" or _status(exc) == 404):
+                    # If-Match on an object deleted since it was read: the caller lost a race too.
+                    raise ConflictError(f"{self.uri(key)}: deleted since it was read; re-read and retry") from None
+                if code not in _CONFLICT_CODES:
                     raise
                 # An earlier attempt of this very PUT may have landed with its answer lost:
                 # then the object carries our write id, and the write succeeded.
