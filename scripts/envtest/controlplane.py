@@ -398,20 +398,33 @@ def _default_dir() -> Path:
     return cache_root() / "run"
 
 
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def _stop_detached(d: Path) -> None:
     for name in ("kube-apiserver", "etcd"):
         pidfile = d / f"{name}.pid"
         if not pidfile.is_file():
             continue
         pid = int(pidfile.read_text())
+        # Only signal the process we started: its command line names our binary.
         try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            cmdline = ""
+        if alive(pid) and cmdline.endswith(f"/{name}"):
             os.kill(pid, signal.SIGTERM)
-            for _ in range(75):
-                os.kill(pid, 0)
-                time.sleep(0.2)
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            deadline = time.monotonic() + 15
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
         pidfile.unlink(missing_ok=True)
 
 

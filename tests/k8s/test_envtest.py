@@ -1,0 +1,88 @@
+"""The control plane harness itself: pinned versions, the `make envtest` CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from k8shelpers import REPO, Kube, controlplane
+
+SCRIPTS = REPO / "scripts" / "envtest"
+
+
+def test_build_script_and_fixture_agree_on_every_artifact():
+    """One place pins the versions: the bash build and the Python fixture
+    derive the same cache paths from versions.env."""
+    out = subprocess.run(
+        ["bash", str(SCRIPTS / "build.sh"), "--print-env"], capture_output=True, text=True, check=True
+    ).stdout
+    built = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    arts = controlplane.Artifacts.from_versions()
+    assert built == {
+        "KUBE_APISERVER": str(arts.kube_apiserver),
+        "KUBECTL": str(arts.kubectl),
+        "ETCD": str(arts.etcd),
+        "HELM": str(arts.helm),
+        "KSERVE_CRDS": str(arts.kserve_crds),
+        "ARGOCD_CRDS": str(arts.argocd_crds),
+    }
+    v = controlplane.read_versions()
+    keyed = {
+        "KUBE_APISERVER": "KUBERNETES_VERSION",
+        "KUBECTL": "KUBERNETES_VERSION",
+        "ETCD": "ETCD_VERSION",
+        "HELM": "HELM_VERSION",
+        "KSERVE_CRDS": "KSERVE_VERSION",
+        "ARGOCD_CRDS": "ARGOCD_VERSION",
+    }
+    for artifact, version in keyed.items():
+        assert f"-{v[version]}/" in built[artifact] + "/", (artifact, built[artifact])
+
+
+def test_running_versions_are_the_pinned_ones(kube: Kube):
+    v = controlplane.read_versions()
+    assert kube.server_version() == v["KUBERNETES_VERSION"]
+    client = json.loads(kube.kubectl("version", "--client", "-o", "json").stdout)["clientVersion"]
+    assert client["gitVersion"] == v["KUBERNETES_VERSION"]
+    assert kube.helm("version", "--template", "{{.Version}}").stdout == v["HELM_VERSION"]
+    etcd = subprocess.run([str(kube.cp.artifacts.etcd), "--version"], capture_output=True, text=True).stdout
+    assert v["ETCD_VERSION"].lstrip("v") in etcd
+
+
+def test_crds_are_established_and_rbac_is_enforced(kube: Kube):
+    crds = kube.kubectl("get", "crd", "-o", "name").stdout.split()
+    for name in (
+        "inferenceservices.serving.kserve.io",
+        "servingruntimes.serving.kserve.io",
+        "inferencegraphs.serving.kserve.io",
+        "applications.argoproj.io",
+        "appprojects.argoproj.io",
+    ):
+        assert f"customresourcedefinition.apiextensions.k8s.io/{name}" in crds
+    denied = kube.kubectl("get", "pods", "-A", "--as=someone", check=False)
+    assert denied.returncode != 0 and "Forbidden" in denied.stderr
+
+
+def test_cli_start_prints_a_working_kubeconfig_and_stop_ends_the_processes(tmp_path):
+    """What `make envtest` / `make envtest-stop` run."""
+    state = tmp_path / "cp"
+    cli = [sys.executable, str(SCRIPTS / "controlplane.py")]
+    started = subprocess.run([*cli, "start", "--dir", str(state)], capture_output=True, text=True, timeout=300)
+    try:
+        assert started.returncode == 0, started.stderr
+        kubeconfig = started.stdout.strip().splitlines()[-1]
+        assert kubeconfig == str(state / "kubeconfig")
+        assert "export KUBECONFIG=" in started.stderr
+        arts = controlplane.Artifacts.from_versions()
+        ns = subprocess.run(
+            [str(arts.kubectl), "--kubeconfig", kubeconfig, "get", "namespace", "default", "-o", "name"],
+            capture_output=True,
+            text=True,
+        )
+        assert ns.stdout.strip() == "namespace/default", ns.stderr
+        pids = [int((state / f"{n}.pid").read_text()) for n in ("kube-apiserver", "etcd")]
+    finally:
+        subprocess.run([*cli, "stop", "--dir", str(state)], capture_output=True, timeout=120)
+    for pid in pids:
+        assert not controlplane.alive(pid), f"process {pid} still running after stop"
