@@ -13,7 +13,10 @@ PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo train test lint models
+VERSION ?=
+PERCENT ?= 10
+
+.PHONY: help install demo train test lint models deploy-canary promote rollback
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,5 +45,14 @@ test: $(STAMP) ## run the test suite (starts its own S3 server and control plane
 lint: $(STAMP) ## ruff on Python, plus the Kubernetes/Docker linters
 	$(BIN)/ruff check src tests scripts serving
 	$(BIN)/ruff format --check src tests scripts serving
+
+deploy-canary: $(STAMP) ## canary PERCENT% (default 10) of the InferenceService's traffic to VERSION (default: production)
+	$(BIN)/spamops rollout canary $(VERSION) --percent $(PERCENT) --store $(STORE)
+
+promote: $(STAMP) ## give the canary revision all traffic
+	$(BIN)/spamops rollout promote
+
+rollback: $(STAMP) ## during a canary, send all traffic back to the previous revision
+	$(BIN)/spamops rollout rollback
 
 -include mk/*.mk

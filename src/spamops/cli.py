@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from spamops import __version__
 from spamops.config import RunConfig, defaults_markdown, defaults_yaml, load_config
-from spamops.errors import ExitCode, SpamopsError
+from spamops.errors import BadInputError, ExitCode, SpamopsError
 from spamops.gate import GateDecision
 
 DEBUG_ENV = "SPAMOPS_DEBUG"
@@ -56,6 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "storage_uri": outcome.version_uri,
                 "gate": outcome.decision.to_json(),
                 "promoted": outcome.promoted,
+                "rollout": outcome.rollout,
             }
         )
     else:
@@ -143,6 +144,53 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return ExitCode.OK if decision.passed else ExitCode.GATE_REFUSED
 
 
+def _target(args: argparse.Namespace):
+    from spamops.rollout import Target
+
+    rollout = _settings(args).rollout
+    return Target(
+        name=args.isvc or rollout.inference_service,
+        namespace=args.namespace or rollout.namespace,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+    )
+
+
+def _print_rollout(state, as_json: bool) -> None:
+    if as_json:
+        _print_json(state.to_json())
+        return
+    percent = "none (one revision has all traffic)" if state.canary_percent is None else f"{state.canary_percent}%"
+    print(f"storage uri: {state.storage_uri}")
+    print(f"canary:      {percent}")
+    for entry in state.traffic:
+        print(f"  {entry.get('percent', 0):>3}% {entry.get('tag', '')} {entry.get('revisionName', '')}")
+
+
+def cmd_rollout_canary(args: argparse.Namespace) -> int:
+    from spamops import rollout
+
+    registry = _registry(args)
+    if args.version:
+        uri = registry.card(args.version)["storage_uri"]
+    else:
+        production = registry.production()
+        if production is None:
+            raise BadInputError(f"{registry.store.uri(registry.model_name)}: nothing in production to roll out")
+        uri = production["storage_uri"]
+    percent = args.percent if args.percent is not None else _settings(args).rollout.canary_percent
+    _print_rollout(rollout.canary(_target(args), uri, percent), args.json)
+    return ExitCode.OK
+
+
+def cmd_rollout_step(args: argparse.Namespace) -> int:
+    from spamops import rollout
+
+    step = {"status": rollout.status, "promote": rollout.promote, "rollback": rollout.rollback}[args.rollout_command]
+    _print_rollout(step(_target(args)), args.json)
+    return ExitCode.OK
+
+
 def cmd_config_defaults(args: argparse.Namespace) -> int:
     print(defaults_markdown() if args.markdown else defaults_yaml(), end="")
     return ExitCode.OK
@@ -204,6 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gate", parents=[common, as_json], help="re-run a version's gate against current production")
     p.add_argument("version")
     p.set_defaults(func=cmd_gate)
+
+    cluster = argparse.ArgumentParser(add_help=False)
+    cluster.add_argument("--isvc", metavar="NAME", help="InferenceService (default: rollout.inference_service)")
+    cluster.add_argument("--namespace", metavar="NS", help="its namespace (default: rollout.namespace)")
+    cluster.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, $KUBECONFIG)")
+    cluster.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    rollout = sub.add_parser("rollout", help="canary traffic on the KServe InferenceService").add_subparsers(
+        dest="rollout_command", required=True
+    )
+    p = rollout.add_parser("canary", parents=[common, cluster, as_json], help="route a share of traffic to a version")
+    p.add_argument("version", nargs="?", help="version to roll out (default: current production)")
+    p.add_argument("--percent", type=int, help="traffic share for it (default: rollout.canary_percent)")
+    p.set_defaults(func=cmd_rollout_canary)
+    for name, text in (
+        ("status", "the requested split and what KServe reports"),
+        ("promote", "give the canary all traffic"),
+        ("rollback", "send all traffic back to the previous revision"),
+    ):
+        rollout.add_parser(name, parents=[common, cluster, as_json], help=text).set_defaults(func=cmd_rollout_step)
 
     config = sub.add_parser("config", help="configuration").add_subparsers(dest="config_command", required=True)
     p = config.add_parser("defaults", help="print every default setting as YAML")

@@ -84,6 +84,15 @@ class GateConfig(_Strict):
     )
 
 
+class RolloutConfig(_Strict):
+    """Whether a promoted version is rolled out to a KServe InferenceService as a canary."""
+
+    enabled: bool = Field(False, description="After promotion, start a canary on the InferenceService.")
+    inference_service: str = Field("spam", description="InferenceService name.")
+    namespace: str = Field("spamops", description="Its namespace.")
+    canary_percent: int = Field(10, ge=0, le=100, description="Traffic share for the new version's revision.")
+
+
 class RunConfig(_Strict):
     """One training run: where to read, how to train, how to gate, where to store."""
 
@@ -97,6 +106,7 @@ class RunConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
 
 
 def load_config(path: str | Path | None) -> RunConfig:

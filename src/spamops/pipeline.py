@@ -13,7 +13,7 @@ from typing import TextIO
 
 import joblib
 
-from spamops import report
+from spamops import report, rollout
 from spamops.card import build_card
 from spamops.config import RunConfig
 from spamops.data import load_dataset
@@ -21,6 +21,7 @@ from spamops.demo_data import demo_data_path
 from spamops.evaluate import evaluate, spam_probability
 from spamops.gate import GateDecision, decide
 from spamops.registry import Registry, utc_now
+from spamops.rollout import Target
 from spamops.store import open_store
 from spamops.train import fit, split_dataset
 
@@ -34,6 +35,7 @@ class RunOutcome:
     decision: GateDecision
     card: dict
     promoted: dict | None
+    rollout: dict | None = None
 
 
 def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr) -> RunOutcome:
@@ -78,7 +80,12 @@ def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr) -> RunOut
     promoted = None
     if decision.passed and cfg.promote:
         promoted = registry.promote(version)
-    return RunOutcome(version, registry.version_uri(version), decision, stored_card, promoted)
+    rolled_out = None
+    if promoted is not None and cfg.rollout.enabled:
+        target = Target(name=cfg.rollout.inference_service, namespace=cfg.rollout.namespace)
+        rolled_out = rollout.canary(target, promoted["storage_uri"], cfg.rollout.canary_percent).to_json()
+        _say(progress, f"canary: {cfg.rollout.canary_percent}% of {target.namespace}/{target.name} on {version}")
+    return RunOutcome(version, registry.version_uri(version), decision, stored_card, promoted, rolled_out)
 
 
 def _serialize(pipeline) -> bytes:
