@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -188,3 +189,23 @@ def test_existing_version_prefix_is_immutable(s3_uri, s3env, seed_version):
     version = seed_version(registry)
     with pytest.raises(ConflictError):
         registry.store.put(f"spam/{version}/{MODEL_FILE}", b"replacement", if_absent=True)
+
+
+def test_two_trainers_at_the_same_moment_both_land(s3_uri, s3env):
+    """Two full training runs race: version ids, uploads and promotions must all survive."""
+    env = {**os.environ, "SPAMOPS_S3_DEADLINE_SECONDS": "20"}
+    cmd = [sys.executable, "-m", "spamops", "train", "--store", s3_uri, "--quiet", "--json"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    assert [r[0] for r in results] == [0, 0], results
+    versions = {json.loads(r[1])["version"] for r in results}
+    assert len(versions) == 2, f"each run must get its own version id: {results}"
+    print("raced versions:", sorted(versions))
+
+    registry = Registry(open_store(s3_uri), "spam")
+    assert sorted(v.version for v in registry.versions() if v.complete) == sorted(versions)
+    history = registry.history()
+    assert sorted(h["version"] for h in history) == sorted(versions)
+    pointer = registry.production()
+    (other,) = versions - {pointer["version"]}
+    assert pointer["lineage"] == [other]
