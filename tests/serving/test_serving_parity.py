@@ -62,10 +62,10 @@ def assert_table_matches_single_rows(pipeline, max_length: int, max_punct: int) 
     table = DecisionTable(pipeline, 1, max_length, max_punct)
     grid = grid_of(table)
     ref_probs, ref_labels = single_row_reference(pipeline, grid)
-    scores = table.score([tuple(int(v) for v in row) for row in grid])
-    assert scores.fallbacks == 0
-    assert scores.probability == ref_probs  # exact equality, not approx
-    assert scores.is_spam == ref_labels
+    for scores in (table.score([tuple(int(v) for v in row) for row in grid]), table.score(grid)):
+        assert scores.fallbacks == 0
+        assert scores.probability == ref_probs  # exact equality, not approx
+        assert scores.is_spam == ref_labels
 
 
 def test_every_training_range_cell_of_the_served_model_matches(model_dir: Path):
@@ -93,13 +93,12 @@ def test_off_grid_and_fractional_inputs_fall_back_to_the_pipeline(pipeline):
             np.concatenate([rng.integers(0, 300, 200), rng.uniform(0, 4, 100), rng.integers(5, 300, 100)]),
         ]
     ).astype(float)
-    scores = table.score([tuple(r) for r in rows.tolist()])
-    assert scores.fallbacks == len(rows) - int(
-        np.sum((rows[:, 0] <= 60) & (rows[:, 1] <= 4) & (rows == np.floor(rows)).all(axis=1))
-    )
+    on_grid = (rows[:, 0] <= 60) & (rows[:, 1] <= 4) & (rows == np.floor(rows)).all(axis=1)
     ref_probs, ref_labels = single_row_reference(pipeline, rows)
-    assert scores.probability == pytest.approx(ref_probs, abs=0)
-    assert scores.is_spam == ref_labels
+    for scores in (table.score([tuple(r) for r in rows.tolist()]), table.score(rows)):  # row-wise and vectorised
+        assert scores.fallbacks == len(rows) - int(on_grid.sum())
+        assert scores.probability == ref_probs
+        assert scores.is_spam == ref_labels
 
 
 def test_served_probabilities_equal_the_training_code_over_http(predictor, model_dir: Path):

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import orjson
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
@@ -75,6 +77,23 @@ def feature_value(value: Any, where: str, *, integral: bool = False) -> float:
     return value
 
 
+def numeric_matrix(values: list[Any], integral: bool) -> np.ndarray | None:
+    """``values`` as an ``(n, 2)`` array when every one is valid, else ``None``.
+
+    The vectorised check of a whole tensor: a 100-row batch costs a few
+    microseconds here instead of 200 Python-level checks.
+    """
+    if not all(type(v) is float or type(v) is int for v in values):  # bool is not int here: type() is exact
+        return None
+    try:
+        X = np.asarray(values, dtype=np.float64).reshape(-1, 2)
+    except (OverflowError, ValueError):
+        return None
+    if not np.isfinite(X).all() or (X < 0).any() or (integral and (X != np.floor(X)).any()):
+        return None
+    return X
+
+
 def feature_pair(pair: Any, where: str) -> Row:
     if len(pair) != 2:
         raise BadRequest(
@@ -132,13 +151,22 @@ def _flatten(data: Any, depth: int) -> list[Any]:
     """``data`` as a flat list: V2 JSON allows flat or nested (row-major) tensor data."""
     if not isinstance(data, list | tuple):
         data = data.tolist() if hasattr(data, "tolist") else [data]
-    flat: list[Any] = []
-    for item in data:
-        if isinstance(item, list | tuple) and depth > 1:
-            flat.extend(_flatten(item, depth - 1))
-        else:
-            flat.append(item)
-    return flat
+    flat = data
+    for _ in range(depth - 1):  # one level per pass: a 100-row tensor is one cheap pass
+        nested = [type(item) is list or type(item) is tuple for item in flat]
+        if not any(nested):
+            break
+        if all(nested):
+            flat = list(chain.from_iterable(flat))
+            continue
+        level: list[Any] = []
+        for item, is_nested in zip(flat, nested, strict=True):
+            if is_nested:
+                level.extend(item)
+            else:
+                level.append(item)
+        flat = level
+    return list(flat)
 
 
 def _input_values(tensor: Any) -> list[Any]:
@@ -159,7 +187,7 @@ def _shape(tensor: Any) -> list[int]:
     return shape
 
 
-def parse_v2(request: InferRequest, max_batch: int) -> list[Row]:
+def parse_v2(request: InferRequest, max_batch: int) -> list[Row] | np.ndarray:
     """Rows of an Open Inference Protocol request: BYTES ``[N]`` texts or numeric ``[N, 2]`` features."""
     inputs: Sequence[Any] = request.inputs or []
     if not inputs:
@@ -203,6 +231,10 @@ def parse_v2(request: InferRequest, max_batch: int) -> list[Row]:
                 "wrong_shape", f"input {name!r}: shape {shape} needs {2 * n} values but data holds {len(values)}"
             )
         integral = datatype in INTEGER_DATATYPES
+        fast = numeric_matrix(values, integral)
+        if fast is not None:
+            return fast
+        # Something is wrong: the per-value pass finds the first bad value and names it.
         checked = [feature_value(v, f"input {name!r} value {i}", integral=integral) for i, v in enumerate(values)]
         return list(zip(checked[0::2], checked[1::2], strict=True))
     raise BadRequest(

@@ -97,8 +97,10 @@ class DecisionTable:
             value = int(value)
         return value if 0 <= value <= top else None
 
-    def score(self, rows: Sequence[Row]) -> Scores:
+    def score(self, rows: Sequence[Row] | np.ndarray) -> Scores:
         """Scores of ``rows`` (already validated: finite, non-negative numbers)."""
+        if isinstance(rows, np.ndarray):
+            return self.score_array(rows)
         n = len(rows)
         probability: list[float] = [0.0] * n
         is_spam: list[bool] = [False] * n
@@ -119,3 +121,22 @@ class DecisionTable:
                 probability[i] = p
                 is_spam[i] = s
         return Scores(probability, is_spam, len(missed))
+
+    def score_array(self, X: np.ndarray) -> Scores:
+        """Vectorised :meth:`score` of an ``(n, 2)`` float array: what batches of feature tensors use."""
+        lengths, puncts = X[:, 0], X[:, 1]
+        on_grid = (
+            (lengths == np.floor(lengths))
+            & (puncts == np.floor(puncts))
+            & (lengths <= self.max_length)
+            & (puncts <= self.max_punct)
+        )
+        li = np.where(on_grid, lengths, 0).astype(np.intp)
+        pi = np.where(on_grid, puncts, 0).astype(np.intp)
+        probability = self.probability[li, pi]
+        is_spam = self.is_spam[li, pi]
+        fallbacks = int(len(X) - np.count_nonzero(on_grid))
+        if fallbacks:
+            missed = ~on_grid
+            probability[missed], is_spam[missed] = pipeline_scores(self.pipeline, self.spam_column, X[missed])
+        return Scores(probability.tolist(), is_spam.tolist(), fallbacks)
