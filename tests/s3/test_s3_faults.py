@@ -26,11 +26,12 @@ def _list(cli, uri: str) -> dict:
     return result.json()
 
 
-def test_server_killed_mid_upload_fails_cleanly_and_a_rerun_succeeds(s3_uri, s3env, cli, monkeypatch):
-    first = cli("train", "--store", s3_uri, "--json", "--quiet")
-    assert first.code == 0, first.err
+def test_server_killed_mid_upload_fails_cleanly_and_a_rerun_succeeds(s3_uri, s3env, cli, monkeypatch, seed_version):
+    registry = Registry(open_store(s3_uri), "spam")
+    first = seed_version(registry)
+    assert cli("promote", first, "--store", s3_uri).code == 0
     before = _list(cli, s3_uri)
-    assert before["production"]["version"] == first.json()["version"]
+    assert before["production"]["version"] == first
 
     real_put = S3Store.put
     killed = []
