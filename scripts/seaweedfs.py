@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -255,6 +256,22 @@ class SeaweedFS:
         self.pid = None
         if (self.data_dir / "server.json").exists():
             self.save()
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """weed leaves unix sockets named after our ports in /tmp; a stopped server needs none."""
+        tmp = Path(tempfile.gettempdir())
+        names = [f"seaweedfs-filer-{self.filer_port}.sock", f"seaweedfs-s3-{self.s3_port}.sock"]
+        for kind, port in (
+            ("master", self.master_port),
+            ("volume", self.volume_port),
+            ("filer", self.filer_port),
+            ("s3", self.s3_port),
+        ):
+            names.append(f"seaweedfs-{kind}-grpc-{port + GRPC_OFFSET}.sock")
+        for name in names:
+            with contextlib.suppress(OSError):
+                (tmp / name).unlink()
 
 
 def _reap(pid: int) -> None:
