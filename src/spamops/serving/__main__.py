@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import logging
 import sys
 import tempfile
@@ -136,6 +137,10 @@ def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> 
     # and a process that exits on a bad artifact crash-loops; a not-ready one says 503 and why.
     server.register_model(model)
     model.enable_latency_logging = args.enable_latency_logging
+    # Everything allocated so far (KServe, FastAPI, scikit-learn, the model) lives until exit:
+    # moving it out of the collector's generations keeps full collections, and so tail latency, short.
+    gc.collect()
+    gc.freeze()
     server.start([])
 
 

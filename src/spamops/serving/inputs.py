@@ -29,6 +29,7 @@ NUMERIC_DATATYPES = frozenset(
 INTEGER_DATATYPES = frozenset(d for d in NUMERIC_DATATYPES if "INT" in d)
 JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
 
+SMALL_BATCH = 16  # up to this many rows, plain Python beats numpy's per-call overhead
 V1_EXAMPLE = '{"instances": ["free entry! call now", [155, 6], {"text": "see you at 8"}]}'
 V2_EXAMPLE = '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["free entry! call now"]}]}'
 
@@ -231,9 +232,10 @@ def parse_v2(request: InferRequest, max_batch: int) -> list[Row] | np.ndarray:
                 "wrong_shape", f"input {name!r}: shape {shape} needs {2 * n} values but data holds {len(values)}"
             )
         integral = datatype in INTEGER_DATATYPES
-        fast = numeric_matrix(values, integral)
-        if fast is not None:
-            return fast
+        if n > SMALL_BATCH:
+            fast = numeric_matrix(values, integral)
+            if fast is not None:
+                return fast
         # Something is wrong: the per-value pass finds the first bad value and names it.
         checked = [feature_value(v, f"input {name!r} value {i}", integral=integral) for i, v in enumerate(values)]
         return list(zip(checked[0::2], checked[1::2], strict=True))
