@@ -40,8 +40,14 @@ TEST_DEADLINE = "4"
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory) -> Iterator:
     """The running server; tests that kill it must start it again before they return."""
-    server = seaweedfs.SeaweedFS.create(tmp_path_factory.mktemp("seaweedfs"), bucket="spamops")
-    server.start()
+    for attempt in range(3):  # a port picked as free can be taken before weed binds it
+        server = seaweedfs.SeaweedFS.create(tmp_path_factory.mktemp("seaweedfs"), bucket="spamops")
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     try:
         yield server
     finally:
