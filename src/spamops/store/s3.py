@@ -164,7 +164,11 @@ class S3Store(ObjectStore):
             user_agent_extra="spamops",
         )
         self._client = boto3.session.Session().client(
-            "s3", endpoint_url=s.endpoint_url, verify=s.verify_ssl, config=config
+            "s3",
+            endpoint_url=s.endpoint_url,
+            # None (not True) lets botocore pick up AWS_CA_BUNDLE for a private CA.
+            verify=None if s.verify_ssl else False,
+            config=config,
         )
 
     @classmethod
