@@ -91,6 +91,9 @@ class SeaweedFS:
     access_key: str = field(default_factory=lambda: "spamops-" + secrets.token_hex(4))
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     pid: int | None = None
+    https_port: int | None = None  # with tls_cert/tls_key: also serve S3 over TLS on this port
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     # -- construction -------------------------------------------------------
     @classmethod
@@ -180,6 +183,11 @@ class SeaweedFS:
             "-s3",
             f"-s3.port={self.s3_port}",
             f"-s3.config={config}",
+            *(
+                [f"-s3.port.https={self.https_port}", f"-s3.cert.file={self.tls_cert}", f"-s3.key.file={self.tls_key}"]
+                if self.https_port
+                else []
+            ),
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-s3.autoCreateBucket=false",

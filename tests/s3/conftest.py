@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,9 @@ _FOREIGN_ENV = [
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
     "AWS_MAX_ATTEMPTS",
+    "AWS_CA_BUNDLE",
+    "S3_USE_HTTPS",
+    "S3_VERIFY_SSL",
     "SPAMOPS_S3_CHECK_CONDITIONAL",
     "SPAMOPS_S3_CHECKSUM",
 ]
@@ -40,8 +44,12 @@ TEST_DEADLINE = "4"
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory) -> Iterator:
     """The running server; tests that kill it must start it again before they return."""
+    tls = _self_signed_cert(tmp_path_factory.mktemp("tls"))
     for attempt in range(3):  # a port picked as free can be taken before weed binds it
         server = seaweedfs.SeaweedFS.create(tmp_path_factory.mktemp("seaweedfs"), bucket="spamops")
+        if tls:  # the same server also speaks TLS on a second port, for the S3_USE_HTTPS tests
+            server.https_port = seaweedfs.free_ports(1)[0]
+            server.tls_cert, server.tls_key = tls
         try:
             server.start()
             break
@@ -52,6 +60,38 @@ def seaweed(tmp_path_factory) -> Iterator:
         yield server
     finally:
         server.kill()  # its data is temporary; a graceful stop takes 15 s+
+
+
+def _self_signed_cert(directory: Path) -> tuple[str, str] | None:
+    """A certificate for 127.0.0.1 that is its own CA; ``None`` without the cryptography package."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        return None
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spamops test S3")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
 
 
 @pytest.fixture

@@ -309,3 +309,28 @@ def test_server_that_never_answers_is_abandoned_near_the_deadline(s3env, monkeyp
         with pytest.raises(StoreError, match="read timeout.*gave up after 3 s"):
             open_store("s3://silent/x").get("k")
         assert time.monotonic() - start < 7.0
+
+
+def test_tls_settings_follow_kserve_conventions(s3_uri, s3env, monkeypatch, cli):
+    """S3_ENDPOINT host:port + S3_USE_HTTPS / S3_VERIFY_SSL / AWS_CA_BUNDLE against a TLS port."""
+    if not s3env.https_port:
+        pytest.skip("the cryptography package is missing: no certificate for the TLS port")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("S3_ENDPOINT", f"127.0.0.1:{s3env.https_port}")
+    monkeypatch.delenv("S3_USE_HTTPS")  # default: https
+    monkeypatch.delenv("S3_VERIFY_SSL")  # default: verify
+
+    start = time.monotonic()
+    refused = cli("models", "list", "--store", s3_uri)
+    assert refused.code == 1 and time.monotonic() - start < 3.0
+    assert "TLS failure" in refused.err and "certificate verify failed" in refused.err
+    assert f"https://127.0.0.1:{s3env.https_port}" in refused.err
+
+    monkeypatch.setenv("AWS_CA_BUNDLE", s3env.tls_cert)  # trust the private CA
+    store = open_store(s3_uri)
+    token = store.put("over-tls", b"secret-free payload", if_absent=True)
+    assert store.get("over-tls").token == token
+
+    monkeypatch.delenv("AWS_CA_BUNDLE")
+    monkeypatch.setenv("S3_VERIFY_SSL", "0")  # or do not check certificates at all
+    assert open_store(s3_uri).get("over-tls").data == b"secret-free payload"

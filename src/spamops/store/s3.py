@@ -30,6 +30,7 @@ import random
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -149,6 +150,10 @@ class S3Store(ObjectStore):
         self.settings = settings or S3Settings.from_env()
         self.root_uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         s = self.settings
+        if not s.verify_ssl:  # the user chose this (S3_VERIFY_SSL=0); don't warn on every request
+            from urllib3.exceptions import InsecureRequestWarning
+
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
         config = Config(
             region_name=s.region,
             retries={"mode": "standard", "max_attempts": s.max_attempts},
@@ -388,6 +393,8 @@ def _reason(exc: Exception) -> str:
         ("Connect timeout", "connect timeout"),
         ("Connection was closed", "connection closed before a response"),
         ("Name or service not known", "unknown host"),
+        ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"),
+        ("WRONG_VERSION_NUMBER", "the endpoint does not speak TLS"),
     ):
         if needle in text:
             return short
