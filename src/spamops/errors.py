@@ -35,6 +35,12 @@ class StoreError(SpamopsError):
     """The artifact store failed (unreachable, denied, inconsistent)."""
 
 
+class StoreSettingsError(StoreError):
+    """The store's settings are wrong (credentials, bucket, TLS): a retry cannot fix it."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
 class ConflictError(StoreError):
     """A conditional write lost a race: someone else changed the object first."""
 

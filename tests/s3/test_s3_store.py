@@ -206,7 +206,7 @@ def test_wrong_secret_fails_fast_naming_endpoint_and_bucket(s3_uri, s3env, monke
         start = time.monotonic()
         result = cli(*args, "--store", s3_uri)
         elapsed = time.monotonic() - start
-        assert result.code == 1, result.err
+        assert result.code == 2, result.err  # a settings error: the Job must not retry it
         assert elapsed < 3.0, f"{args}: took {elapsed:.2f} s; a permanent error must not be retried"
         message = result.out + result.err
         assert "access denied (SignatureDoesNotMatch)" in message
@@ -218,7 +218,7 @@ def test_wrong_secret_fails_fast_naming_endpoint_and_bucket(s3_uri, s3env, monke
 def test_missing_bucket_fails_fast(s3env, cli):
     start = time.monotonic()
     result = cli("models", "list", "--store", "s3://no-such-bucket/models")
-    assert result.code == 1
+    assert result.code == 2
     assert time.monotonic() - start < 3.0
     assert "bucket 'no-such-bucket' does not exist" in result.err and s3env.endpoint in result.err
 
@@ -322,7 +322,7 @@ def test_tls_settings_follow_kserve_conventions(s3_uri, s3env, monkeypatch, cli)
 
     start = time.monotonic()
     refused = cli("models", "list", "--store", s3_uri)
-    assert refused.code == 1 and time.monotonic() - start < 3.0
+    assert refused.code == 2 and time.monotonic() - start < 3.0
     assert "TLS failure" in refused.err and "certificate verify failed" in refused.err
     assert f"https://127.0.0.1:{s3env.https_port}" in refused.err
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError
+from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
 from spamops.store.base import Blob, ObjectStore
 
 T = TypeVar("T")
@@ -352,21 +352,21 @@ class S3Store(ObjectStore):
             if code in ("NoSuchKey", "NotFound") or (status == 404 and code in ("404", "")):
                 raise NotFoundError(f"{uri}: no such object") from None
             if code == "NoSuchBucket":
-                raise StoreError(f"{uri}: bucket {self.bucket!r} does not exist at endpoint {self.endpoint}") from None
+                raise StoreSettingsError(f"{uri}: bucket {self.bucket!r} does not exist at endpoint {self.endpoint}") from None
             if code in _TRANSIENT_CODES or status >= 500 or status in (408, 429):
                 raise _Transient(f"{code or status} from the server") from None
             if code in _AUTH_CODES or status == 403:
-                raise StoreError(
+                raise StoreSettingsError(
                     f"{uri}: cannot {verb} it: access denied ({code or status}) by {self._where()}; "
                     "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy"
                 ) from None
             raise StoreError(f"{uri}: cannot {verb} it: {code or status} ({self._where()})") from None
         except bex.NoCredentialsError:
-            raise StoreError(
+            raise StoreSettingsError(
                 f"{uri}: no S3 credentials for {self._where()}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             ) from None
         except bex.SSLError as exc:
-            raise StoreError(
+            raise StoreSettingsError(
                 f"{uri}: TLS failure talking to {self._where()}: {_reason(exc)}; "
                 "check S3_USE_HTTPS / S3_VERIFY_SSL / AWS_CA_BUNDLE"
             ) from None
