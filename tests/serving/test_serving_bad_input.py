@@ -73,6 +73,9 @@ CASES = [
         V1, b'{"instances": [[NaN, 2]]}', JSON, "invalid_json", "Unrecognized request format", id="v1-nan-literal"
     ),
     pytest.param(V1, b'{"instances": [[1e999, 2]]}', JSON, "invalid_json", "infinity", id="v1-infinite"),
+    pytest.param(
+        V1, b'{"instances": [[1152921504606846976, 2]]}', JSON, "invalid_feature_value", "too large", id="v1-huge-int"
+    ),
     pytest.param(EXPLAIN, b'{"instances": [{"text": ["a"]}]}', JSON, "non_string_text", "got array", id="explain-bad"),
     pytest.param(V2, b'{"inputs": [', JSON, "invalid_json", "not valid JSON", id="v2-invalid-json"),
     pytest.param(V2, b'{"instances": ["hi"]}', JSON, "missing_inputs", "no 'inputs'", id="v2-missing-inputs"),

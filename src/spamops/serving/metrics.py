@@ -32,44 +32,33 @@ class BatchHistogram(Collector):
         self.documentation = documentation
         self.bounds = [float(b) for b in buckets]
         self._bounds_array = np.asarray(self.bounds)
-        self._series: dict[str, list] = {}  # version -> [bucket counts..., +Inf count, sum]
+        self._series: dict[str, tuple[np.ndarray, list[float]]] = {}  # version -> (bucket counts incl. +Inf, [sum])
         self._lock = threading.Lock()
 
     def observe_many(self, version: str, values: Sequence[float] | np.ndarray) -> None:
-        bounds, lock = self.bounds, self._lock
-        if len(values) > _VECTOR_FROM:
-            arr = np.asarray(values, dtype=np.float64)
-            counts = np.bincount(np.searchsorted(self._bounds_array, arr, side="left"), minlength=len(bounds) + 1)
-            with lock:
-                series = self._series_of(version)
-                for i in np.flatnonzero(counts).tolist():
-                    series[i] += int(counts[i])
-                series[-1] += float(arr.sum())
-            return
-        with lock:
-            series = self._series_of(version)
-            total = 0.0
-            for v in values:
-                series[bisect.bisect_left(bounds, v)] += 1
-                total += v
-            series[-1] += total
+        with self._lock:
+            counts, total = self._series.get(version) or self._new_series(version)
+            if len(values) > _VECTOR_FROM:
+                arr = np.asarray(values, dtype=np.float64)
+                counts += np.bincount(np.searchsorted(self._bounds_array, arr, side="left"), minlength=len(counts))
+                total[0] += float(arr.sum())
+            else:
+                bounds = self.bounds
+                for v in values:
+                    counts[bisect.bisect_left(bounds, v)] += 1
+                    total[0] += v
 
-    def _series_of(self, version: str) -> list:
-        series = self._series.get(version)
-        if series is None:
-            series = self._series[version] = [0] * (len(self.bounds) + 1) + [0.0]
+    def _new_series(self, version: str) -> tuple[np.ndarray, list[float]]:
+        series = self._series[version] = (np.zeros(len(self.bounds) + 1, dtype=np.int64), [0.0])
         return series
 
     def collect(self) -> Iterable[HistogramMetricFamily]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=["model_version"])
         with self._lock:
-            snapshot = {k: list(v) for k, v in self._series.items()}
-        for version, series in snapshot.items():
-            cumulative, running = [], 0
-            for bound, count in zip([*map(str, self.bounds), "+Inf"], series[:-1], strict=True):
-                running += count
-                cumulative.append((bound, running))
-            family.add_metric([version], cumulative, series[-1])
+            snapshot = {k: (np.cumsum(counts).tolist(), total[0]) for k, (counts, total) in self._series.items()}
+        labels = [*map(str, self.bounds), "+Inf"]
+        for version, (cumulative, total) in snapshot.items():
+            family.add_metric([version], list(zip(labels, cumulative, strict=True)), total)
         yield family
 
 
