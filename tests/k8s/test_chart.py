@@ -136,13 +136,46 @@ def test_trainer_pod_contract(helm_bin):
         assert env["AWS_DEFAULT_REGION"]["value"] == "us-east-1"
 
 
-def test_training_config_is_the_values_config_verbatim(helm_bin):
+def test_training_config_is_the_values_config_plus_the_rollout_target(helm_bin):
     objs = render(helm_bin)
     cfg = yaml.safe_load(objs[("ConfigMap", "spamops-training-config")]["data"]["config.yaml"])
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert cfg == values["training"]["config"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["training"]["config"]
+    values["rollout"].update(inference_service="spam", namespace="spamops")
+    assert cfg == values
     assert cfg["store"] == "s3://spamops/models" and cfg["gate"]["primary_metric"] == "spam_f1"
-    assert set(cfg) == {"model_name", "store", "promote", "data", "train", "gate"}
+    assert cfg["rollout"] == {
+        "enabled": True,
+        "canary_percent": 10,
+        "inference_service": "spam",
+        "namespace": "spamops",
+    }
+    moved = render(helm_bin, "namespace.name=ml", "modelName=sms")
+    cfg = yaml.safe_load(moved[("ConfigMap", "spamops-training-config")]["data"]["config.yaml"])
+    assert (cfg["rollout"]["inference_service"], cfg["rollout"]["namespace"]) == ("sms", "ml")
+
+
+@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: v.name if v else "default")
+def test_training_config_is_accepted_by_the_trainer(helm_bin, tmp_path, values):
+    """The rendered config.yaml loads with the trainer's own config models
+    (extra keys forbidden): the chart schema and the trainer agree."""
+    from spamops import config
+
+    objs = render(helm_bin, values=values)
+    path = tmp_path / "config.yaml"
+    path.write_text(objs[("ConfigMap", "spamops-training-config")]["data"]["config.yaml"])
+    run = config.load_config(path)
+    assert run.rollout.inference_service == next(k[1] for k in objs if k[0] == "InferenceService")
+
+
+def test_trainer_rejects_what_the_schema_would_let_through(tmp_path):
+    """The check above can fail: a config with a key the trainer does not know
+    is refused by load_config."""
+    from spamops import config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("model_name: spam\nstore: s3://spamops/models\nbogus: 1\n")
+    with pytest.raises(config.BadInputError):
+        config.load_config(path)
 
 
 def test_inferenceservice_contract(helm_bin):

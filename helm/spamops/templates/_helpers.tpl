@@ -149,12 +149,6 @@ template:
         command: [spamops, train, --config, /etc/spamops/config.yaml]
         env:
           {{- include "spamops.s3Env" . | nindent 10 }}
-          - name: SPAMOPS_INFERENCESERVICE
-            value: {{ .Values.modelName | quote }}
-          - name: SPAMOPS_NAMESPACE
-            valueFrom:
-              fieldRef:
-                fieldPath: metadata.namespace
           - name: HOME
             value: /tmp
         resources:
