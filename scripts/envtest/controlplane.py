@@ -191,8 +191,12 @@ def generate_pki(d: Path) -> None:
 class ControlPlane:
     """etcd + kube-apiserver in a working directory; ``start()`` / ``stop()``."""
 
-    def __init__(self, workdir: Path | None = None, artifacts: Artifacts | None = None):
+    def __init__(self, workdir: Path | None = None, artifacts: Artifacts | None = None, detached: bool = False):
+        """``detached``: the processes get their own session and outlive this
+        Python process (the CLI); otherwise they share its process group, so a
+        Ctrl-C of the test run reaches them too."""
         self.artifacts = artifacts or ensure_artifacts()
+        self.detached = detached
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="spamops-envtest-"))
         self.pki = self.dir / "pki"
@@ -201,23 +205,41 @@ class ControlPlane:
         self.api_port = 0
         self.etcd_port = 0
         self.started_seconds = 0.0
+        self.restarts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ start
     def start(self, timeout: float = 120.0) -> ControlPlane:
         t0 = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
         generate_pki(self.pki)
-        self._start_etcd(timeout)
-        self._start_apiserver(timeout)
+        self._retry("etcd", self._start_etcd, timeout)
+        self._retry("kube-apiserver", self._start_apiserver, timeout)
         self._write_kubeconfig()
         self.install_crds(timeout)
         self.started_seconds = time.monotonic() - t0
         return self
 
+    def _retry(self, name: str, start, timeout: float, attempts: int = 3) -> None:
+        """Start a component; if it exits at once (typically: a free port was
+        taken by someone else in the meantime), try again on new ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                start(timeout)
+                return
+            except RuntimeError:
+                if attempt == attempts:
+                    raise
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                proc = self.procs.pop(name, None)
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
+                shutil.rmtree(self.dir / name, ignore_errors=True)
+
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.dir / f"{name}.log", "wb")
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=self.detached
         )
         log.close()
         self.procs[name] = proc
@@ -239,7 +261,7 @@ class ControlPlane:
             [
                 str(self.artifacts.etcd),
                 "--name=envtest",
-                f"--data-dir={self.dir / 'etcd'}",
+                f"--data-dir={self.dir / 'etcd' / 'data'}",
                 f"--listen-client-urls={client}",
                 f"--advertise-client-urls={client}",
                 f"--listen-peer-urls={peer_url}",
@@ -448,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _stop_detached(d)  # a previous detached one in the same directory
     shutil.rmtree(d, ignore_errors=True)
-    cp = ControlPlane(workdir=d)
+    cp = ControlPlane(workdir=d, detached=args.command == "start")
     try:
         cp.start()
     except BaseException:

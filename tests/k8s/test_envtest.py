@@ -86,3 +86,25 @@ def test_cli_start_prints_a_working_kubeconfig_and_stop_ends_the_processes(tmp_p
         subprocess.run([*cli, "stop", "--dir", str(state)], capture_output=True, timeout=120)
     for pid in pids:
         assert not controlplane.alive(pid), f"process {pid} still running after stop"
+
+
+def test_start_retries_when_a_port_is_taken_in_the_meantime(monkeypatch):
+    """free_port() can race with other programs: a component that exits at once
+    is restarted on new ports."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        real = controlplane.free_port
+        handed = iter([port, port])  # etcd's client and peer ports, both busy
+        monkeypatch.setattr(controlplane, "free_port", lambda: next(handed, None) or real())
+        cp = controlplane.ControlPlane()
+        try:
+            cp.start()
+            assert cp.etcd_port != port
+            assert cp.restarts == {"etcd": 1}
+            assert cp.kubectl("get", "namespace", "default", "-o", "name").stdout.strip() == "namespace/default"
+        finally:
+            cp.stop()
