@@ -38,10 +38,10 @@ module_dir() { # module@version -> directory in the module cache (downloads it)
   printf '%s\n' "$dir"
 }
 
-done_stamp() { [[ -f "$1/.complete" ]]; }
+done_stamp() { grep -qx "revision=$BUILD_REVISION" "$1/.complete" 2>/dev/null; }
 
 finish() { # dir seconds
-  printf 'built_at=%s\nbuild_seconds=%s\n' "$(date -u +%FT%TZ)" "$2" >"$1/.complete"
+  printf 'revision=%s\nbuilt_at=%s\nbuild_seconds=%s\n' "$BUILD_REVISION" "$(date -u +%FT%TZ)" "$2" >"$1/.complete"
 }
 
 # ---------------------------------------------------------------- kubernetes

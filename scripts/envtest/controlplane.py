@@ -93,7 +93,8 @@ class Artifacts:
     def complete(self) -> bool:
         dirs = [p.parent for p in (self.kube_apiserver, self.kubectl, self.etcd, self.helm)]
         dirs += [self.kserve_crds, self.argocd_crds]
-        return all((d / ".complete").is_file() for d in dirs)
+        want = f"revision={self.versions.get('BUILD_REVISION', '')}"
+        return all(_stamp_lines(d / ".complete").count(want) == 1 for d in dirs)
 
     def crd_files(self) -> list[Path]:
         return sorted(self.kserve_crds.glob("*.yaml")) + sorted(self.argocd_crds.glob("*.yaml"))
@@ -105,6 +106,13 @@ _CRD_NAME = re.compile(r"^metadata:\n(?:[ ]{2,}.*\n)*?[ ]{2}name: ['\"]?([a-z0-9
 def crd_names(text: str) -> list[str]:
     """metadata.name of each CustomResourceDefinition in a YAML stream."""
     return [m.group(1) for m in _CRD_NAME.finditer(text)]
+
+
+def _stamp_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except OSError:
+        return []
 
 
 def ensure_artifacts() -> Artifacts:

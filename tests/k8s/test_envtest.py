@@ -108,3 +108,18 @@ def test_start_retries_when_a_port_is_taken_in_the_meantime(monkeypatch):
             assert cp.kubectl("get", "namespace", "default", "-o", "name").stdout.strip() == "namespace/default"
         finally:
             cp.stop()
+
+
+def test_cached_artifacts_of_another_build_revision_are_not_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPAMOPS_CACHE", str(tmp_path))
+    arts = controlplane.Artifacts.from_versions()
+    dirs = [p.parent for p in (arts.kube_apiserver, arts.kubectl, arts.etcd, arts.helm)]
+    dirs += [arts.kserve_crds, arts.argocd_crds]
+    assert not arts.complete()
+    for d in dirs:
+        d.mkdir(parents=True)
+        (d / ".complete").write_text("revision=0\nbuilt_at=x\n")
+    assert not arts.complete(), "a stamp of an older build recipe counts as missing"
+    for d in dirs:
+        (d / ".complete").write_text(f"revision={arts.versions['BUILD_REVISION']}\nbuilt_at=x\n")
+    assert arts.complete()
