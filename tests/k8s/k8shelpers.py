@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -172,3 +173,29 @@ def psa_warning(kube: Kube) -> str:
     }
     res = kube.apply([probe], dry_run=True)
     return "\n".join(line for line in res.stderr.splitlines() if "PodSecurity" in line)
+
+
+def token_kubeconfig(kube: Kube, account: str, path: Path) -> Path:
+    token = kube.kubectl("create", "token", account, "-n", NAMESPACE, "--duration=10m").stdout.strip()
+    ca = base64.b64encode((kube.cp.pki / "ca.crt").read_bytes()).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": account,
+                "clusters": [
+                    {
+                        "name": "envtest",
+                        "cluster": {
+                            "server": f"https://127.0.0.1:{kube.cp.api_port}",
+                            "certificate-authority-data": ca,
+                        },
+                    }
+                ],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": account, "context": {"cluster": "envtest", "user": account}}],
+            }
+        )
+    )
+    return path

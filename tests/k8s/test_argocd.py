@@ -10,11 +10,13 @@ otherwise self-heal would fight the cluster forever (OutOfSync loops).
 
 from __future__ import annotations
 
+import copy
+import re
 import subprocess
 
 import pytest
 import yaml
-from k8shelpers import HOOK, MANIFESTS, REPO, Kube, load_docs, sync_wave
+from k8shelpers import HOOK, MANIFESTS, NAMESPACE, REPO, Kube, load_docs, sync_wave, token_kubeconfig
 
 APP_DIR = MANIFESTS / "argocd"
 MANAGER = "argocd-controller"
@@ -220,3 +222,101 @@ def test_kustomize_build_is_what_argocd_would_run():
         text=True,
     )
     assert res.returncode == 0, res.stderr
+
+
+# ------------------------------------------- RespectIgnoreDifferences=true
+_FIELD = re.compile(r"\.([A-Za-z_][\w-]*)|(\[\])")
+_SELECT = re.compile(r'select\(\.([A-Za-z_][\w-]*) == "([^"]*)"\)')
+
+
+def _at(doc, path):
+    for p in path:
+        doc = doc[p]
+    return doc
+
+
+def jq_paths(doc: dict, expr: str) -> list[tuple]:
+    """Paths selected by the jq subset used in ignoreDifferences: `.a.b`,
+    `[]` and `select(.key == "value")` stages joined by `|`."""
+    paths: list[tuple] = [()]
+    for stage in (part.strip() for part in expr.split("|")):
+        sel = _SELECT.fullmatch(stage)
+        if sel:
+            key, value = sel.groups()
+            paths = [p for p in paths if isinstance(_at(doc, p), dict) and _at(doc, p).get(key) == value]
+            continue
+        if "".join(m.group(0) for m in _FIELD.finditer(stage)) != stage:
+            raise ValueError(f"jq stage not understood by this emulation: {stage!r}")
+        for m in _FIELD.finditer(stage):
+            if m.group(1):
+                paths = [
+                    p + (m.group(1),) for p in paths if isinstance(_at(doc, p), dict) and m.group(1) in _at(doc, p)
+                ]
+            else:
+                paths = [p + (i,) for p in paths if isinstance(_at(doc, p), list) for i in range(len(_at(doc, p)))]
+    return paths
+
+
+def respect_ignore_differences(app: dict, desired: dict, live: dict) -> dict:
+    """What Argo CD does before applying with RespectIgnoreDifferences=true:
+    the ignored fields take their live values."""
+    out = copy.deepcopy(desired)
+    group = desired["apiVersion"].split("/")[0] if "/" in desired["apiVersion"] else ""
+    md = desired["metadata"]
+    for rule in app["spec"].get("ignoreDifferences", []):
+        if (rule.get("group", ""), rule["kind"]) != (group, desired["kind"]):
+            continue
+        if rule.get("name", md["name"]) != md["name"] or rule.get("namespace", md.get("namespace")) != md.get(
+            "namespace"
+        ):
+            continue
+        for expr in rule.get("jqPathExpressions", []):
+            for path in reversed(jq_paths(out, expr)):
+                del _at(out, path[:-1])[path[-1]]
+            for path in jq_paths(live, expr):
+                parent = out
+                for i, p in enumerate(path[:-1]):
+                    nxt = path[i + 1]
+                    if isinstance(parent, dict):
+                        parent = parent.setdefault(p, [] if isinstance(nxt, int) else {})
+                    else:
+                        parent = parent[p]
+                leaf = path[-1]
+                if isinstance(parent, list):
+                    parent.insert(leaf, copy.deepcopy(_at(live, path)))
+                else:
+                    parent[leaf] = copy.deepcopy(_at(live, path))
+    return out
+
+
+def test_self_heal_keeps_the_pipelines_rollout(synced, tmp_path):
+    """After the pipeline started a canary (as the trainer, through
+    spamops.rollout), the next automated sync must neither fail nor roll the
+    model back to the bootstrap version in git."""
+    from spamops import rollout
+
+    kube, app, sync, _ = synced
+    version = "s3://spamops/models/spam/spam_model_20251119_063257/"
+    target = rollout.Target(kubeconfig=str(token_kubeconfig(kube, "spamops-trainer", tmp_path / "kc")))
+    rollout.canary(target, version, 10)
+
+    desired, _ = render_as_argocd(kube, app)
+    (isvc,) = [d for d in desired if d["kind"] == "InferenceService"]
+    # Without the ignore rule, server-side apply of git's STORAGE_URI collides
+    # with the field the pipeline now owns (and forcing it would undo the rollout).
+    naive = kube.apply([isvc], manager=MANAGER, check=False)
+    assert naive.returncode != 0 and "conflict" in naive.stderr.lower()
+
+    live = kube.get(isvc)
+    healed = [respect_ignore_differences(app, d, live) if d is isvc else d for d in desired]
+    argocd_sync(kube, healed)
+    state = rollout.status(target)
+    assert (state.storage_uri, state.canary_percent) == (version, 10)
+    assert kube.get(isvc)["metadata"]["namespace"] == NAMESPACE
+
+
+def test_jq_emulation_refuses_what_it_does_not_understand():
+    with pytest.raises(ValueError):
+        jq_paths({"a": 1}, ".a | to_entries")
+    doc = {"c": [{"name": "x", "env": [{"name": "A"}, {"name": "B"}]}]}
+    assert jq_paths(doc, '.c[] | select(.name == "x") | .env[] | select(.name == "B")') == [("c", 0, "env", 1)]

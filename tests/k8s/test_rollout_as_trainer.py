@@ -8,40 +8,10 @@ and the predictor's account gets nothing.
 
 from __future__ import annotations
 
-import base64
-import json
-from pathlib import Path
-
 import pytest
-from k8shelpers import NAMESPACE, Kube
+from k8shelpers import NAMESPACE, Kube, token_kubeconfig
 
 VERSION_URI = "s3://spamops/models/spam/spam_model_20251119_063257/"
-
-
-def token_kubeconfig(kube: Kube, account: str, path: Path) -> Path:
-    token = kube.kubectl("create", "token", account, "-n", NAMESPACE, "--duration=10m").stdout.strip()
-    ca = base64.b64encode((kube.cp.pki / "ca.crt").read_bytes()).decode()
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": account,
-                "clusters": [
-                    {
-                        "name": "envtest",
-                        "cluster": {
-                            "server": f"https://127.0.0.1:{kube.cp.api_port}",
-                            "certificate-authority-data": ca,
-                        },
-                    }
-                ],
-                "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [{"name": account, "context": {"cluster": "envtest", "user": account}}],
-            }
-        )
-    )
-    return path
 
 
 @pytest.fixture
