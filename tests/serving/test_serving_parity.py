@@ -113,3 +113,11 @@ def test_served_probabilities_equal_the_training_code_over_http(predictor, model
         assert reply.status == 200, reply.body
         got += [p["spam_probability"] for p in reply.json()["predictions"]]
     assert got == want
+
+
+def test_grid_bounds_follow_the_training_range_and_the_caps():
+    stats = {"length": {"max": 910.0}, "punct": {"max": 133.0}}
+    assert grid_bounds(stats, 5000, 1000) == (910, 133)
+    assert grid_bounds(stats, 500, 50) == (500, 50)
+    assert grid_bounds(stats, 5000, 1000, max_cells=134 * 101) == (100, 133)
+    assert grid_bounds({"length": {"max": 10.0}}, 5000, 1000) == (10, 0)  # no punct statistics: an empty axis

@@ -29,6 +29,7 @@ from kserve.utils.utils import strtobool
 from spamops.serving.settings import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TABLE_MAX_CELLS,
     DEFAULT_TABLE_MAX_LENGTH,
     DEFAULT_TABLE_MAX_PUNCT,
     ServingSettings,
@@ -76,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="cap of the decision table's punct axis (it covers 0..training max)",
     )
     parser.add_argument(
+        "--table_max_cells",
+        "--table-max-cells",
+        type=int,
+        default=DEFAULT_TABLE_MAX_CELLS,
+        help="most cells in the decision table (the length axis is shortened to fit)",
+    )
+    parser.add_argument(
         "--request_logging",
         "--request-logging",
         type=strtobool,
@@ -91,6 +99,7 @@ def settings_from(args: argparse.Namespace) -> ServingSettings:
         max_body_bytes=args.max_body_bytes,
         table_max_length=args.table_max_length,
         table_max_punct=args.table_max_punct,
+        table_max_cells=args.table_max_cells,
     )
 
 

@@ -39,16 +39,26 @@ class Scores:
     fallbacks: int
 
 
-def grid_bounds(feature_statistics: dict, max_length: int, max_punct: int) -> tuple[int, int]:
-    """The grid's upper corner: the training maximum of each feature, capped by the operator's limits."""
+def grid_bounds(
+    feature_statistics: dict, max_length: int, max_punct: int, max_cells: int | None = None
+) -> tuple[int, int]:
+    """The grid's upper corner: the training maximum of each feature, capped by the operator's limits.
+
+    A feature without statistics gets an empty axis (everything off the grid goes
+    to the pipeline), and ``max_cells`` shortens the length axis so that load time
+    and memory stay bounded whatever a card claims.
+    """
 
     def top(name: str, cap: int) -> int:
         observed = (feature_statistics.get(name) or {}).get("max")
         if observed is None or not math.isfinite(float(observed)):
-            return cap
+            return 0
         return max(0, min(cap, math.ceil(float(observed))))
 
-    return top("length", max_length), top("punct", max_punct)
+    length, punct = top("length", max_length), top("punct", max_punct)
+    if max_cells is not None and (length + 1) * (punct + 1) > max_cells:
+        length = max(0, max_cells // (punct + 1) - 1)
+    return length, punct
 
 
 def pipeline_scores(pipeline: Any, spam_column: int, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

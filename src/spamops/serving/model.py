@@ -64,7 +64,10 @@ class SpamModel(Model):
         try:
             artifact = load_artifact(self.model_dir)
             max_length, max_punct = grid_bounds(
-                artifact.feature_statistics, self.settings.table_max_length, self.settings.table_max_punct
+                artifact.feature_statistics,
+                self.settings.table_max_length,
+                self.settings.table_max_punct,
+                self.settings.table_max_cells,
             )
             table = DecisionTable(artifact.pipeline, artifact.spam_column, max_length, max_punct)
         except ArtifactError as exc:

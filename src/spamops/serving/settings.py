@@ -8,6 +8,7 @@ DEFAULT_MAX_BATCH = 1000
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024  # 1000 SMS of up to ~2 KB each, with JSON overhead
 DEFAULT_TABLE_MAX_LENGTH = 5000
 DEFAULT_TABLE_MAX_PUNCT = 1000
+DEFAULT_TABLE_MAX_CELLS = 2_000_000  # 16 MB of probabilities; a few seconds of batched KNN at load
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,10 @@ class ServingSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     table_max_length: int = DEFAULT_TABLE_MAX_LENGTH
     table_max_punct: int = DEFAULT_TABLE_MAX_PUNCT
+    table_max_cells: int = DEFAULT_TABLE_MAX_CELLS
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_body_bytes"):
+        for name in ("max_batch", "max_body_bytes", "table_max_cells"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         for name in ("table_max_length", "table_max_punct"):
