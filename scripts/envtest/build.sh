@@ -20,7 +20,7 @@ cache_root="${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest"
 mkdir -p "$cache_root"
 
 export CGO_ENABLED=0
-export GOFLAGS=-mod=mod
+export GOFLAGS="-mod=mod -buildvcs=false"
 # The machine's own Go builds everything except where noted; a toolchain line in
 # a dependency's go.mod must not trigger a toolchain download.
 export GOTOOLCHAIN="${SPAMOPS_GOTOOLCHAIN:-local}"
