@@ -1,10 +1,16 @@
 """The KServe predictor: the spam model behind the V1 and Open Inference (V2) protocols.
 
-``python -m spamops.serving --model_name spam --model_dir /mnt/models`` starts it.
-The modules are small on purpose: :mod:`.artifact` decides whether a model
-directory may be trusted, :mod:`.lookup` answers predictions, :mod:`.inputs`
-turns request bodies into features, :mod:`.explain` says why, :mod:`.metrics`
-counts, :mod:`.model` ties them into a ``kserve.Model`` and :mod:`.http`
-adds what KServe's stock server lacks (a body limit, 400s instead of 422/500,
-readiness and metadata that know the model version).
+``python -m spamops.serving --model_name spam --model_dir /mnt/models`` starts it
+(:mod:`.__main__`).  The modules are small on purpose:
+
+* :mod:`.artifact` decides whether a model directory may be trusted (sha256 before unpickling);
+* :mod:`.lookup` answers predictions from a table precomputed with the pipeline itself;
+* :mod:`.inputs` turns request bodies into features, or into a 400 naming the problem;
+* :mod:`.explain` says why (percentile position, the neighbours that voted, a sentence);
+* :mod:`.metrics` counts; :mod:`.model` ties all of it into a ``kserve.Model``;
+* :mod:`.http` adds what KServe's stock server lacks (body limit, 400s instead of
+  422/500, readiness and metadata that know the version, a lean V2 route);
+* :mod:`.fetch` pulls a version for ``--storage-uri``; :mod:`.settings` holds our limits.
+
+docs/serving.md is the user documentation.
 """

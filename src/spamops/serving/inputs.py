@@ -181,14 +181,16 @@ def _flatten(data: Any, depth: int) -> list[Any]:
 
 
 def _input_values(tensor: Any) -> list[Any]:
+    """The tensor's values: JSON ``data``, or (gRPC, binary extension) raw bytes KServe decodes for us."""
     data = tensor.data
-    if data is None or not isinstance(data, list | tuple):
-        # gRPC requests carry contents or raw bytes; KServe decodes those for us.
-        try:
-            data = tensor.as_numpy().tolist()
-        except Exception as exc:  # noqa: BLE001 - malformed tensor contents are the client's error
-            raise BadRequest("wrong_shape", f"input {tensor.name!r}: cannot decode tensor data: {exc}") from None
-    return data
+    if isinstance(data, list | tuple) and data:
+        return list(data)
+    try:  # raw contents leave ``data`` empty or None; as_numpy reads them
+        return tensor.as_numpy().tolist()
+    except Exception as exc:  # noqa: BLE001 - malformed tensor contents are the client's error
+        if isinstance(data, list | tuple):
+            return list(data)
+        raise BadRequest("wrong_shape", f"input {tensor.name!r}: cannot decode tensor data: {exc}") from None
 
 
 def _shape(tensor: Any) -> list[int]:

@@ -1,0 +1,46 @@
+"""The Open Inference Protocol over gRPC reaches the same model code (KServe's gRPC server, port --grpc_port)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import numpy as np
+import pytest
+from kserve import InferenceGRPCClient, InferInput, InferRequest
+from servinghelpers import HOST, free_port
+
+from spamops.features import message_features
+
+SPAMMY = "WINNER!! You have won a £1000 prize. Call 09061701461 now to claim, T&C apply, 18+ only!!"
+
+
+def test_grpc_infer_with_texts_and_features(start_predictor, model_dir, production_version):
+    port = free_port()
+    start_predictor("--model_dir", str(model_dir), "--enable_grpc", "true", "--grpc_port", str(port))
+
+    async def call(request: InferRequest):
+        client = InferenceGRPCClient(url=f"{HOST}:{port}", use_ssl=False, timeout=30)
+        try:
+            return await client.infer(request)
+        finally:
+            await client.close()
+
+    texts = InferInput(name="text", shape=[2], datatype="BYTES")
+    texts.set_data_from_numpy(np.array([SPAMMY.encode(), b"ok see you at 8"], dtype=np.object_))
+    by_text = asyncio.run(call(InferRequest("spam", [texts])))
+    assert by_text.model_version == production_version
+    labels = [v.decode() if isinstance(v, bytes) else v for v in by_text.get_output_by_name("label").as_numpy()]
+    assert len(labels) == 2 and set(labels) <= {"ham", "spam"}
+
+    features = InferInput(name="features", shape=[1, 2], datatype="FP32")
+    features.set_data_from_numpy(np.array([message_features(SPAMMY)], dtype=np.float32))
+    by_features = asyncio.run(call(InferRequest("spam", [features])))
+    assert by_features.get_output_by_name("spam_probability").as_numpy().shape == (1,)
+
+    bad = InferInput(name="features", shape=[1, 2], datatype="FP32")
+    bad.set_data_from_numpy(np.array([[-1.0, 2.0]], dtype=np.float32))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        asyncio.run(call(InferRequest("spam", [bad])))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "negative" in err.value.details()
