@@ -142,7 +142,8 @@ def test_training_config_is_the_values_config_plus_the_rollout_target(helm_bin):
     values = yaml.safe_load((CHART / "values.yaml").read_text())["training"]["config"]
     values["rollout"].update(inference_service="spam", namespace="spamops")
     assert cfg == values
-    assert cfg["store"] == "s3://spamops/models" and cfg["gate"]["primary_metric"] == "spam_f1"
+    assert cfg["store"] == "s3://spamops/models"
+    assert "gate" not in cfg, "gate thresholds come from spamops' own defaults, not a copy in the chart"
     assert cfg["rollout"] == {
         "enabled": True,
         "canary_percent": 10,
@@ -200,7 +201,7 @@ def test_inferenceservice_contract(helm_bin):
     ]
     assert c["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
     assert c["readinessProbe"]["httpGet"] == {"path": "/v1/models/spam", "port": 8080}
-    assert {e["name"]: e["value"] for e in c["env"]} == {"STORAGE_URI": "s3://spamops/models/spam/bootstrap"}
+    assert {e["name"]: e["value"] for e in c["env"]} == {"STORAGE_URI": "s3://spamops/models/spam/bootstrap/"}
 
 
 def test_canary_and_image_values_reach_the_inferenceservice(helm_bin):
@@ -209,7 +210,7 @@ def test_canary_and_image_values_reach_the_inferenceservice(helm_bin):
     assert pred["canaryTrafficPercent"] == 10
     c = pred["containers"][0]
     assert c["image"] == "registry.example.com/ml/spamops/predictor:0.2.0-rc.1"
-    assert c["env"] == [{"name": "STORAGE_URI", "value": "s3://spamops/models/spam/spam_model_20251119_063257"}]
+    assert c["env"] == [{"name": "STORAGE_URI", "value": "s3://spamops/models/spam/spam_model_20251119_063257/"}]
     # 0 is a valid canary (roll back: keep the new storageUri, no traffic).
     zero = render(helm_bin, "predictor.canaryTrafficPercent=0")[("InferenceService", "spam")]
     assert zero["spec"]["predictor"]["canaryTrafficPercent"] == 0

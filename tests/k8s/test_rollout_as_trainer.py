@@ -27,7 +27,7 @@ def test_trainer_token_can_run_a_canary_promote_and_rollback(deployed: Kube, tmp
         name="spam", namespace=NAMESPACE, kubeconfig=str(token_kubeconfig(deployed, "spamops-trainer", tmp_path / "kc"))
     )
     before = rollout.status(target)
-    assert before.storage_uri == "s3://spamops/models/spam/bootstrap" and before.canary_percent is None
+    assert before.storage_uri == "s3://spamops/models/spam/bootstrap/" and before.canary_percent is None
 
     state = rollout.canary(target, VERSION_URI, 10)
     assert (state.storage_uri, state.canary_percent) == (VERSION_URI, 10)
