@@ -53,8 +53,3 @@ def real_data() -> Path:
     if not (path / "smsspamcollection-1k.csv").is_file():
         pytest.fail(f"{REAL_DATA_ENV}={path} does not hold smsspamcollection-1k.csv")
     return path
-
-
-def store_files(store: Path) -> list[str]:
-    """Everything in a store, for asserting that nothing was written."""
-    return sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()) if store.exists() else []

@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import store_files
 from spamops.data import load_dataset
 from spamops.errors import BadInputError
+
+
+def store_files(store: Path) -> list[str]:
+    """Everything in a store, for asserting that nothing was written."""
+    return sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()) if store.exists() else []
+
 
 GOOD_ROWS = "".join(f"{'spam' if i % 5 == 0 else 'ham'},{40 + i},{i % 7}\n" for i in range(200))
 
