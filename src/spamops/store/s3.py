@@ -352,7 +352,9 @@ class S3Store(ObjectStore):
             if code in ("NoSuchKey", "NotFound") or (status == 404 and code in ("404", "")):
                 raise NotFoundError(f"{uri}: no such object") from None
             if code == "NoSuchBucket":
-                raise StoreSettingsError(f"{uri}: bucket {self.bucket!r} does not exist at endpoint {self.endpoint}") from None
+                raise StoreSettingsError(
+                    f"{uri}: bucket {self.bucket!r} does not exist at endpoint {self.endpoint}"
+                ) from None
             if code in _TRANSIENT_CODES or status >= 500 or status in (408, 429):
                 raise _Transient(f"{code or status} from the server") from None
             if code in _AUTH_CODES or status == 403:
