@@ -124,3 +124,10 @@ def test_config_defaults_round_trip_through_the_loader(tmp_path, cli):
     from spamops.config import RunConfig, load_config
 
     assert load_config(path) == RunConfig()
+
+
+def test_command_line_overrides_are_validated_like_the_config(cli, store):
+    result = cli("train", "--store", store, "--model-name", "Not A Name", "--quiet")
+    assert result.code == 2
+    assert result.err.startswith("spamops: error: --model-name: String should match pattern")
+    assert not store.exists()

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
 from tabulate import tabulate
 
 from spamops import __version__
@@ -20,17 +21,24 @@ DEBUG_ENV = "SPAMOPS_DEBUG"
 
 
 def _settings(args: argparse.Namespace) -> RunConfig:
+    """The config file with command-line overrides, validated like the file itself."""
     cfg = load_config(args.config)
-    overrides = {}
+    raw = cfg.model_dump(mode="json")
+    flags = {}
     if getattr(args, "store", None):
-        overrides["store"] = args.store
+        raw["store"], flags["store"] = args.store, "--store"
     if getattr(args, "model_name", None):
-        overrides["model_name"] = args.model_name
+        raw["model_name"], flags["model_name"] = args.model_name, "--model-name"
     if getattr(args, "data", None):
-        overrides["data"] = cfg.data.model_copy(update={"sources": list(args.data)})
+        raw["data"]["sources"], flags["data"] = list(args.data), "--data"
     if getattr(args, "no_promote", False):
-        overrides["promote"] = False
-    return cfg.model_copy(update=overrides)
+        raw["promote"] = False
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = flags.get(str(err["loc"][0]), ".".join(str(p) for p in err["loc"]))
+        raise BadInputError(f"{flag}: {err['msg']}") from None
 
 
 def _registry(args: argparse.Namespace):
