@@ -116,7 +116,7 @@ def load_dataset(sources: Sequence[str], max_bad_row_share: float = 0.01) -> Dat
             raw_rows[raw] += 1
             labels.append(label)
             features.append(feats)
-            normalized.append(f"{LABELS[label]},{feats[0]:g},{feats[1]:g}\n")
+            normalized.append(f"{LABELS[label]},{feats[0]:.17g},{feats[1]:.17g}\n")  # exact, "10" not "10.0"
     if not labels:
         raise BadInputError(f"{', '.join(sources)}: no valid data rows")
     digest = hashlib.sha256("".join(normalized).encode()).hexdigest()
