@@ -240,9 +240,12 @@ def test_trainer_role_is_least_privilege(helm_bin):
         {
             "apiGroups": ["serving.kserve.io"],
             "resources": ["inferenceservices"],
-            "verbs": ["get", "list", "watch", "patch"],
+            "resourceNames": ["spam"],
+            "verbs": ["get", "patch"],
         }
     ]
+    moved = render(helm_bin, "modelName=sms")[("Role", "spamops-trainer")]
+    assert moved["rules"][0]["resourceNames"] == ["sms"], "the Role follows the InferenceService's name"
 
 
 def test_sync_waves_order_prerequisites_before_workloads(helm_bin):

@@ -1,8 +1,9 @@
 """RBAC as the real API server evaluates it (--authorization-mode=RBAC).
 
-The trainer's ServiceAccount may do exactly what the pipeline does - read,
-watch and patch the InferenceService in its namespace to roll out a promoted
-model - and nothing else; the predictor's may do nothing at all.
+The trainer's ServiceAccount may do exactly what the pipeline does - get and
+patch the one InferenceService it rolls a promoted model out to - and nothing
+else (not even list or watch, nor another InferenceService); the predictor's may
+do nothing at all.
 """
 
 from __future__ import annotations
@@ -16,18 +17,22 @@ TRAINER = f"system:serviceaccount:{NAMESPACE}:spamops-trainer"
 PREDICTOR = f"system:serviceaccount:{NAMESPACE}:spamops-predictor"
 NOBODY = f"system:serviceaccount:{NAMESPACE}:no-bindings-at-all"
 ISVC = "inferenceservices.serving.kserve.io"
+SPAM = f"{ISVC}/spam"  # the chart's InferenceService (resourceNames in the Role)
 
 # (who, verb, resource, namespace or "*" for all namespaces, extra args, allowed)
 TABLE = [
-    (TRAINER, "get", ISVC, NAMESPACE, (), True),
-    (TRAINER, "list", ISVC, NAMESPACE, (), True),
-    (TRAINER, "watch", ISVC, NAMESPACE, (), True),
-    (TRAINER, "patch", ISVC, NAMESPACE, (), True),
+    (TRAINER, "get", SPAM, NAMESPACE, (), True),
+    (TRAINER, "patch", SPAM, NAMESPACE, (), True),
+    (TRAINER, "list", ISVC, NAMESPACE, (), False),
+    (TRAINER, "watch", ISVC, NAMESPACE, (), False),
+    (TRAINER, "watch", SPAM, NAMESPACE, (), False),
+    (TRAINER, "get", f"{ISVC}/other", NAMESPACE, (), False),
+    (TRAINER, "patch", f"{ISVC}/other", NAMESPACE, (), False),
     (TRAINER, "create", ISVC, NAMESPACE, (), False),
-    (TRAINER, "update", ISVC, NAMESPACE, (), False),
-    (TRAINER, "delete", ISVC, NAMESPACE, (), False),
-    (TRAINER, "patch", ISVC, NAMESPACE, ("--subresource=status",), False),
-    (TRAINER, "patch", ISVC, "default", (), False),
+    (TRAINER, "update", SPAM, NAMESPACE, (), False),
+    (TRAINER, "delete", SPAM, NAMESPACE, (), False),
+    (TRAINER, "patch", SPAM, NAMESPACE, ("--subresource=status",), False),
+    (TRAINER, "patch", SPAM, "default", (), False),
     (TRAINER, "list", ISVC, "*", (), False),
     (TRAINER, "get", "secrets", NAMESPACE, (), False),
     (TRAINER, "list", "secrets", NAMESPACE, (), False),
@@ -53,6 +58,12 @@ TABLE = [
 ]
 
 
+def _short(resource: str) -> str:
+    """inferenceservices.serving.kserve.io/spam -> inferenceservices/spam"""
+    kind, slash, name = resource.partition("/")
+    return kind.split(".")[0] + slash + name
+
+
 @pytest.fixture(scope="module")
 def rbac(kube: Kube) -> Kube:
     kube.reset()
@@ -71,7 +82,7 @@ def can_i(kube: Kube, who: str, verb: str, resource: str, ns: str, extra=()) -> 
 @pytest.mark.parametrize(
     "who, verb, resource, ns, extra, allowed",
     TABLE,
-    ids=[f"{w.rsplit(':', 1)[1]}-{v}-{r.split('.')[0]}{''.join(e)}-{n}" for w, v, r, n, e, _ in TABLE],
+    ids=[f"{w.rsplit(':', 1)[1]}-{v}-{_short(r)}{''.join(e)}-{n}" for w, v, r, n, e, _ in TABLE],
 )
 def test_rbac_table(rbac: Kube, who, verb, resource, ns, extra, allowed):
     assert can_i(rbac, who, verb, resource, ns, extra) is allowed
@@ -89,18 +100,17 @@ def _rules(kube: Kube, who: str) -> set[tuple]:
     for r in status.get("resourceRules", []):
         for g in r.get("apiGroups") or [""]:
             for res in r.get("resources", []):
-                rules.add((g, res, tuple(sorted(r.get("verbs", [])))))
+                rules.add((g, res, tuple(sorted(r.get("resourceNames") or [])), tuple(sorted(r.get("verbs", [])))))
     return rules
 
 
 def test_trainer_has_nothing_beyond_the_inferenceservice_rule(rbac: Kube):
     """Compared with a ServiceAccount that has no bindings (which still gets the
     API server's defaults for every authenticated user), the trainer has one
-    extra rule, and the predictor none."""
+    extra rule - get and patch on the InferenceService "spam" only - and the
+    predictor none."""
     baseline = _rules(rbac, NOBODY)
-    assert _rules(rbac, TRAINER) - baseline == {
-        ("serving.kserve.io", "inferenceservices", ("get", "list", "patch", "watch"))
-    }
+    assert _rules(rbac, TRAINER) - baseline == {("serving.kserve.io", "inferenceservices", ("spam",), ("get", "patch"))}
     assert _rules(rbac, PREDICTOR) - baseline == set()
 
 
