@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
-from servinghelpers import HOST, free_port
+from servinghelpers import HOST, free_port, metric
 
 from spamops.features import message_features
 
@@ -44,3 +44,28 @@ def test_grpc_infer_with_texts_and_features(start_predictor, model_dir, producti
         asyncio.run(call(InferRequest("spam", [bad])))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "negative" in err.value.details()
+
+
+def test_grpc_infer_on_a_not_ready_model_is_unavailable_without_reloading(start_predictor, model_copy):
+    with (model_copy / "model.joblib").open("ab") as f:
+        f.write(b"\0")  # tampered: refused at start
+    port = free_port()
+    server = start_predictor("--model_dir", str(model_copy), "--enable_grpc", "true", "--grpc_port", str(port))
+
+    async def call(request: InferRequest):
+        client = InferenceGRPCClient(url=f"{HOST}:{port}", use_ssl=False, timeout=30)
+        try:
+            return await client.infer(request)
+        finally:
+            await client.close()
+
+    texts = InferInput(name="text", shape=[1], datatype="BYTES")
+    texts.set_data_from_numpy(np.array([b"hi"], dtype=np.object_))
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            asyncio.run(call(InferRequest("spam", [texts])))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
+        assert "sha256" in err.value.details()
+    # refused once at start, never re-loaded on the request path
+    assert server.log().count("NOT READY (checksum_mismatch)") == 1
+    assert metric(server.metrics(), "spamops_model_load_failures_total", reason="checksum_mismatch") == 1

@@ -184,8 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except Exception as exc:  # noqa: BLE001 - any pull failure leaves the model not ready, with the reason
             model.fail("pull_failed", f"{args.storage_uri}: {exc}")
-    if model.load_error is None:
-        model.load()
+    model.load()  # a no-op after a failed pull: the model stays not ready with that reason
     serve(model, args, settings)
     return 0
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from kserve import Model
+from kserve.errors import ModelNotReady
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
@@ -40,6 +41,18 @@ OUTPUT_NAMES = tuple(o["name"] for o in OUTPUT_TYPES)
 OUTPUT_DATATYPES = {o["name"]: o["datatype"] for o in OUTPUT_TYPES}
 
 
+class NotReady(ModelNotReady):
+    """KServe's ``ModelNotReady`` (503 on REST) with the ``reason`` its gRPC interceptor reads.
+
+    The stock class has no ``reason`` attribute, so on gRPC it would become an
+    internal error instead of ``UNAVAILABLE``.
+    """
+
+    def __init__(self, model_name: str, detail: str | None = None) -> None:
+        super().__init__(model_name, detail)
+        self.reason = self.error_msg
+
+
 class SpamModel(Model):
     """The spam classifier behind ``:predict``, ``:explain`` and ``/infer``."""
 
@@ -60,7 +73,14 @@ class SpamModel(Model):
         return self.artifact.version if self.artifact else None
 
     def load(self) -> bool:
-        """Verify and load the model directory; on refusal log one clear line and stay not ready."""
+        """Verify and load the model directory; on refusal log one clear line and stay not ready.
+
+        Runs once: KServe's data plane calls ``load()`` on the request path whenever
+        the model is not ready, and retrying a refused artifact per request would
+        re-hash and re-log it on every call while answering nothing different.
+        """
+        if self.load_error is not None:
+            return self.ready
         try:
             artifact = load_artifact(self.model_dir)
             max_length, max_punct = grid_bounds(
@@ -125,7 +145,14 @@ class SpamModel(Model):
         self._metrics.record(rows, scores.probability, sum(scores.is_spam), scores.fallbacks)
         return scores
 
+    def check_ready(self) -> None:
+        """503 (gRPC ``UNAVAILABLE``) with the load error, before anything touches the missing table."""
+        if not self.ready or self.table is None:
+            raise NotReady(self.name, self.load_error or "not loaded")
+
     def predict(self, payload: Any, headers: dict[str, str] | None = None) -> dict | InferResponse:
+        """Score V1 ``:predict`` bodies and V2 requests (REST ``InferRequest`` or gRPC ``ModelInferRequest``)."""
+        self.check_ready()
         if isinstance(payload, ModelInferRequest):
             payload = InferRequest.from_grpc(payload)
         if isinstance(payload, InferRequest):
@@ -188,6 +215,8 @@ class SpamModel(Model):
         )
 
     def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict:
+        """V1 ``:explain``: each prediction with its feature positions and voting neighbours."""
+        self.check_ready()
         if isinstance(payload, InferRequest | ModelInferRequest):
             raise BadRequest("wrong_protocol", "explanations are served on the V1 endpoint /v1/models/<name>:explain")
         rows = parse_v1(payload, headers, self.settings.max_batch)
