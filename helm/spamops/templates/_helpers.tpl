@@ -99,6 +99,11 @@ capabilities:
   value: {{ .Values.s3.region | quote }}
 {{- end -}}
 
+{{/* Name of the one-off training Job: a hash of its (immutable) spec. */}}
+{{- define "spamops.trainJobName" -}}
+spamops-train-{{ include "spamops.trainerJobSpec" . | sha256sum | trunc 8 }}
+{{- end -}}
+
 {{/*
 Job spec of a training run, shared by the Job and the CronJob.
 Exit codes of `spamops train`: 0 promoted / nothing to do, 1 anything else
