@@ -139,6 +139,25 @@ CASES = [
     ),
     pytest.param(V2, v2(outputs=[{"name": "nope"}]).encode(), JSON, "unknown_output", "'nope'", id="v2-unknown-output"),
     pytest.param(V2, b"\x00\x01", "application/octet-stream", "invalid_json", "not valid JSON", id="v2-binary-garbage"),
+    *(
+        pytest.param(
+            V2,
+            v2(outputs=[{"name": "label", "parameters": bad}]).encode(),
+            JSON,
+            "invalid_v2_request",
+            "outputs[0].parameters must be an object",
+            id=f"v2-output-parameters-{kind}",
+        )
+        for kind, bad in (("string", "x"), ("array", [1]), ("number", 5))
+    ),
+    pytest.param(
+        V2,
+        json.dumps({"inputs": [{**json.loads(v2())["inputs"][0], "parameters": "x"}]}).encode(),
+        JSON,
+        "invalid_v2_request",
+        "inputs[0].parameters must be an object",
+        id="v2-input-parameters-string",
+    ),
 ]
 
 
@@ -161,6 +180,34 @@ def binary_v2(values: list[float]) -> tuple[bytes, dict]:
         "Content-Type": "application/octet-stream",
         "inference-header-content-length": str(len(header)),
     }
+
+
+def binary_request(header: dict, raw: bytes) -> tuple[bytes, dict]:
+    """A binary-extension request from an arbitrary JSON header and raw tensor bytes."""
+    head = json.dumps(header).encode()
+    return head + raw, {"Content-Type": "application/octet-stream", "inference-header-content-length": str(len(head))}
+
+
+BYTES_HEADER = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 8}}]}
+
+
+@pytest.mark.parametrize(
+    ("header", "raw"),
+    [
+        pytest.param({"inputs": ["x"]}, b"", id="input-not-object"),
+        pytest.param(BYTES_HEADER, struct.pack("<I", 100) + b"abcd", id="truncated-bytes"),
+        pytest.param(
+            {**BYTES_HEADER, "outputs": [{"name": "label", "parameters": "x"}]},
+            struct.pack("<I", 4) + b"abcd",
+            id="output-parameters-string",
+        ),
+    ],
+)
+def test_malformed_binary_requests_are_a_400(predictor, header, raw):
+    body, headers = binary_request(header, raw)
+    reply = predictor.request("POST", V2, body, headers)
+    assert reply.status == 400, (reply.status, reply.body)
+    assert reply.json()["reason"] == "invalid_v2_request"
 
 
 @pytest.mark.parametrize(("value", "words"), [(math.nan, "nan is not a finite"), (math.inf, "inf is not a finite")])

@@ -206,7 +206,7 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
                 raise BadRequest("invalid_v2_request", f"{INFERENCE_CONTENT_LENGTH_HEADER} must be an integer")
             try:
                 infer_request = InferRequest.from_bytes(body, int(json_length), model_name)
-            except (InvalidInput, LookupError, TypeError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever the decoder trips on, the body is the client's error
                 raise BadRequest("invalid_v2_request", f"binary inference request not decodable: {exc}") from None
         else:
             infer_request = v2_request_from_json(body, model_name)

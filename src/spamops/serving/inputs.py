@@ -289,7 +289,11 @@ def v2_request_from_json(body: bytes, model_name: str) -> InferRequest:
             _require(isinstance(item[key], kinds), "invalid_v2_request", f"{where}.{key} must be {label}")
         _require("data" in item, "invalid_v2_request", f"{where} has no 'data' field")
         parameters = item.get("parameters")
-        _require(parameters is None or isinstance(parameters, dict), "invalid_v2_request", f"{where}.parameters")
+        _require(
+            parameters is None or isinstance(parameters, dict),
+            "invalid_v2_request",
+            f"{where}.parameters must be an object",
+        )
         infer_inputs.append(
             InferInput(item["name"], item["shape"], item["datatype"], item["data"], parameters=parameters or {})
         )
@@ -308,7 +312,13 @@ def v2_request_from_json(body: bytes, model_name: str) -> InferRequest:
                 "invalid_v2_request",
                 f"outputs[{j}] must be an object with a string 'name'",
             )
-            requested.append(RequestedOutput(out["name"], out.get("parameters") or {}))
+            out_parameters = out.get("parameters")
+            _require(
+                out_parameters is None or isinstance(out_parameters, dict),
+                "invalid_v2_request",
+                f"outputs[{j}].parameters must be an object",
+            )
+            requested.append(RequestedOutput(out["name"], out_parameters or {}))
     return InferRequest(
         model_name=model_name,
         infer_inputs=infer_inputs,

@@ -179,6 +179,9 @@ class SpamModel(Model):
         for output in requested:
             if output.name not in OUTPUT_NAMES:
                 raise BadRequest("unknown_output", f"output {output.name!r} does not exist; outputs are {OUTPUT_NAMES}")
+            if not request.from_grpc and not isinstance(output.parameters or {}, dict):
+                # a binary-extension header is not schema-checked like a JSON body
+                raise BadRequest("invalid_v2_request", f"output {output.name!r}: parameters must be an object")
         rows = parse_v2(request, self.settings.max_batch)
         scores = self.score(rows)
         n = len(rows)
