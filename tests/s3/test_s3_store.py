@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from botocore.exceptions import ClientError
 
-from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError
+from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
 from spamops.store import open_store
 from spamops.store.s3 import S3Settings, S3Store
 
@@ -193,6 +193,66 @@ def test_server_that_ignores_conditional_writes_is_refused(s3env, monkeypatch):
             store.put("spam/production.json", b"{}", if_absent=True)
         assert "If-None-Match: IGNORED" in str(info.value)
         store.put("plain-object", b"x")  # unconditional writes need no such guarantee
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class _NoConditionalS3(BaseHTTPRequestHandler):
+    """A toy S3 endpoint that answers 501 NotImplemented to If-None-Match/If-Match, like AWS before 2024."""
+
+    protocol_version = "HTTP/1.1"
+    conditional_puts = 0
+
+    def _reply(self, status: int, body: bytes = b"") -> None:
+        self.send_response(status)
+        self.send_header("ETag", '"d41d8cd98f00b204e9800998ecf8427e"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.headers.get("If-None-Match") or self.headers.get("If-Match"):
+            type(self).conditional_puts += 1
+            self._reply(
+                501,
+                b"<Error><Code>NotImplemented</Code><Message>A header you provided implies functionality "
+                b"that is not implemented</Message></Error>",
+            )
+        else:
+            self._reply(200)
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._reply(204)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("probe", ["1", "0"])
+def test_server_without_conditional_writes_501_fails_fast_as_a_settings_error(s3env, monkeypatch, probe):
+    """501 NotImplemented is permanent: no retrying until the deadline, no hint to wait longer."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NoConditionalS3)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{httpd.server_address[1]}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "30")
+        monkeypatch.setenv("SPAMOPS_S3_CHECK_CONDITIONAL", probe)  # "0": the write itself meets the 501
+        _NoConditionalS3.conditional_puts = 0
+        store = open_store("s3://old-s3/models")
+        start = time.monotonic()
+        with pytest.raises(StoreSettingsError) as info:
+            store.put("spam/production.json", b"{}", if_absent=True)
+        assert time.monotonic() - start < 3.0, "a 501 must not be retried until the deadline"
+        message = str(info.value)
+        assert "does not support conditional writes" in message
+        assert endpoint in message and "bucket 'old-s3'" in message
+        assert "SPAMOPS_S3_DEADLINE_SECONDS" not in message
+        assert info.value.exit_code == 2
+        assert _NoConditionalS3.conditional_puts == 1
+        store.put("plain-object", b"x")  # unconditional writes still work
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -227,6 +227,8 @@ class S3Store(ObjectStore):
             try:
                 return self._client.put_object(**params)["ETag"]
             except ClientError as exc:
+                if (if_absent or if_token is not None) and _not_implemented(exc):
+                    raise self._no_conditional_writes() from None
                 code = _code(exc)
                 if if_token is not None and (code == "NoSuchKey" or _status(exc) == 404):
                     # If-Match on an object deleted since it was read: the caller lost a race too.
@@ -287,10 +289,18 @@ class S3Store(ObjectStore):
 
         key = f"{self.prefix}{PROBE_PREFIX}{uuid.uuid4().hex}"
 
+        def put_probe(**condition: str) -> None:
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=b"probe", **condition)
+            except ClientError as exc:
+                if _not_implemented(exc):
+                    raise self._no_conditional_writes() from None
+                raise
+
         def attempt(**condition: str) -> bool:
             """Whether the server refused the write as a precondition failure."""
             try:
-                self._client.put_object(Bucket=self.bucket, Key=key, Body=b"probe", **condition)
+                put_probe(**condition)
             except ClientError as exc:
                 if _code(exc) in _CONFLICT_CODES:
                     return True
@@ -300,7 +310,7 @@ class S3Store(ObjectStore):
         def probe() -> None:
             honoured = []
             try:
-                self._client.put_object(Bucket=self.bucket, Key=key, Body=b"probe", IfNoneMatch="*")
+                put_probe(IfNoneMatch="*")
                 honoured.append(attempt(IfNoneMatch="*"))
                 honoured.append(attempt(IfMatch='"00000000000000000000000000000000"'))
             finally:
@@ -318,6 +328,14 @@ class S3Store(ObjectStore):
                 )
 
         self._call(PROBE_PREFIX, "check conditional writes on", probe)
+
+    def _no_conditional_writes(self) -> StoreSettingsError:
+        """501 NotImplemented to If-None-Match / If-Match: permanent, so no retry can help."""
+        return StoreSettingsError(
+            f"{self.root_uri}: the S3 server ({self._where()}) does not support conditional writes "
+            "(If-None-Match / If-Match answered 501 NotImplemented); versions and the production pointer "
+            "need them, so spamops cannot use this server (see docs/s3.md)"
+        )
 
     # -- retries and error translation ----------------------------------------
     def _call(self, key: str, verb: str, fn: Callable[[], T]) -> T:
@@ -355,6 +373,11 @@ class S3Store(ObjectStore):
                 raise StoreSettingsError(
                     f"{uri}: bucket {self.bucket!r} does not exist at endpoint {self.endpoint}"
                 ) from None
+            if _not_implemented(exc):  # a 5xx that no retry fixes: the server lacks the feature
+                raise StoreSettingsError(
+                    f"{uri}: cannot {verb} it: the S3 server ({self._where()}) does not implement "
+                    f"this request ({code or status})"
+                ) from None
             if code in _TRANSIENT_CODES or status >= 500 or status in (408, 429):
                 raise _Transient(f"{code or status} from the server") from None
             if code in _AUTH_CODES or status == 403:
@@ -382,6 +405,11 @@ def _code(exc) -> str:
 
 def _status(exc) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _not_implemented(exc) -> bool:
+    """501 / ``NotImplemented``: the server lacks the feature (e.g. conditional writes); permanent."""
+    return _code(exc) == "NotImplemented" or _status(exc) == 501
 
 
 def _reason(exc: Exception) -> str:
