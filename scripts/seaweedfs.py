@@ -115,8 +115,7 @@ class SeaweedFS:
     def save(self) -> None:
         state = self.data_dir / "server.json"
         raw = {**asdict(self), "data_dir": str(self.data_dir)}
-        state.write_text(json.dumps(raw, indent=2) + "\n")
-        state.chmod(0o600)
+        _write_private(state, json.dumps(raw, indent=2) + "\n")
 
     # -- what clients need --------------------------------------------------
     @property
@@ -169,8 +168,7 @@ class SeaweedFS:
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "List", "Tagging", "Write"],
         }
-        config.write_text(json.dumps({"identities": [identity]}, indent=2) + "\n")
-        config.chmod(0o600)
+        _write_private(config, json.dumps({"identities": [identity]}, indent=2) + "\n")
         args = [
             weed_binary(),
             "server",
@@ -197,11 +195,11 @@ class SeaweedFS:
             "-volume.max=0",
             "-volume.preStopSeconds=0",
         ]
-        log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        log.close()
+        # The child keeps its own copy of the descriptor; ours is closed even when Popen raises.
+        with open(self.data_dir / "weed.log", "ab") as log:
+            proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         self.pid = proc.pid
         self.save()
         try:
@@ -280,6 +278,17 @@ class SeaweedFS:
         for name in names:
             with contextlib.suppress(OSError):
                 (tmp / name).unlink()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 from the start: it holds the secret key or pids.
+
+    ``write_text`` then ``chmod`` would leave the file world-readable (umask 022) in between.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT: narrow it too
+        out.write(text)
 
 
 def _reap(pid: int) -> None:

@@ -1,0 +1,59 @@
+"""scripts/seaweedfs.py without a server: private files and no leaked handles when weed fails to start."""
+
+from __future__ import annotations
+
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.s3
+
+seaweedfs = sys.modules["spamops_seaweedfs"]  # loaded from scripts/ by tests/s3/conftest.py
+
+
+def _no_chmod(monkeypatch) -> None:
+    """Make a chmod after the write a no-op: the file must be private from its creation on."""
+    monkeypatch.setattr(Path, "chmod", lambda self, mode, **kwargs: None)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_state_file_is_created_private(tmp_path, monkeypatch):
+    _no_chmod(monkeypatch)
+    server = seaweedfs.SeaweedFS.create(tmp_path)
+    server.save()
+    assert _mode(tmp_path / "server.json") == 0o600
+    loaded = seaweedfs.SeaweedFS.load(tmp_path)
+    assert loaded is not None and loaded.s3_port == server.s3_port
+
+
+def test_existing_wider_state_file_is_narrowed(tmp_path):
+    state = tmp_path / "server.json"
+    state.write_text("{}")
+    state.chmod(0o644)
+    seaweedfs.SeaweedFS.create(tmp_path).save()
+    assert _mode(state) == 0o600
+
+
+def test_failed_start_leaves_private_secret_file_and_closes_the_log(tmp_path, monkeypatch):
+    """Popen raising (say, weed vanished) must not leak the log handle; s3.json is 0600 from the start."""
+    _no_chmod(monkeypatch)
+    handed = []
+
+    def popen_fails(args, **kwargs):
+        handed.append(kwargs["stdout"])
+        raise FileNotFoundError(args[0])
+
+    monkeypatch.setattr(seaweedfs, "weed_binary", lambda: str(tmp_path / "no-weed"))
+    monkeypatch.setattr(seaweedfs.subprocess, "Popen", popen_fails)
+    server = seaweedfs.SeaweedFS.create(tmp_path / "data")
+    with pytest.raises(FileNotFoundError):
+        server.start()
+    assert len(handed) == 1 and handed[0].closed, "the weed.log handle leaked"
+    config = tmp_path / "data" / "s3.json"
+    assert _mode(config) == 0o600
+    assert server.secret_key in config.read_text()
