@@ -29,6 +29,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from spamops.store.s3 import DEFAULT_REGION
+
 DEFAULT_DIR = ".spamops/seaweedfs"
 DEFAULT_BUCKET = "spamops"
 GRPC_OFFSET = 10000  # weed opens a gRPC port at +10000 of each HTTP port
@@ -128,7 +130,7 @@ class SeaweedFS:
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": DEFAULT_REGION,
             "S3_USE_HTTPS": "0",
             "S3_VERIFY_SSL": "0",
         }
@@ -142,7 +144,7 @@ class SeaweedFS:
             endpoint_url=self.endpoint,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
-            region_name="us-east-1",
+            region_name=DEFAULT_REGION,
             config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=10),
         )
 
