@@ -159,6 +159,12 @@ def test_sync_waves_put_prerequisites_first(synced):
         ("ConfigMap", "spamops-training-config"),
     ]:
         assert order.index(prereq) < isvc, prereq
+    # Argo CD applies a wave only once the previous ones are healthy, and the
+    # InferenceService is healthy only after the first training run: the
+    # CronJob that trains must be in the same wave, not behind it.
+    (isvc_doc,) = [d for d in sync if d["kind"] == "InferenceService"]
+    (cron_doc,) = [d for d in sync if d["kind"] == "CronJob"]
+    assert sync_wave(cron_doc) == sync_wave(isvc_doc)
     assert [(h["kind"], h["metadata"]["name"]) for h in hooks] == [("Job", "spamops-smoke-test")]
     assert hooks[0]["metadata"]["annotations"][HOOK] == "PostSync"
 
