@@ -99,3 +99,55 @@ def test_intact_artifact_loads(model_dir: Path, production_version: str):
     artifact = load_artifact(model_dir)
     assert artifact.version == production_version
     assert list(artifact.pipeline.classes_) == [0, 1]
+
+
+def card_with_length_max(model_dir: Path, value) -> None:
+    card = json.loads((model_dir / "model-card.json").read_text())
+    card["feature_statistics"]["length"]["max"] = value
+    (model_dir / "model-card.json").write_text(json.dumps(card))
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda d: rewrite_card(d, sha256=None), "'sha256' must be a string"),
+        (lambda d: rewrite_card(d, feature_spec="1"), "'feature_spec' must be an object"),
+        (lambda d: card_with_length_max(d, "lots"), "feature_statistics.length.max must be a number"),
+        (lambda d: rewrite_card(d, files=["model.joblib"]), "'files' must be an object"),
+    ],
+    ids=["sha256-null", "feature-spec-string", "max-not-a-number", "files-array"],
+)
+def test_malformed_card_leaves_the_server_up_and_not_ready(start_predictor, model_copy: Path, damage, words):
+    damage(model_copy)
+    server = start_predictor("--model_dir", str(model_copy))
+    reply = server.get("/v2/health/ready")
+    assert reply.status == 503 and words in reply.json()["error"], reply.body
+    assert server.post_json("/v1/models/spam:predict", {"instances": ["hi"]}).status == 503
+    assert "NOT READY (bad_card)" in server.log() and "Traceback" not in server.log()
+
+
+def test_unreadable_model_file_is_a_refusal_not_a_crash(model_copy: Path, monkeypatch):
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path.name == "model.joblib":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(ArtifactError) as err:
+        load_artifact(model_copy)
+    assert err.value.reason == "unreadable_model" and "Permission denied" in str(err.value)
+
+
+def test_any_other_load_failure_leaves_the_model_not_ready(model_copy: Path, monkeypatch):
+    from spamops.serving import model as model_module
+
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("table build blew up")
+
+    monkeypatch.setattr(model_module, "DecisionTable", explode)
+    spam = model_module.SpamModel("spam-load-test", model_copy)
+    assert spam.load() is False and not spam.ready
+    assert "RuntimeError: table build blew up" in spam.load_error
+    assert spam.load() is False  # not retried

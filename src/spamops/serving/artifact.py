@@ -72,7 +72,50 @@ def read_card(model_dir: Path) -> dict:
     missing = [k for k in ("version", "sha256", "feature_spec") if k not in card]
     if missing:
         raise ArtifactError("bad_card", f"{path}: model card lacks {', '.join(missing)}")
+    problem = card_problem(card)
+    if problem:
+        raise ArtifactError("bad_card", f"{path}: {problem}")
     return card
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def card_problem(card: dict) -> str | None:
+    """What is wrong with the types of the card fields serving reads, or ``None``.
+
+    A hand-edited or truncated card must leave the model not ready with this
+    message, not crash the process (or a later request) on a ``None`` checksum
+    or a string where a number belongs.
+    """
+    if not isinstance(card["version"], str) or not card["version"]:
+        return "'version' must be a non-empty string"
+    if not isinstance(card["sha256"], str):
+        return "'sha256' must be a string"
+    files = card.get("files")
+    if files is not None and (not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values())):
+        return "'files' must be an object of file name to sha256 string"
+    spec = card["feature_spec"]
+    if not isinstance(spec, dict):
+        return "'feature_spec' must be an object"
+    statistics = card.get("feature_statistics")
+    if statistics is None:
+        return None
+    if not isinstance(statistics, dict):
+        return "'feature_statistics' must be an object"
+    for name, stats in statistics.items():
+        if not isinstance(stats, dict):
+            return f"feature_statistics.{name} must be an object"
+        for key in ("min", "max", "mean"):
+            if key in stats and not _is_number(stats[key]):
+                return f"feature_statistics.{name}.{key} must be a number"
+        percentiles = stats.get("percentiles")
+        if percentiles is not None and (
+            not isinstance(percentiles, list) or not all(_is_number(v) for v in percentiles)
+        ):
+            return f"feature_statistics.{name}.percentiles must be an array of numbers"
+    return None
 
 
 def check_feature_spec(card: dict, source: str) -> None:
@@ -97,7 +140,10 @@ def load_artifact(model_dir: str | Path) -> Artifact:
     model_path = model_dir / MODEL_FILE
     if not model_path.is_file():
         raise ArtifactError("missing_model", f"{model_path}: missing; the model card names a model that is not there")
-    data = model_path.read_bytes()
+    try:
+        data = model_path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError("unreadable_model", f"{model_path}: cannot be read ({exc})") from None
     actual = _sha256(data)
     expected = {card["sha256"], (card.get("files") or {}).get(MODEL_FILE, card["sha256"])}
     if expected != {actual}:

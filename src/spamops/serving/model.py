@@ -90,11 +90,14 @@ class SpamModel(Model):
                 self.settings.table_max_cells,
             )
             table = DecisionTable(artifact.pipeline, artifact.spam_column, max_length, max_punct)
+            explainer = Explainer(artifact.pipeline, artifact.feature_statistics)
         except ArtifactError as exc:
             self.fail(exc.reason, str(exc))
             return False
-        self.artifact, self.table = artifact, table
-        self.explainer = Explainer(artifact.pipeline, artifact.feature_statistics)
+        except Exception as exc:  # noqa: BLE001 - whatever else goes wrong, stay up and not ready, saying why
+            self.fail("load_failed", f"{self.model_dir}: {type(exc).__name__}: {exc}")
+            return False
+        self.artifact, self.table, self.explainer = artifact, table, explainer
         self._metrics = metrics.VersionMetrics(artifact.version)
         self.load_error = None
         self.ready = True
