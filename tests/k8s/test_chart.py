@@ -102,10 +102,20 @@ def test_training_runs_retry_crashes_but_not_refusals(helm_bin):
         assert any(r["action"] == "Ignore" and r["onPodConditions"][0]["type"] == "DisruptionTarget" for r in rules), (
             kind
         )
-        assert spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] > 0
+        assert spec["activeDeadlineSeconds"] > 0
         pod = spec["template"]["spec"]
         assert pod["restartPolicy"] == "Never"  # required by podFailurePolicy
     assert objs[("CronJob", "spamops-retrain")]["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def test_only_the_one_off_job_has_a_ttl(helm_bin):
+    """A TTL on the CronJob's Jobs would delete each run a day after it finished,
+    before the history limits (the last 3 runs and their logs) ever mattered."""
+    objs = render(helm_bin, "training.ttlSecondsAfterFinished=600")
+    assert one_off_training_job(objs)["spec"]["ttlSecondsAfterFinished"] == 600
+    cron = objs[("CronJob", "spamops-retrain")]["spec"]
+    assert "ttlSecondsAfterFinished" not in cron["jobTemplate"]["spec"]
+    assert cron["successfulJobsHistoryLimit"] == 3 and cron["failedJobsHistoryLimit"] == 3
 
 
 def test_trainer_pod_contract(helm_bin):

@@ -105,7 +105,8 @@ spamops-train-{{ include "spamops.trainerJobSpec" . | sha256sum | trunc 8 }}
 {{- end -}}
 
 {{/*
-Job spec of a training run, shared by the Job and the CronJob.
+Job spec of a training run, shared by the Job and the CronJob (no TTL: only
+the one-off Job gets one; the CronJob's history limits clean up its runs).
 Exit codes of `spamops train`: 0 promoted / nothing to do, 1 anything else
 (retried up to backoffLimit), 2 bad input/config and 3 gate refused the model
 (both fail the Job at once: retrying cannot help).
@@ -113,7 +114,6 @@ Exit codes of `spamops train`: 0 promoted / nothing to do, 1 anything else
 {{- define "spamops.trainerJobSpec" -}}
 backoffLimit: {{ .Values.training.backoffLimit }}
 activeDeadlineSeconds: {{ .Values.training.activeDeadlineSeconds }}
-ttlSecondsAfterFinished: {{ .Values.training.ttlSecondsAfterFinished }}
 podFailurePolicy:
   rules:
     - action: FailJob
