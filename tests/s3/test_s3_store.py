@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -315,6 +316,22 @@ def test_endpoint_settings_follow_kserve_conventions(monkeypatch):
         S3Settings.from_env()
     with pytest.raises(BadInputError):
         S3Store.from_uri("s3:///no-bucket")
+
+
+def test_invalid_max_attempts_is_refused_naming_the_variable(monkeypatch, cli):
+    """Like an invalid deadline: a typo in AWS_MAX_ATTEMPTS is an error, not silently the default."""
+    monkeypatch.delenv("SPAMOPS_S3_DEADLINE_SECONDS", raising=False)
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    assert S3Settings.from_env().max_attempts == S3Settings().max_attempts
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "5")
+    assert S3Settings.from_env().max_attempts == 5
+    for bad in ("three", "2.5", "0", "-1"):
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", bad)
+        with pytest.raises(BadInputError, match=re.escape(f"AWS_MAX_ATTEMPTS={bad!r}")):
+            S3Settings.from_env()
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "three")
+    result = cli("models", "list", "--store", "s3://spamops/models")
+    assert result.code == 2 and "AWS_MAX_ATTEMPTS='three'" in result.err and "Traceback" not in result.err
 
 
 class _Flaky(BaseHTTPRequestHandler):

@@ -10,7 +10,8 @@ uses, so one Kubernetes Secret serves the trainer and the model server alike
   ``host:port`` gets ``https://`` unless ``S3_USE_HTTPS=0``;
 * ``S3_VERIFY_SSL=0`` turns certificate checks off; ``AWS_DEFAULT_REGION`` / ``AWS_REGION``;
 * ``SPAMOPS_S3_DEADLINE_SECONDS`` (default 30) bounds how long one operation keeps
-  retrying transient failures.
+  retrying transient failures; ``AWS_MAX_ATTEMPTS`` (default 3) is botocore's tries
+  per call inside it.
 
 Writes are conditional where the registry asks for it: ``If-None-Match: *`` for
 create-only objects and ``If-Match: <etag>`` for compare-and-swap; the token is the
@@ -42,10 +43,24 @@ from spamops.store.base import Blob, ObjectStore
 T = TypeVar("T")
 
 DEADLINE_ENV = "SPAMOPS_S3_DEADLINE_SECONDS"
+MAX_ATTEMPTS_ENV = "AWS_MAX_ATTEMPTS"
 PROBE_ENV = "SPAMOPS_S3_CHECK_CONDITIONAL"
 CHECKSUM_ENV = "SPAMOPS_S3_CHECKSUM"
 DEFAULT_DEADLINE = 30.0
+DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_REGION = "us-east-1"
+
+# Timeouts and backoff, in seconds.  botocore makes up to max_attempts tries per call, each
+# bounded by the connect and read timeouts, so both are the deadline split over those tries
+# (a silent server is abandoned near the deadline), clamped: at least MIN_TIMEOUT so a tiny
+# deadline still allows a handshake, at most the caps so a long deadline does not wait minutes
+# on one dead connection.  Between rounds of spamops' own deadline loop the wait is "full
+# jitter": uniform in [0, min(BACKOFF_CAP, BACKOFF_BASE * 2**round)].
+MIN_TIMEOUT = 1.0
+CONNECT_TIMEOUT_CAP = 5.0
+READ_TIMEOUT_CAP = 60.0
+BACKOFF_BASE = 0.2
+BACKOFF_CAP = 4.0
 WRITE_ID_META = "spamops-write-id"
 PROBE_PREFIX = ".spamops-probe/"
 
@@ -104,7 +119,7 @@ class S3Settings:
     region: str = DEFAULT_REGION
     verify_ssl: bool = True
     deadline: float = DEFAULT_DEADLINE
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     send_checksum: bool = True
     check_conditional: bool = True
 
@@ -120,13 +135,19 @@ class S3Settings:
             raise BadInputError(f"{DEADLINE_ENV}={raw_deadline!r}: expected a number of seconds") from None
         if deadline <= 0:
             raise BadInputError(f"{DEADLINE_ENV}={raw_deadline!r}: must be positive")
-        raw_attempts = _env("AWS_MAX_ATTEMPTS")
+        raw_attempts = _env(MAX_ATTEMPTS_ENV)
+        try:
+            max_attempts = int(raw_attempts) if raw_attempts else DEFAULT_MAX_ATTEMPTS
+        except ValueError:
+            raise BadInputError(f"{MAX_ATTEMPTS_ENV}={raw_attempts!r}: expected a whole number of attempts") from None
+        if max_attempts < 1:
+            raise BadInputError(f"{MAX_ATTEMPTS_ENV}={raw_attempts!r}: must be at least 1")
         return cls(
             endpoint_url=endpoint.rstrip("/") if endpoint else None,
             region=_env("AWS_DEFAULT_REGION", "AWS_REGION") or DEFAULT_REGION,
             verify_ssl=_flag("S3_VERIFY_SSL", True),
             deadline=deadline,
-            max_attempts=max(1, int(raw_attempts)) if raw_attempts and raw_attempts.isdigit() else 3,
+            max_attempts=max_attempts,
             send_checksum=_flag(CHECKSUM_ENV, True),
             check_conditional=_flag(PROBE_ENV, True),
         )
@@ -157,9 +178,9 @@ class S3Store(ObjectStore):
         config = Config(
             region_name=s.region,
             retries={"mode": "standard", "max_attempts": s.max_attempts},
-            # botocore makes up to max_attempts tries per call: keep their timeouts within the deadline.
-            connect_timeout=max(1.0, min(5.0, s.deadline / s.max_attempts)),
-            read_timeout=max(1.0, min(60.0, s.deadline / s.max_attempts)),
+            # The deadline split over botocore's tries, clamped (see MIN_TIMEOUT).
+            connect_timeout=max(MIN_TIMEOUT, min(CONNECT_TIMEOUT_CAP, s.deadline / s.max_attempts)),
+            read_timeout=max(MIN_TIMEOUT, min(READ_TIMEOUT_CAP, s.deadline / s.max_attempts)),
             # Path-style addressing works on every S3-compatible server; AWS still accepts it.
             s3={"addressing_style": "path" if s.endpoint_url else "auto"},
             # Checksums only when an operation needs one: aws-chunked trailers confuse some
@@ -353,8 +374,8 @@ class S3Store(ObjectStore):
                         f"gave up after {self.settings.deadline:g} s of retries "
                         f"(set {DEADLINE_ENV} to wait longer)"
                     ) from None
-                # "Full jitter": uniform in [0, min(cap, base * 2**attempt)].
-                time.sleep(min(remaining, random.uniform(0, min(4.0, 0.2 * 2**attempt))))
+                # "Full jitter" (see BACKOFF_BASE), never past the deadline.
+                time.sleep(min(remaining, random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))))
                 attempt += 1
 
     def _translate(self, key: str, verb: str, fn: Callable[[], T]) -> T:
