@@ -185,3 +185,25 @@ def test_metrics_count_predictions_features_and_probabilities(predictor, product
     assert metric(after, "spamops_model_ready", model_name="spam") == 1
     assert metric(after, "spamops_model_info", model_version=v) == 1
     assert "request_predict_seconds_count" in "".join(after)  # KServe's own histograms stay
+
+
+@pytest.mark.parametrize("action", ["unload", "load"])
+def test_repository_load_and_unload_are_refused_and_the_model_keeps_serving(predictor, action):
+    reply = predictor.post_raw(f"/v2/repository/models/spam/{action}", b"")
+    assert reply.status == 405, reply.body
+    assert reply.json()["reason"] == "repository_read_only" and "restart the pod" in reply.json()["error"]
+    assert predictor.get("/v2/health/ready").status == 200
+    assert predictor.post_json("/v1/models/spam:predict", {"instances": [HAMMY]}).status == 200
+
+
+def test_server_with_no_model_is_not_ready():
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from kserve.model_repository import ModelRepository
+
+    from spamops.serving.http import add_routes
+
+    app = FastAPI()
+    add_routes(app, ModelRepository())
+    reply = TestClient(app).get("/v2/health/ready")
+    assert reply.status_code == 503 and "no model" in reply.json()["error"]

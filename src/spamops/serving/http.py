@@ -164,10 +164,28 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
     """Readiness and metadata routes, added before KServe's so they are matched first."""
 
     async def server_ready() -> JSONResponse:
-        for model in registry.get_models().values():
+        """200 only when at least one model is registered and every one is ready: a server with
+        nothing to serve must stay out of the Service."""
+        models = registry.get_models().values()
+        if not models:
+            return JSONResponse(status_code=503, content={"error": "no model is loaded"})
+        for model in models:
             if not model.ready:
                 return _not_ready(model)
         return JSONResponse({"ready": True})
+
+    async def repository_change(model_name: str) -> JSONResponse:
+        """KServe's unauthenticated load/unload would let any client empty the server, and its
+        load would not re-verify the artifact; the model is fixed for the life of the pod."""
+        return JSONResponse(
+            status_code=405,
+            headers={"Allow": ""},
+            content={
+                "error": f"model {model_name} is loaded (and verified) at start-up only; "
+                "restart the pod to change or reload it",
+                "reason": "repository_read_only",
+            },
+        )
 
     async def v1_model(model_name: str) -> JSONResponse:
         model = _model(registry, model_name)
@@ -190,14 +208,15 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
         )
 
     async def v2_infer(model_name: str, request: Request, model_version: str | None = None) -> Response:
+        """The lean V2 ``/infer`` (see the module docstring); ``model_version`` must be the served one."""
         model = _model(registry, model_name)
+        if not model.ready:  # before the version check: a not-ready model serves no version, which is a 503
+            return _not_ready(model)
         if model_version is not None and model_version != getattr(model, "version", None):
             return JSONResponse(
                 status_code=404,
                 content={"error": f"model {model_name} has no version {model_version!r}; it serves {model.version!r}"},
             )
-        if not model.ready:
-            raise ModelNotReady(model_name)
         body = await request.body()
         headers = dict(request.headers)
         json_length = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
@@ -224,6 +243,8 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
     app.add_api_route("/v2/models/{model_name}/infer", v2_infer, methods=["POST"])
     app.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", v2_infer, methods=["POST"])
     app.add_api_route("/v1/models/{model_name}", v1_model, methods=["GET"])
+    for action in ("load", "unload"):
+        app.add_api_route(f"/v2/repository/models/{{model_name}}/{action}", repository_change, methods=["POST"])
     app.add_api_route("/v2/models/{model_name}", v2_model_metadata, methods=["GET"])
 
 
