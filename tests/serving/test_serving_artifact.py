@@ -151,3 +151,10 @@ def test_any_other_load_failure_leaves_the_model_not_ready(model_copy: Path, mon
     assert spam.load() is False and not spam.ready
     assert "RuntimeError: table build blew up" in spam.load_error
     assert spam.load() is False  # not retried
+
+
+def test_versioned_infer_on_a_not_ready_model_is_503_not_404(start_predictor, tmp_path: Path):
+    server = start_predictor("--model_dir", str(tmp_path / "empty"))
+    body = {"inputs": [{"name": "t", "datatype": "BYTES", "shape": [1], "data": ["hi"]}]}
+    reply = server.post_json("/v2/models/spam/versions/spam_model_20250101_000000/infer", body)
+    assert reply.status == 503 and "does not exist" in reply.json()["error"], reply.body
