@@ -141,8 +141,9 @@ def test_trainer_pod_contract(helm_bin):
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "spamops-s3", "key": key}
         assert env["AWS_ENDPOINT_URL"]["value"] == "https://s3.amazonaws.com"
-        assert env["S3_ENDPOINT"]["value"] == "s3.amazonaws.com"
-        assert env["S3_USE_HTTPS"]["value"] == "1" and env["S3_VERIFY_SSL"]["value"] == "1"
+        # One endpoint variable with its scheme; no S3_ENDPOINT/S3_USE_HTTPS to keep in step.
+        assert "S3_ENDPOINT" not in env and "S3_USE_HTTPS" not in env
+        assert env["S3_VERIFY_SSL"]["value"] == "1"
         assert env["AWS_DEFAULT_REGION"]["value"] == "us-east-1"
 
 
@@ -224,6 +225,13 @@ def test_canary_and_image_values_reach_the_inferenceservice(helm_bin):
     # 0 is a valid canary (roll back: keep the new storageUri, no traffic).
     zero = render(helm_bin, "predictor.canaryTrafficPercent=0")[("InferenceService", "spam")]
     assert zero["spec"]["predictor"]["canaryTrafficPercent"] == 0
+
+
+def test_trainer_endpoint_scheme_follows_use_https(helm_bin):
+    objs = render(helm_bin, values=CHART / "ci" / "dev-seaweedfs-values.yaml")
+    for kind, spec in _trainer_pod_specs(objs):
+        env = {e["name"]: e.get("value") for e in spec["template"]["spec"]["containers"][0]["env"]}
+        assert env["AWS_ENDPOINT_URL"].startswith("http://"), kind
 
 
 def test_s3_secret_and_predictor_service_account(helm_bin):
@@ -323,18 +331,26 @@ def test_dev_overlay_uses_in_cluster_seaweedfs():
     assert ("Deployment", "seaweedfs") in objs and ("Service", "seaweedfs") in objs
     svc_ports = {p["port"] for p in objs[("Service", "seaweedfs")]["spec"]["ports"]}
     assert 8333 in svc_ports
-    for kind, obj in [("Job", one_off_training_job(objs)), ("CronJob", objs[("CronJob", "spamops-retrain")])]:
-        spec = obj["spec"]
-        pod = (spec.get("jobTemplate", {}).get("spec") or spec)["template"]["spec"]
-        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
-        assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs.spamops.svc.cluster.local:8333", kind
-        assert env["S3_USE_HTTPS"] == "0", kind
-        assert "valueFrom" in {e["name"]: e for e in pod["containers"][0]["env"]}["AWS_SECRET_ACCESS_KEY"], (
-            "credentials still come from the Secret"
-        )
+    cron = objs[("CronJob", "spamops-retrain")]["spec"]
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs.spamops.svc.cluster.local:8333"
+    assert "valueFrom" in {e["name"]: e for e in pod["containers"][0]["env"]}["AWS_SECRET_ACCESS_KEY"], (
+        "credentials still come from the Secret"
+    )
+    assert pod["containers"][0]["resources"]["requests"]["cpu"] == "100m"
     ann = objs[("Secret", "spamops-s3")]["metadata"]["annotations"]
     assert ann["serving.kserve.io/s3-endpoint"] == "seaweedfs.spamops.svc.cluster.local:8333"
     assert ann["serving.kserve.io/s3-usehttps"] == "0"
+
+
+def test_dev_overlay_trains_on_demand_from_the_cronjob():
+    """A one-off Job applied with a still empty bucket fails at once (exit 2 ->
+    FailJob): dev has none; runs are created from the suspended CronJob after
+    the data is uploaded."""
+    objs = _kustomize(MANIFESTS / "overlays" / "dev")
+    assert not [k for k in objs if k[0] == "Job" and k[1].startswith("spamops-train-")]
+    assert objs[("CronJob", "spamops-retrain")]["spec"]["suspend"] is True
 
 
 def test_prod_overlay_ships_no_secret_and_no_one_off_job():

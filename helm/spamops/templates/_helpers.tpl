@@ -87,12 +87,10 @@ capabilities:
     secretKeyRef:
       name: {{ .Values.s3.secretName }}
       key: AWS_SECRET_ACCESS_KEY
+{{- /* One endpoint variable, with its scheme (spamops' S3 store and boto3 read
+it first): S3_ENDPOINT/S3_USE_HTTPS would only repeat it. */}}
 - name: AWS_ENDPOINT_URL
   value: {{ include "spamops.s3EndpointURL" . | quote }}
-- name: S3_ENDPOINT
-  value: {{ .Values.s3.endpoint | quote }}
-- name: S3_USE_HTTPS
-  value: {{ include "spamops.bool01" .Values.s3.useHttps | quote }}
 - name: S3_VERIFY_SSL
   value: {{ include "spamops.bool01" .Values.s3.verifySsl | quote }}
 - name: AWS_DEFAULT_REGION
