@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import math
@@ -252,3 +253,24 @@ def test_chunked_body_over_the_limit_is_refused(predictor):
 def test_no_bad_input_ever_produced_a_500(predictor):
     assert "500" not in {line.split()[-2] for line in predictor.log().splitlines() if '" 500 ' in line}
     assert "Traceback" not in predictor.log()
+
+
+def test_non_numeric_content_length_is_its_own_400():
+    """uvicorn already refuses such a request; the guard must not call it too large behind another server."""
+    from spamops.serving.http import RequestGuard
+
+    async def app(scope, receive, send):  # pragma: no cover - must not be reached
+        raise AssertionError("the guard let a request with a bad Content-Length through")
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "headers": [(b"content-length", b"abc")]}
+    asyncio.run(RequestGuard(app, max_body_bytes=100)(scope, receive, send))
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"])["reason"] == "bad_content_length"

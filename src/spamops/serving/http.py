@@ -73,7 +73,11 @@ class RequestGuard:
         json_body = True
         for name, value in scope["headers"]:
             if name == b"content-length":
-                declared = int(value) if value.isdigit() else limit + 1
+                if not value.isdigit():
+                    # not a size at all: saying "too large" would send the client hunting the wrong bug
+                    await self._refuse(send, "bad_content_length", "Content-Length must be a non-negative integer")
+                    return
+                declared = int(value)
             elif name == b"content-type":
                 json_body = value.split(b";")[0].strip().decode("latin-1").lower() in JSON_CONTENT_TYPES
         if declared is not None and declared > limit:
