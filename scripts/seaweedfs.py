@@ -28,8 +28,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spamops.store.s3 import DEFAULT_REGION
+
+if TYPE_CHECKING:  # boto3 is imported when a client is made: `status` and `down` never need it
+    from botocore.client import BaseClient
 
 DEFAULT_DIR = ".spamops/seaweedfs"
 DEFAULT_BUCKET = "spamops"
@@ -135,7 +139,8 @@ class SeaweedFS:
             "S3_VERIFY_SSL": "0",
         }
 
-    def client(self, secret_key: str | None = None):
+    def client(self, secret_key: str | None = None) -> BaseClient:
+        """A plain boto3 S3 client for this server (``secret_key`` overrides ours, to test a wrong one)."""
         import boto3
         from botocore.config import Config
 

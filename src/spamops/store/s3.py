@@ -34,11 +34,14 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlparse
 
 from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
 from spamops.store.base import Blob, ObjectStore
+
+if TYPE_CHECKING:  # botocore is imported lazily at run time: a local store never loads it
+    from botocore.exceptions import ClientError
 
 T = TypeVar("T")
 
@@ -125,6 +128,11 @@ class S3Settings:
 
     @classmethod
     def from_env(cls) -> S3Settings:
+        """Settings from KServe's variable names, so one Secret serves trainer and model server.
+
+        Invalid numbers raise :class:`BadInputError` naming the variable instead of silently
+        falling back to a default the user did not choose.
+        """
         endpoint = _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "S3_ENDPOINT")
         if endpoint and "://" not in endpoint:
             endpoint = ("https://" if _flag("S3_USE_HTTPS", True) else "http://") + endpoint
@@ -199,6 +207,7 @@ class S3Store(ObjectStore):
 
     @classmethod
     def from_uri(cls, uri: str, settings: S3Settings | None = None) -> S3Store:
+        """The store rooted at ``s3://bucket[/prefix]``, for ``open_store``; settings default to the environment."""
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
             raise BadInputError(f"{uri}: expected s3://bucket[/prefix]")
@@ -207,6 +216,7 @@ class S3Store(ObjectStore):
     # -- where --------------------------------------------------------------
     @property
     def endpoint(self) -> str:
+        """Where requests go, for messages and the probe cache: the URL, or AWS S3 and its region."""
         return self.settings.endpoint_url or f"AWS S3 ({self.settings.region})"
 
     def _where(self) -> str:
@@ -420,15 +430,15 @@ class S3Store(ObjectStore):
             raise _Transient(_reason(exc)) from None
 
 
-def _code(exc) -> str:
+def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _status(exc) -> int:
+def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
-def _not_implemented(exc) -> bool:
+def _not_implemented(exc: ClientError) -> bool:
     """501 / ``NotImplemented``: the server lacks the feature (e.g. conditional writes); permanent."""
     return _code(exc) == "NotImplemented" or _status(exc) == 501
 
