@@ -7,6 +7,7 @@ trainer and the predictor written down as checks on the rendered objects.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -67,6 +68,8 @@ def test_helm_lint_strict(helm_bin, values):
         ("s3.endpoint=https://s3.example.com", "endpoint"),
         ("training.config.unknown_key=1", "unknown_key"),
         ("training.config.store=ftp://x", "store"),
+        ("training.config.gate.min_baseline_margin=1.5", "min_baseline_margin"),
+        ("training.config.gate.champion_tolerance=2", "champion_tolerance"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("networkPolicy.predictorPorts={70000}", "predictorPorts"),
     ],
@@ -359,3 +362,71 @@ def test_prod_overlay_ships_no_secret_and_no_one_off_job():
     assert not [k for k in objs if k[0] == "Job" and k[1].startswith("spamops-train-")]
     assert ("CronJob", "spamops-retrain") in objs
     assert objs[("InferenceService", "spam")]["spec"]["predictor"]["minReplicas"] >= 2
+
+
+# JSON Schema keywords that bound a value. The chart may be stricter than the
+# trainer (a pattern on store, minItems on sources, ...), never looser or different.
+BOUNDS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "enum",
+)
+
+
+def _bound_mismatches(model: dict, chart: dict, defs: dict, path: str) -> list[str]:
+    """Walk the trainer's schema (pydantic) beside the chart's; list every bound
+    the two do not share, every key one has and the other lacks, a type that differs."""
+    if "$ref" in model:
+        model = defs[model["$ref"].rsplit("/", 1)[1]]
+    problems = []
+    for kw in BOUNDS:
+        if kw in model and chart.get(kw) != model[kw]:
+            problems.append(f"{path}: {kw} is {model[kw]!r} in RunConfig, {chart.get(kw, 'missing')!r} in the chart")
+    if "type" in model and "type" in chart and model["type"] != chart["type"]:
+        problems.append(f"{path}: type {model['type']!r} in RunConfig, {chart['type']!r} in the chart")
+    if "properties" in model:
+        if chart.get("additionalProperties") is not False:
+            problems.append(f"{path}: the chart must reject unknown keys like RunConfig does")
+        mine, theirs = set(model["properties"]), set(chart.get("properties", {}))
+        problems += [f"{path}.{k}: in RunConfig, not in the chart" for k in sorted(mine - theirs)]
+        problems += [f"{path}.{k}: in the chart, not in RunConfig" for k in sorted(theirs - mine)]
+        for k in sorted(mine & theirs):
+            problems += _bound_mismatches(model["properties"][k], chart["properties"][k], defs, f"{path}.{k}")
+    if "items" in model:
+        problems += _bound_mismatches(model["items"], chart.get("items", {}), defs, f"{path}[]")
+    return problems
+
+
+def test_chart_schema_of_the_training_config_matches_runconfig():
+    """values.schema.json's training.config is a hand copy of the trainer's
+    RunConfig: every bound pydantic declares must be there, with the same value."""
+    from spamops.config import RunConfig
+
+    model = RunConfig.model_json_schema()
+    chart = json.loads((CHART / "values.schema.json").read_text())["properties"]["training"]["properties"]["config"]
+    assert _bound_mismatches(model, chart, model.get("$defs", {}), "training.config") == []
+
+
+def test_the_schema_comparison_catches_a_looser_bound():
+    model = {"properties": {"x": {"type": "number", "minimum": 0, "maximum": 1}}}
+    chart = {"additionalProperties": False, "properties": {"x": {"type": "number", "minimum": 0}}}
+    assert _bound_mismatches(model, chart, {}, "c") == ["c.x: maximum is 1 in RunConfig, 'missing' in the chart"]
+
+
+def test_chart_annotation_names_the_kserve_version_the_tests_use():
+    """Chart.yaml's spamops.io/kserve-version says which KServe the chart is
+    tested against: the CRDs' version pinned in scripts/envtest/versions.env."""
+    versions = dict(
+        line.split("=", 1)
+        for line in (REPO / "scripts/envtest/versions.env").read_text().splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    )
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["annotations"]["spamops.io/kserve-version"] == versions["KSERVE_VERSION"]
