@@ -121,3 +121,9 @@ def test_grid_bounds_follow_the_training_range_and_the_caps():
     assert grid_bounds(stats, 500, 50) == (500, 50)
     assert grid_bounds(stats, 5000, 1000, max_cells=134 * 101) == (100, 133)
     assert grid_bounds({"length": {"max": 10.0}}, 5000, 1000) == (10, 0)  # no punct statistics: an empty axis
+
+
+def test_grid_bounds_honour_max_cells_when_the_punct_axis_alone_exceeds_it():
+    stats = {"length": {"max": 910.0}, "punct": {"max": 133.0}}
+    length, punct = grid_bounds(stats, 5000, 1000, max_cells=50)
+    assert (length + 1) * (punct + 1) <= 50 and (length, punct) == (0, 49)

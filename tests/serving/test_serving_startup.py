@@ -48,3 +48,13 @@ def test_storage_uri_that_fails_leaves_the_model_not_ready(start_predictor, tmp_
     reply = server.get("/v2/health/ready")
     assert reply.status == 503 and "nostore" in reply.json()["error"]
     assert "NOT READY (pull_failed)" in server.log()
+
+
+def test_a_cell_limit_below_the_punct_axis_is_refused_at_start():
+    proc = subprocess.run(
+        [sys.executable, "-m", "spamops.serving", "--table_max_punct", "100", "--table_max_cells", "50"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "table_max_cells (50) must be at least table_max_punct + 1" in proc.stderr

@@ -45,8 +45,9 @@ def grid_bounds(
     """The grid's upper corner: the training maximum of each feature, capped by the operator's limits.
 
     A feature without statistics gets an empty axis (everything off the grid goes
-    to the pipeline), and ``max_cells`` shortens the length axis so that load time
-    and memory stay bounded whatever a card claims.
+    to the pipeline), and ``max_cells`` shortens the length axis (and the punct
+    axis too, should it alone exceed the limit) so that load time and memory stay
+    bounded whatever a card claims.
     """
 
     def top(name: str, cap: int) -> int:
@@ -57,6 +58,7 @@ def grid_bounds(
 
     length, punct = top("length", max_length), top("punct", max_punct)
     if max_cells is not None and (length + 1) * (punct + 1) > max_cells:
+        punct = min(punct, max(0, max_cells - 1))
         length = max(0, max_cells // (punct + 1) - 1)
     return length, punct
 

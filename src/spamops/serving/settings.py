@@ -32,3 +32,9 @@ class ServingSettings:
         for name in ("table_max_length", "table_max_punct"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if self.table_max_punct + 1 > self.table_max_cells:
+            # the table always holds a whole punct axis (length 0 at least): say so at start-up
+            raise ValueError(
+                f"table_max_cells ({self.table_max_cells}) must be at least table_max_punct + 1 "
+                f"({self.table_max_punct + 1})"
+            )
