@@ -8,13 +8,33 @@
 #   ${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest/<component>-<version>/
 # Versions are pinned in scripts/envtest/versions.env (the one place).
 #
-# Usage: scripts/envtest/build.sh [--print-env]
-#   --print-env  after building, print KEY=path lines for every artifact.
+# Usage: scripts/envtest/build.sh [--print-env] [COMPONENT...]
+#   COMPONENT    crds, etcd, helm or kubernetes (kube-apiserver + kubectl);
+#                default: all of them. `build.sh helm` is all `make lint-k8s`
+#                and `make manifests` need.
+#   --print-env  after building, print KEY=path lines for those artifacts.
+#
+# Needs Go >= GO_VERSION (versions.env) in PATH, only when something is built.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; }
+
+print_env=false
+components=()
+for arg in "$@"; do
+  case "$arg" in
+    --print-env) print_env=true ;;
+    crds | etcd | helm | kubernetes) components+=("$arg") ;;
+    -h | --help) usage; exit 0 ;;
+    *) printf 'build.sh: unknown argument %q (components: crds etcd helm kubernetes)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
+((${#components[@]})) || components=(crds etcd helm kubernetes)
+wanted() { [[ " ${components[*]} " == *" $1 "* ]]; }
 
 cache_root="${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest"
 mkdir -p "$cache_root"
@@ -27,11 +47,30 @@ export GOTOOLCHAIN="${SPAMOPS_GOTOOLCHAIN:-local}"
 
 log() { printf '[envtest-build %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
+# Go is needed only to build (or download) what is not cached yet; checked once.
+go_checked=false
+require_go() {
+  $go_checked && return 0
+  if ! command -v go >/dev/null 2>&1; then
+    log "error: 'go' is not in PATH; building the test control plane needs Go >= $GO_VERSION (https://go.dev/dl/)"
+    exit 1
+  fi
+  local have
+  have="$(go env GOVERSION 2>/dev/null)" || have=""
+  have="${have#go}"; have="${have%%[!0-9.]*}"
+  if [[ -z "$have" || "$(printf '%s\n%s\n' "$GO_VERSION" "$have" | sort -V | head -n1)" != "$GO_VERSION" ]]; then
+    log "error: Go ${have:-of unknown version} at $(command -v go) is too old; need >= $GO_VERSION (GO_VERSION in versions.env)"
+    exit 1
+  fi
+  go_checked=true
+}
+
 # Serialise concurrent builds (two test sessions, make -j, ...).
 exec 9>"$cache_root/.build.lock"
 flock 9
 
 module_dir() { # module@version -> directory in the module cache (downloads it)
+  require_go
   local dir
   dir="$(cd "$cache_root" && go mod download -json "$1" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
   [[ -n "$dir" && -d "$dir" ]] || { log "cannot download $1"; return 1; }
@@ -49,6 +88,7 @@ build_kubernetes() {
   local v="$KUBERNETES_VERSION"
   local apiserver_dir="$cache_root/kube-apiserver-$v" kubectl_dir="$cache_root/kubectl-$v"
   if done_stamp "$apiserver_dir" && done_stamp "$kubectl_dir"; then return 0; fi
+  require_go
   local start=$SECONDS
   log "building kube-apiserver and kubectl $v (first time: tens of minutes on 2 cores)"
   local minor="${v#v1.}"; minor="${minor%%.*}"
@@ -60,7 +100,7 @@ build_kubernetes() {
   # The documented way to consume k8s.io/kubernetes as a module: require it and
   # pin every staging module (k8s.io/api, k8s.io/apimachinery, ...) to v0.Y.Z.
   {
-    printf 'module spamops.local/envtest-build\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$v"
+    printf 'module spamops.local/envtest-build\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$GO_VERSION" "$v"
     grep -E '^\s+k8s.io/[a-z0-9-]+ => \./staging/' "$kdir/go.mod" |
       awk -v s="$staging" '{printf "\t%s => %s %s\n", $1, $1, s}'
     printf ')\n'
@@ -97,10 +137,11 @@ EOF
 build_etcd() {
   local v="$ETCD_VERSION"; local out="$cache_root/etcd-$v"
   done_stamp "$out" && return 0
+  require_go
   local start=$SECONDS work="$cache_root/build/etcd-$v"
   log "building etcd $v"
   rm -rf "$work"; mkdir -p "$work" "$out"
-  printf 'module spamops.local/etcd-build\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$v" >"$work/go.mod"
+  printf 'module spamops.local/etcd-build\n\ngo %s\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$GO_VERSION" "$v" >"$work/go.mod"
   printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$work/tools.go"
   (cd "$work" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3)
   mv "$out/etcd.tmp" "$out/etcd"
@@ -112,10 +153,11 @@ build_etcd() {
 build_helm() {
   local v="$HELM_VERSION"; local out="$cache_root/helm-$v"
   done_stamp "$out" && return 0
+  require_go
   local start=$SECONDS work="$cache_root/build/helm-$v"
   log "building helm $v"
   rm -rf "$work"; mkdir -p "$work" "$out"
-  printf 'module spamops.local/helm-build\n\ngo 1.26.0\n\nrequire helm.sh/helm/v3 %s\n' "$v" >"$work/go.mod"
+  printf 'module spamops.local/helm-build\n\ngo %s\n\nrequire helm.sh/helm/v3 %s\n' "$GO_VERSION" "$v" >"$work/go.mod"
   printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/v3/cmd/helm"\n' >"$work/tools.go"
   (cd "$work" && go mod tidy)
   # Like helm's own Makefile: the default Kubernetes version of `helm template`
@@ -158,19 +200,21 @@ fetch_crds() {
 }
 
 total=$SECONDS
-fetch_crds
-build_etcd
-build_helm
-build_kubernetes
-log "control plane artifacts ready in $((SECONDS - total)) s under $cache_root"
+wanted crds && fetch_crds
+wanted etcd && build_etcd
+wanted helm && build_helm
+wanted kubernetes && build_kubernetes
+log "${components[*]} ready in $((SECONDS - total)) s under $cache_root"
 
-if [[ "${1:-}" == "--print-env" ]]; then
-  cat <<EOF
-KUBE_APISERVER=$cache_root/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver
-KUBECTL=$cache_root/kubectl-$KUBERNETES_VERSION/kubectl
-ETCD=$cache_root/etcd-$ETCD_VERSION/etcd
-HELM=$cache_root/helm-$HELM_VERSION/helm
-KSERVE_CRDS=$cache_root/kserve-crds-$KSERVE_VERSION
-ARGOCD_CRDS=$cache_root/argocd-crds-$ARGOCD_VERSION
-EOF
+if $print_env; then
+  if wanted kubernetes; then
+    echo "KUBE_APISERVER=$cache_root/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver"
+    echo "KUBECTL=$cache_root/kubectl-$KUBERNETES_VERSION/kubectl"
+  fi
+  if wanted etcd; then echo "ETCD=$cache_root/etcd-$ETCD_VERSION/etcd"; fi
+  if wanted helm; then echo "HELM=$cache_root/helm-$HELM_VERSION/helm"; fi
+  if wanted crds; then
+    echo "KSERVE_CRDS=$cache_root/kserve-crds-$KSERVE_VERSION"
+    echo "ARGOCD_CRDS=$cache_root/argocd-crds-$ARGOCD_VERSION"
+  fi
 fi

@@ -40,6 +40,42 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         assert f"-{v[version]}/" in built[artifact] + "/", (artifact, built[artifact])
 
 
+def test_build_script_builds_a_single_component():
+    """`build.sh helm` (what lint-k8s and make manifests need) prints only helm."""
+    out = subprocess.run(
+        ["bash", str(SCRIPTS / "build.sh"), "--print-env", "helm"], capture_output=True, text=True, check=True
+    ).stdout
+    assert [line.split("=", 1)[0] for line in out.splitlines() if "=" in line] == ["HELM"]
+    bad = subprocess.run(["bash", str(SCRIPTS / "build.sh"), "kube"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown argument" in bad.stderr
+
+
+def _build_with_go(tmp_path, go_version: str | None) -> subprocess.CompletedProcess:
+    """build.sh helm with an empty cache and a fake `go` (or none) in PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    if go_version:
+        fake = bin_dir / "go"
+        fake.write_text(f'#!/bin/sh\n[ "$1 $2" = "env GOVERSION" ] && echo go{go_version} && exit 0\nexit 99\n')
+        fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "SPAMOPS_CACHE": str(tmp_path / "cache")}
+    return subprocess.run(["bash", str(SCRIPTS / "build.sh"), "helm"], capture_output=True, text=True, env=env)
+
+
+def test_build_script_needs_go_of_the_pinned_version(tmp_path):
+    """A clear error, before any download, when go is missing or older than
+    GO_VERSION (versions.env, also the go line of the generated go.mod files)."""
+    minimum = controlplane.read_versions()["GO_VERSION"]
+    major, minor, _ = minimum.split(".")
+    res = _build_with_go(tmp_path, None)
+    assert res.returncode == 1 and "'go' is not in PATH" in res.stderr and minimum in res.stderr
+    res = _build_with_go(tmp_path / "old", f"{major}.{int(minor) - 1}.9")
+    assert res.returncode == 1 and "too old" in res.stderr and minimum in res.stderr
+    # The check passes for the pinned version: the fake go then fails the download instead.
+    res = _build_with_go(tmp_path / "new", minimum)
+    assert "too old" not in res.stderr and "not in PATH" not in res.stderr
+
+
 def test_running_versions_are_the_pinned_ones(kube: Kube):
     v = controlplane.read_versions()
     assert kube.server_version() == v["KUBERNETES_VERSION"]
