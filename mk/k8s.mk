@@ -1,11 +1,11 @@
 # Kubernetes packaging: test control plane (envtest), chart/manifests, linters.
-# See docs/kubernetes.md. Included from the Makefile (-include mk/*.mk).
-VENV ?= .venv
-BIN ?= $(VENV)/bin
+# See docs/kubernetes.md. Included from the Makefile (-include mk/*.mk), which
+# sets VENV, BIN and STAMP.
 K8S_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 ENVTEST_DIR ?= $(or $(SPAMOPS_CACHE),$(HOME)/.cache/spamops)/envtest/run
 K8S_DOCKERFILES ?= serving/Dockerfile training-job/Dockerfile
-K8S_HELM = $$(bash scripts/envtest/build.sh --print-env | sed -n 's/^HELM=//p')
+# Only helm is built (or reused) for it, not the whole control plane.
+K8S_HELM = $$(bash scripts/envtest/build.sh --print-env helm | sed -n 's/^HELM=//p')
 
 .PHONY: envtest envtest-stop envtest-build manifests lint-k8s test-k8s
 
@@ -29,8 +29,9 @@ manifests: ## re-render manifests/base from the Helm chart (the single source of
 test-k8s: $(STAMP) envtest-build ## run only the Kubernetes packaging tests (own control plane)
 	$(BIN)/pytest -m k8s tests/k8s $(PYTEST_ARGS)
 
-lint-k8s: $(STAMP) envtest-build ## helm lint --strict, yamllint (manifests, chart, rendered chart), hadolint (Dockerfiles)
-	@set -euo pipefail; helm="$(K8S_HELM)"; \
+# The one place `helm lint --strict` runs (tests/k8s renders each value set too).
+lint-k8s: $(STAMP) ## helm lint --strict, yamllint (manifests, chart, rendered chart), hadolint (Dockerfiles)
+	@set -euo pipefail; helm="$(K8S_HELM)"; [ -x "$$helm" ] || exit 1; \
 	for values in "" helm/spamops/ci/*-values.yaml; do \
 	  echo "helm lint --strict helm/spamops $${values:+-f $$values}"; \
 	  "$$helm" lint --strict --quiet helm/spamops $${values:+-f "$$values"}; \

@@ -3,12 +3,12 @@
 # with its default values: the chart is the single source of truth.
 # Usage: scripts/k8s/render-base.sh [OUT]   (default: manifests/base/spamops.yaml)
 # HELM may point at a helm binary; otherwise the pinned, cached one is used
-# (built on first use by scripts/envtest/build.sh).
+# (built on first use by `scripts/envtest/build.sh helm`).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 out="${1:-$repo/manifests/base/spamops.yaml}"
 if [[ -z "${HELM:-}" ]]; then
-  HELM="$(bash "$repo/scripts/envtest/build.sh" --print-env | sed -n 's/^HELM=//p')"
+  HELM="$(bash "$repo/scripts/envtest/build.sh" --print-env helm | sed -n 's/^HELM=//p')"
 fi
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT

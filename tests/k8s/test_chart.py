@@ -52,15 +52,6 @@ def test_kustomize_base_is_the_chart_rendered_with_default_values(tmp_path, helm
     assert out.read_text() == committed, "manifests/base is stale: run `make manifests`"
 
 
-@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: v.name if v else "default")
-def test_helm_lint_strict(helm_bin, values):
-    args = ["lint", "--strict", str(CHART)]
-    if values:
-        args += ["-f", str(values)]
-    res = helm(helm_bin, *args, check=False)
-    assert res.returncode == 0, res.stdout + res.stderr
-
-
 @pytest.mark.parametrize(
     "bad_set, complaint",
     [
