@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from servinghelpers import Predictor
+
 from spamops.serving.__main__ import build_parser
 from spamops.serving.settings import ServingSettings
 
@@ -58,3 +60,43 @@ def test_a_cell_limit_below_the_punct_axis_is_refused_at_start():
         timeout=60,
     )
     assert proc.returncode == 2 and "table_max_cells (50) must be at least table_max_punct + 1" in proc.stderr
+
+
+def test_storage_uri_pull_into_a_scratch_dir_is_removed_at_exit(trained_store, production_version, tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "other.txt").write_text("not ours")  # a non-empty --model_dir: the pull goes to a scratch dir
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    server = Predictor(
+        ["--model_dir", str(busy), "--storage-uri", f"file://{trained_store}/spam/{production_version}/"],
+        tmp_path / "predictor.log",
+        env={"TMPDIR": str(scratch_root)},
+    ).start()
+    try:
+        assert server.get("/v1/models/spam").json()["version"] == production_version
+        assert [p.name[:14] for p in scratch_root.iterdir()] == ["spamops-model-"]
+    finally:
+        server.stop()
+    assert server.proc.returncode is not None
+    assert list(scratch_root.iterdir()) == []
+
+
+def test_storage_uri_with_a_model_dir_that_is_a_file_is_refused_clearly(trained_store, tmp_path):
+    not_a_dir = tmp_path / "models"
+    not_a_dir.write_text("oops")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spamops.serving",
+            "--model_dir",
+            str(not_a_dir),
+            "--storage-uri",
+            f"file://{trained_store}/spam",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr

@@ -18,6 +18,7 @@ import argparse
 import copy
 import gc
 import logging
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -170,13 +171,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from spamops.serving.model import SpamModel
 
     model_dir = Path(args.model_dir)
+    if args.storage_uri and model_dir.exists() and not model_dir.is_dir():
+        print(f"python -m spamops.serving: --model_dir {model_dir} is not a directory", file=sys.stderr)
+        return 2
     model = SpamModel(args.model_name, model_dir, settings)
+    pulled_into: Path | None = None
     if args.storage_uri:
         from spamops.serving import fetch
 
         if model_dir.exists() and any(model_dir.iterdir()):
             # never mix a fresh pull into a directory that already holds files
-            model.model_dir = Path(tempfile.mkdtemp(prefix="spamops-model-"))
+            model.model_dir = pulled_into = Path(tempfile.mkdtemp(prefix="spamops-model-"))
         try:
             version = fetch.pull(args.storage_uri, model.model_dir)
             logger.info(
@@ -185,7 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - any pull failure leaves the model not ready, with the reason
             model.fail("pull_failed", f"{args.storage_uri}: {exc}")
     model.load()  # a no-op after a failed pull: the model stays not ready with that reason
-    serve(model, args, settings)
+    try:
+        serve(model, args, settings)
+    finally:
+        if pulled_into is not None:  # our own scratch copy: nobody else will remove it
+            shutil.rmtree(pulled_into, ignore_errors=True)
     return 0
 
 

@@ -134,7 +134,8 @@ def load_artifact(model_dir: str | Path) -> Artifact:
     """Verify then load ``model_dir``; raises :class:`ArtifactError` with the reason."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise ArtifactError("missing_dir", f"{model_dir}: model directory does not exist")
+        what = "is not a directory" if model_dir.exists() else "model directory does not exist"
+        raise ArtifactError("missing_dir", f"{model_dir}: {what}")
     card = read_card(model_dir)
     check_feature_spec(card, str(model_dir / CARD_FILE))
     model_path = model_dir / MODEL_FILE
