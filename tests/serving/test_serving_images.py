@@ -163,3 +163,14 @@ def test_trainer_image_entrypoint_trains_from_its_config(built, tmp_path):
     proc = subprocess.run([*argv, "--quiet"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "promoted: production is now" in proc.stdout
+
+
+def test_serving_image_exposes_every_port_the_predictor_listens_on():
+    from spamops.serving.__main__ import build_parser
+
+    final = stages(DOCKERFILES["serving"])[-1]
+    exposed = {int(p.split("/")[0]) for word, rest in final if word == "EXPOSE" for p in rest.split()}
+    cmd = next(json.loads(rest) for word, rest in final if word == "CMD")
+    args = build_parser().parse_args(cmd)
+    assert args.enable_grpc  # gRPC stays on in the image, so its port must be declared too
+    assert exposed == {args.http_port, args.grpc_port}
