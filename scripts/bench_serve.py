@@ -50,6 +50,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spamops.registry import CARD_FILE, MODEL_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("SPAMOPS_CACHE", Path.home() / ".cache" / "spamops"))
 MLSERVER_VENV = CACHE / "bench-mlserver-venv"
@@ -207,14 +209,14 @@ def prepare_model(args: argparse.Namespace, work: Path) -> Path:
 def mlserver_repo(model_dir: Path, work: Path, port: int) -> Path:
     repo = work / "mlserver"
     (repo / "spam").mkdir(parents=True)
-    shutil.copy(model_dir / "model.joblib", repo / "spam" / "model.joblib")
-    card = json.loads((model_dir / "model-card.json").read_text())
+    shutil.copy(model_dir / MODEL_FILE, repo / "spam" / MODEL_FILE)
+    card = json.loads((model_dir / CARD_FILE).read_text())
     (repo / "spam" / "model-settings.json").write_text(
         json.dumps(
             {
                 "name": "spam",
                 "implementation": "mlserver_sklearn.SKLearnModel",
-                "parameters": {"uri": "./model.joblib", "version": card["version"]},
+                "parameters": {"uri": f"./{MODEL_FILE}", "version": card["version"]},
             }
         )
     )
@@ -253,13 +255,20 @@ def in_process(model_dir: Path) -> dict:
 
     from spamops.serving.artifact import load_artifact
     from spamops.serving.lookup import DecisionTable, grid_bounds
+    from spamops.serving.settings import ServingSettings
 
     artifact = load_artifact(model_dir)
     row = np.array([[38.0, 2.0]])
     n = 2000
     model_call = timeit.timeit(lambda: artifact.pipeline.predict_proba(row), number=n) / n
-    bounds = grid_bounds(artifact.feature_statistics, 5000, 1000)
-    table = DecisionTable(artifact.pipeline, artifact.spam_column, *bounds)
+    settings = ServingSettings()  # the bounds the predictor uses by default
+    bounds = grid_bounds(
+        artifact.feature_statistics,
+        settings.table_max_length,
+        settings.table_max_punct,
+        settings.table_max_cells,
+    )
+    table = DecisionTable(artifact.pipeline, *bounds)
     lookup = timeit.timeit(lambda: table.score([(38, 2)]), number=n * 10) / (n * 10)
     batch = np.array(random_rows(BATCH, artifact.feature_statistics), dtype=float)
     model_batch = timeit.timeit(lambda: artifact.pipeline.predict_proba(batch), number=200) / 200
@@ -297,7 +306,7 @@ def main() -> int:
     servers: list[Server] = []
     try:
         model_dir = prepare_model(args, work)
-        card = json.loads((model_dir / "model-card.json").read_text())
+        card = json.loads((model_dir / CARD_FILE).read_text())
         stats = card["feature_statistics"]
         log(f"model {card['version']}: params {card['params']}, {card['training']['train_rows']} training rows")
 

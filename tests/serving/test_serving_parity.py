@@ -59,7 +59,7 @@ def variants() -> list:
 
 
 def assert_table_matches_single_rows(pipeline, max_length: int, max_punct: int) -> None:
-    table = DecisionTable(pipeline, 1, max_length, max_punct)
+    table = DecisionTable(pipeline, max_length, max_punct)
     grid = grid_of(table)
     ref_probs, ref_labels = single_row_reference(pipeline, grid)
     for scores in (table.score([tuple(int(v) for v in row) for row in grid]), table.score(grid)):
@@ -86,7 +86,7 @@ def test_every_cell_matches_for_knn_variants_with_ties(pipeline):
 @pytest.mark.parametrize("pipeline", variants()[:2])
 def test_off_grid_and_fractional_inputs_fall_back_to_the_pipeline(pipeline):
     rng = np.random.default_rng(7)
-    table = DecisionTable(pipeline, 1, 60, 4)  # a deliberately small grid, so plenty falls off it
+    table = DecisionTable(pipeline, 60, 4)  # a deliberately small grid, so plenty falls off it
     rows = np.column_stack(
         [
             np.concatenate([rng.integers(61, 5000, 200), rng.uniform(0, 60, 100), rng.integers(0, 60, 100)]),

@@ -27,6 +27,7 @@ from pathlib import Path
 from kserve import Model, ModelServer, model_server
 from kserve.utils.utils import strtobool
 
+from spamops.config import DEFAULT_MODEL_NAME
 from spamops.serving.settings import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[model_server.parser],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.set_defaults(model_name="spam", enable_latency_logging=False)
+    parser.set_defaults(model_name=DEFAULT_MODEL_NAME, enable_latency_logging=False)
     parser.add_argument(
         "--model_dir", "--model-dir", default="/mnt/models", help="directory holding model.joblib and model-card.json"
     )

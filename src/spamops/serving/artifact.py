@@ -10,7 +10,6 @@ operator needs.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import joblib
 import numpy as np
 
 from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from spamops.registry import CARD_FILE, MODEL_FILE
+from spamops.registry import CARD_FILE, MODEL_FILE, sha256_hex
 
 
 class ArtifactError(Exception):
@@ -38,7 +37,6 @@ class Artifact:
 
     pipeline: Any
     card: dict
-    model_dir: Path
 
     @property
     def version(self) -> str:
@@ -47,15 +45,6 @@ class Artifact:
     @property
     def feature_statistics(self) -> dict:
         return self.card.get("feature_statistics") or {}
-
-    @property
-    def spam_column(self) -> int:
-        """Which ``predict_proba`` column is spam (class 1)."""
-        return list(self.pipeline.classes_).index(1)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def read_card(model_dir: Path) -> dict:
@@ -145,7 +134,7 @@ def load_artifact(model_dir: str | Path) -> Artifact:
         data = model_path.read_bytes()
     except OSError as exc:
         raise ArtifactError("unreadable_model", f"{model_path}: cannot be read ({exc})") from None
-    actual = _sha256(data)
+    actual = sha256_hex(data)
     expected = {card["sha256"], (card.get("files") or {}).get(MODEL_FILE, card["sha256"])}
     if expected != {actual}:
         raise ArtifactError(
@@ -170,4 +159,4 @@ def load_artifact(model_dir: str | Path) -> Artifact:
         raise ArtifactError(
             "unexpected_model", f"{model_path}: the model cannot score a {probe.shape} input: {exc}"
         ) from None
-    return Artifact(pipeline=pipeline, card=card, model_dir=model_dir)
+    return Artifact(pipeline=pipeline, card=card)

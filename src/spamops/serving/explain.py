@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from spamops.data import LABELS
 from spamops.features import FEATURE_NAMES
 
-LABELS = ("ham", "spam")
 _NOUNS = {"length": ("character", "characters"), "punct": ("punctuation mark", "punctuation marks")}
 _MORE = {"length": ("longer", "shorter"), "punct": ("more", "fewer")}
 

@@ -20,9 +20,10 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from spamops.features import message_features
-from spamops.serving.lookup import Row
+from spamops.serving.lookup import N_FEATURES, Row
+from spamops.serving.settings import SMALL_BATCH
 
-# Datatypes of the Open Inference Protocol accepted for the [N, 2] feature input.
+# Datatypes of the Open Inference Protocol accepted for the [N, N_FEATURES] feature input.
 NUMERIC_DATATYPES = frozenset(
     {"FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 )
@@ -32,7 +33,6 @@ JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "appli
 MAX_FEATURE_VALUE = 2**53  # beyond this a count is not exactly representable as the model's float64
 _NUMBER_TYPES = frozenset({int, float})
 _SEQUENCE_TYPES = frozenset({list, tuple})
-SMALL_BATCH = 16  # up to this many rows, plain Python beats numpy's per-call overhead
 V1_EXAMPLE = '{"instances": ["free entry! call now", [155, 6], {"text": "see you at 8"}]}'
 V2_EXAMPLE = '{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["free entry! call now"]}]}'
 
@@ -92,7 +92,7 @@ def numeric_matrix(values: list[Any], integral: bool) -> np.ndarray | None:
     if not set(map(type, values)) <= _NUMBER_TYPES:  # exact types: bool and str are refused; map/set run in C
         return None
     try:
-        X = np.asarray(values, dtype=np.float64).reshape(-1, 2)
+        X = np.asarray(values, dtype=np.float64).reshape(-1, N_FEATURES)
     except (OverflowError, ValueError):
         return None
     if (
@@ -106,7 +106,7 @@ def numeric_matrix(values: list[Any], integral: bool) -> np.ndarray | None:
 
 
 def feature_pair(pair: Any, where: str) -> Row:
-    if len(pair) != 2:
+    if len(pair) != N_FEATURES:
         raise BadRequest(
             "wrong_shape", f"{where}: a feature instance is [length, punct], got an array of {len(pair)} values"
         )
@@ -234,14 +234,15 @@ def parse_v2(request: InferRequest, max_batch: int) -> list[Row] | np.ndarray:
             rows.append(text_row(value, f"input {name!r}[{i}]"))
         return rows
     if datatype in NUMERIC_DATATYPES:
-        if len(shape) != 2 or shape[1] != 2:
+        if len(shape) != 2 or shape[1] != N_FEATURES:
             raise BadRequest("wrong_shape", f"input {name!r}: {datatype} features need shape [N,2], got {shape}")
         n = shape[0]
         check_batch_size(n, max_batch, f"input {name!r}")
         values = _flatten(_input_values(tensor), 3)
-        if len(values) != 2 * n:
+        if len(values) != N_FEATURES * n:
             raise BadRequest(
-                "wrong_shape", f"input {name!r}: shape {shape} needs {2 * n} values but data holds {len(values)}"
+                "wrong_shape",
+                f"input {name!r}: shape {shape} needs {N_FEATURES * n} values but data holds {len(values)}",
             )
         integral = datatype in INTEGER_DATATYPES
         if n > SMALL_BATCH:

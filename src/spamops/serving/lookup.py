@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from spamops.features import FEATURE_NAMES
+
+N_FEATURES = len(FEATURE_NAMES)
 Row = tuple[float, float]  # (length, punct) as the client or the feature code gave them
 _CHUNK_ROWS = 65_536  # bounds the temporary memory of the load-time batch calls
 
@@ -63,31 +66,33 @@ def grid_bounds(
     return length, punct
 
 
-def pipeline_scores(pipeline: Any, spam_column: int, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(P(spam), is_spam)`` straight from the pipeline: the reference everything else must equal."""
+def pipeline_scores(pipeline: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(P(spam), is_spam)`` straight from the pipeline: the reference everything else must equal.
+
+    Spam is column 1: :func:`~spamops.serving.artifact.load_artifact` refuses any
+    model whose classes are not ``[0, 1]``.
+    """
     proba = pipeline.predict_proba(X)
-    spam = proba[:, spam_column]
-    ham = proba[:, 1 - spam_column]
-    return spam, spam > ham
+    spam = proba[:, 1]
+    return spam, spam > proba[:, 0]
 
 
 class DecisionTable:
     """Spam probabilities of every integer ``(length, punct)`` in ``[0, L] x [0, P]``."""
 
-    def __init__(self, pipeline: Any, spam_column: int, max_length: int, max_punct: int) -> None:
+    def __init__(self, pipeline: Any, max_length: int, max_punct: int) -> None:
         started = time.perf_counter()
         self.pipeline = pipeline
-        self.spam_column = spam_column
         self.max_length = int(max_length)
         self.max_punct = int(max_punct)
         lengths = np.arange(self.max_length + 1, dtype=np.float64)
         puncts = np.arange(self.max_punct + 1, dtype=np.float64)
-        grid = np.stack(np.meshgrid(lengths, puncts, indexing="ij"), axis=-1).reshape(-1, 2)
+        grid = np.stack(np.meshgrid(lengths, puncts, indexing="ij"), axis=-1).reshape(-1, N_FEATURES)
         spam = np.empty(len(grid))
         labels = np.empty(len(grid), dtype=bool)
         for start in range(0, len(grid), _CHUNK_ROWS):
             chunk = slice(start, start + _CHUNK_ROWS)
-            spam[chunk], labels[chunk] = pipeline_scores(pipeline, spam_column, grid[chunk])
+            spam[chunk], labels[chunk] = pipeline_scores(pipeline, grid[chunk])
         shape = (self.max_length + 1, self.max_punct + 1)
         self.probability = spam.reshape(shape)
         self.is_spam = labels.reshape(shape)
@@ -127,8 +132,8 @@ class DecisionTable:
             probability[i] = prob_rows[li][pi]
             is_spam[i] = label_rows[li][pi]
         if missed:
-            X = np.asarray([rows[i] for i in missed], dtype=np.float64).reshape(len(missed), 2)
-            spam, labels = pipeline_scores(self.pipeline, self.spam_column, X)
+            X = np.asarray([rows[i] for i in missed], dtype=np.float64).reshape(len(missed), N_FEATURES)
+            spam, labels = pipeline_scores(self.pipeline, X)
             for i, p, s in zip(missed, spam.tolist(), labels.tolist(), strict=True):
                 probability[i] = p
                 is_spam[i] = s
@@ -150,5 +155,5 @@ class DecisionTable:
         fallbacks = int(len(X) - np.count_nonzero(on_grid))
         if fallbacks:
             missed = ~on_grid
-            probability[missed], is_spam[missed] = pipeline_scores(self.pipeline, self.spam_column, X[missed])
+            probability[missed], is_spam[missed] = pipeline_scores(self.pipeline, X[missed])
         return Scores(probability.tolist(), is_spam.tolist(), fallbacks)

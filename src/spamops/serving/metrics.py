@@ -18,7 +18,9 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-_VECTOR_FROM = 16  # below this many values a Python loop beats numpy's call overhead
+from spamops.data import LABELS
+from spamops.serving.settings import SMALL_BATCH
+
 PROBABILITY_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))
 LENGTH_BUCKETS = (10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0, 160.0, 200.0, 300.0, 500.0, 1000.0)
 PUNCT_BUCKETS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
@@ -38,7 +40,7 @@ class BatchHistogram(Collector):
     def observe_many(self, version: str, values: Sequence[float] | np.ndarray) -> None:
         with self._lock:
             counts, total = self._series.get(version) or self._new_series(version)
-            if len(values) > _VECTOR_FROM:
+            if len(values) > SMALL_BATCH:
                 arr = np.asarray(values, dtype=np.float64)
                 counts += np.bincount(np.searchsorted(self._bounds_array, arr, side="left"), minlength=len(counts))
                 total[0] += float(arr.sum())
@@ -99,8 +101,7 @@ class VersionMetrics:
 
     def __init__(self, version: str) -> None:
         self.version = version
-        self._spam = PREDICTIONS.labels("spam", version)
-        self._ham = PREDICTIONS.labels("ham", version)
+        self._ham, self._spam = (PREDICTIONS.labels(label, version) for label in LABELS)
         self._fallbacks = TABLE_FALLBACKS.labels(version)
 
     def record(

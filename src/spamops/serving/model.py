@@ -19,10 +19,11 @@ from kserve.errors import ModelNotReady
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from spamops.features import FEATURE_SPEC_VERSION
+from spamops.data import LABELS
+from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from spamops.serving import metrics
 from spamops.serving.artifact import Artifact, ArtifactError, load_artifact
-from spamops.serving.explain import LABELS, Explainer
+from spamops.serving.explain import Explainer
 from spamops.serving.inputs import BadRequest, parse_v1, parse_v2
 from spamops.serving.lookup import DecisionTable, Row, Scores, grid_bounds
 from spamops.serving.settings import ServingSettings
@@ -31,7 +32,7 @@ logger = logging.getLogger("kserve.spamops")
 
 INPUT_TYPES = [
     {"name": "text", "datatype": "BYTES", "shape": [-1]},
-    {"name": "features", "datatype": "FP32", "shape": [-1, 2]},
+    {"name": "features", "datatype": "FP32", "shape": [-1, len(FEATURE_NAMES)]},
 ]
 OUTPUT_TYPES = [
     {"name": "label", "datatype": "BYTES", "shape": [-1]},
@@ -89,7 +90,7 @@ class SpamModel(Model):
                 self.settings.table_max_punct,
                 self.settings.table_max_cells,
             )
-            table = DecisionTable(artifact.pipeline, artifact.spam_column, max_length, max_punct)
+            table = DecisionTable(artifact.pipeline, max_length, max_punct)
             explainer = Explainer(artifact.pipeline, artifact.feature_statistics)
         except ArtifactError as exc:
             self.fail(exc.reason, str(exc))

@@ -9,6 +9,9 @@ DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024  # 1000 SMS of up to ~2 KB each, with J
 DEFAULT_TABLE_MAX_LENGTH = 5000
 DEFAULT_TABLE_MAX_PUNCT = 1000
 DEFAULT_TABLE_MAX_CELLS = 2_000_000  # 16 MB of probabilities; a few seconds of batched KNN at load
+# Not an operator setting: up to this many rows (or values), plain Python beats numpy's per-call
+# overhead; shared by request validation and the metric histograms.
+SMALL_BATCH = 16
 
 
 @dataclass(frozen=True)
