@@ -127,8 +127,10 @@ def test_explain_gives_position_neighbours_and_a_sentence(predictor, model_dir, 
     assert exp["feature_position"]["length"]["training_max"] == card["feature_statistics"]["length"]["max"]
     # The neighbours are the fitted KNN's own, with labels and distances (and no text).
     knn = pipeline.named_steps["knn"]
-    distances, _ = knn.kneighbors(pipeline.named_steps["scale"].transform([[length, punct]]))
+    distances, indices = knn.kneighbors(pipeline.named_steps["scale"].transform([[length, punct]]))
     assert [n["distance"] for n in exp["neighbours"]] == pytest.approx(distances[0].tolist(), abs=1e-6)
+    raw = np.rint(pipeline.named_steps["scale"].inverse_transform(knn._fit_X[indices[0]])).astype(int).tolist()
+    assert [[n["length"], n["punct"]] for n in exp["neighbours"]] == raw
     assert len(exp["neighbours"]) == knn.n_neighbors
     assert all(set(n) == {"label", "distance", "length", "punct"} for n in exp["neighbours"])
     sentence = exp["explanation"]

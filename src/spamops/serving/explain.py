@@ -88,17 +88,21 @@ class Explainer:
         self.knn = knn if hasattr(knn, "kneighbors") else None
         self.transform = pipeline[:-1] if steps and len(steps) > 1 else None
         self.weights = str(getattr(self.knn, "weights", "uniform")) if self.knn is not None else None
+        # The neighbours' raw feature values, recovered once here rather than per request:
+        # KNeighborsClassifier keeps its training rows (scaled) and encoded labels in _fit_X/_y;
+        # there is no public accessor, and these have been stable across scikit-learn releases.
+        self._fit_raw: np.ndarray | None = None
+        if self.knn is not None:
+            fit = np.asarray(self.knn._fit_X)
+            raw = self.transform.inverse_transform(fit) if self.transform is not None else fit
+            self._fit_raw = np.rint(raw).astype(np.int64)
 
     def _neighbours(self, X: np.ndarray) -> list[list[dict]]:
         if self.knn is None:
             return [[] for _ in range(len(X))]
         scaled = self.transform.transform(X) if self.transform is not None else X
         distances, indices = self.knn.kneighbors(scaled)
-        # KNeighborsClassifier keeps its training rows and encoded labels in _fit_X/_y;
-        # there is no public accessor, and these have been stable across scikit-learn releases.
-        fit_scaled = self.knn._fit_X[indices.ravel()]
-        fit_raw = self.transform.inverse_transform(fit_scaled) if self.transform is not None else fit_scaled
-        fit_raw = np.rint(fit_raw).reshape(*indices.shape, X.shape[1])
+        fit_raw = self._fit_raw[indices]  # (rows, k, features)
         labels = np.asarray(self.knn.classes_)[self.knn._y[indices]]
         out = []
         for r in range(len(X)):
