@@ -41,6 +41,7 @@ logger = logging.getLogger("kserve.spamops")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """KServe's own parser as parent, so the container accepts every stock predictor flag, plus ours."""
     parser = argparse.ArgumentParser(
         prog="python -m spamops.serving",
         description="KServe predictor for the spamops SMS spam model (V1, V2, explain, metrics).",
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> ServingSettings:
+    """Our limits from the parsed flags; ``ServingSettings`` raises ``ValueError`` on bad values."""
     return ServingSettings(
         max_batch=args.max_batch_size,
         max_body_bytes=args.max_body_bytes,
@@ -156,6 +158,7 @@ def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, (pull,) load and serve; exit 2 only on bad flags, never on a bad artifact (see above)."""
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)

@@ -41,6 +41,7 @@ _REASON: ContextVar[list[str] | None] = ContextVar("spamops_invalid_reason", def
 
 
 def note_reason(reason: str) -> None:
+    """Record the 400's reason for :class:`RequestGuard`, which counts it once the response starts."""
     slot = _REASON.get()
     if slot is not None and not slot:
         slot.append(reason)
@@ -121,6 +122,7 @@ class RequestGuard:
 
 
 async def bad_request_handler(_: Request, exc: BadRequest) -> JSONResponse:
+    """Our :class:`BadRequest` as a 400 ``{"error", "reason"}``: one log line, no traceback."""
     note_reason(exc.reason_code)
     logger.info("400 %s: %s", exc.reason_code, exc)
     return JSONResponse(status_code=400, content={"error": str(exc), "reason": exc.reason_code})
@@ -153,6 +155,7 @@ async def validation_error_handler(_: Request, exc: RequestValidationError) -> J
 
 
 def _model(registry: ModelRepository, name: str) -> Any:
+    """The registered model ``name``, or KServe's 404."""
     model = registry.get_model(name)
     if model is None:
         raise ModelNotFound(name)
@@ -160,6 +163,7 @@ def _model(registry: ModelRepository, name: str) -> Any:
 
 
 def _not_ready(model: Any) -> JSONResponse:
+    """503 with the load error, so whoever probes readiness reads why without the pod log."""
     detail = getattr(model, "load_error", None) or "not loaded"
     return JSONResponse(status_code=503, content={"error": f"Model with name {model.name} is not ready: {detail}"})
 
@@ -192,12 +196,14 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
         )
 
     async def v1_model(model_name: str) -> JSONResponse:
+        """V1 model status; unlike KServe's it names the served version, or the reason it is not ready."""
         model = _model(registry, model_name)
         if not model.ready:
             return _not_ready(model)
         return JSONResponse({"name": model_name, "ready": True, "version": getattr(model, "version", None)})
 
     async def v2_model_metadata(model_name: str) -> JSONResponse:
+        """V2 metadata with the model version in ``versions`` (KServe's leaves it empty)."""
         model = _model(registry, model_name)
         version = getattr(model, "version", None)
         return JSONResponse(

@@ -62,6 +62,7 @@ def _type_name(value: Any) -> str:
 
 
 def check_batch_size(n: int, max_batch: int, what: str) -> None:
+    """Refuse an empty batch (nothing to score is a client bug) and one over ``max_batch`` (bounds latency)."""
     if n == 0:
         raise BadRequest("empty_batch", f"{what} is empty; send at least one instance")
     if n > max_batch:
@@ -106,6 +107,7 @@ def numeric_matrix(values: list[Any], integral: bool) -> np.ndarray | None:
 
 
 def feature_pair(pair: Any, where: str) -> Row:
+    """A client's ``[length, punct]`` instance, each value checked by :func:`feature_value`."""
     if len(pair) != N_FEATURES:
         raise BadRequest(
             "wrong_shape", f"{where}: a feature instance is [length, punct], got an array of {len(pair)} values"
@@ -114,6 +116,7 @@ def feature_pair(pair: Any, where: str) -> Row:
 
 
 def text_row(text: Any, where: str) -> Row:
+    """The features of a text instance, computed by training's own :func:`message_features`."""
     if not isinstance(text, str):
         raise BadRequest("non_string_text", f"{where}: text must be a string, got {_type_name(text)}")
     return message_features(text)

@@ -38,6 +38,7 @@ class BatchHistogram(Collector):
         self._lock = threading.Lock()
 
     def observe_many(self, version: str, values: Sequence[float] | np.ndarray) -> None:
+        """Add a whole batch under one lock: vectorised above ``SMALL_BATCH`` values, a loop below."""
         with self._lock:
             counts, total = self._series.get(version) or self._new_series(version)
             if len(values) > SMALL_BATCH:
@@ -124,4 +125,5 @@ class VersionMetrics:
 
 
 def count_invalid(reason: str) -> None:
+    """Count one HTTP 400 by ``reason``: which client mistakes are common is worth a dashboard."""
     INVALID_REQUESTS.labels(reason).inc()

@@ -71,6 +71,7 @@ class SpamModel(Model):
     # -- lifecycle ------------------------------------------------------------
     @property
     def version(self) -> str | None:
+        """The served model version (from the verified card), ``None`` until loaded."""
         return self.artifact.version if self.artifact else None
 
     def load(self) -> bool:
@@ -128,14 +129,17 @@ class SpamModel(Model):
         """KServe's default marks every model ready on start; ours is ready only once verified."""
 
     def stop(self) -> None:
+        """On shutdown: readiness (and its gauge) drop first, so traffic drains before the process exits."""
         self.ready = False
         metrics.MODEL_READY.labels(self.name).set(0)
 
     # -- metadata -------------------------------------------------------------
     def get_input_types(self) -> list[dict]:
+        """The V2 metadata inputs: BYTES ``[N]`` texts or FP32 ``[N, 2]`` features."""
         return INPUT_TYPES
 
     def get_output_types(self) -> list[dict]:
+        """The V2 metadata outputs: ``label`` and ``spam_probability``."""
         return OUTPUT_TYPES
 
     # -- inference ------------------------------------------------------------
