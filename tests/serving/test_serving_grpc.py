@@ -69,3 +69,23 @@ def test_grpc_infer_on_a_not_ready_model_is_unavailable_without_reloading(start_
     # refused once at start, never re-loaded on the request path
     assert server.log().count("NOT READY (checksum_mismatch)") == 1
     assert metric(server.metrics(), "spamops_model_load_failures_total", reason="checksum_mismatch") == 1
+
+
+def test_grpc_repository_unload_and_load_are_refused_and_the_model_keeps_serving(start_predictor, model_dir):
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    port = free_port()
+    start_predictor("--model_dir", str(model_dir), "--enable_grpc", "true", "--grpc_port", str(port))
+    with grpc.insecure_channel(f"{HOST}:{port}") as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        for call, request in (
+            (stub.RepositoryModelUnload, pb.RepositoryModelUnloadRequest(model_name="spam")),
+            (stub.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="spam")),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                call(request, timeout=30)
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED, err.value.details()
+            assert "restart the pod" in err.value.details()
+        assert stub.ServerReady(pb.ServerReadyRequest(), timeout=30).ready
+        assert stub.ModelReady(pb.ModelReadyRequest(name="spam"), timeout=30).ready

@@ -30,6 +30,7 @@ from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from spamops.serving import metrics
 from spamops.serving.inputs import JSON_CONTENT_TYPES, BadRequest, v2_request_from_json
@@ -154,6 +155,34 @@ async def validation_error_handler(_: Request, exc: RequestValidationError) -> J
     return JSONResponse(status_code=400, content={"error": message, "reason": reason})
 
 
+def _read_only_message(model_name: str) -> str:
+    return f"model {model_name} is loaded (and verified) at start-up only; restart the pod to change or reload it"
+
+
+class RepositoryReadOnly(NotImplementedError):
+    """Load/unload refused; ``reason`` is what KServe's gRPC interceptor sends with ``UNIMPLEMENTED``."""
+
+    def __init__(self, model_name: str) -> None:
+        self.reason = _read_only_message(model_name)
+        super().__init__(self.reason)
+
+
+class ReadOnlyRepository(ModelRepositoryExtension):
+    """KServe's model repository extension without load and unload.
+
+    Its unauthenticated unload would let any client empty the server, and its
+    load would not re-run our verification; the model is fixed for the life of
+    the pod.  This closes gRPC's ``RepositoryModelLoad``/``Unload``; the REST
+    routes are shadowed in :func:`add_routes`.
+    """
+
+    async def load(self, model_name: str) -> None:
+        raise RepositoryReadOnly(model_name)
+
+    async def unload(self, model_name: str) -> None:
+        raise RepositoryReadOnly(model_name)
+
+
 def _model(registry: ModelRepository, name: str) -> Any:
     """The registered model ``name``, or KServe's 404."""
     model = registry.get_model(name)
@@ -183,16 +212,11 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
         return JSONResponse({"ready": True})
 
     async def repository_change(model_name: str) -> JSONResponse:
-        """KServe's unauthenticated load/unload would let any client empty the server, and its
-        load would not re-verify the artifact; the model is fixed for the life of the pod."""
+        """405 for KServe's REST load/unload, for the reasons given in :class:`ReadOnlyRepository`."""
         return JSONResponse(
             status_code=405,
             headers={"Allow": ""},
-            content={
-                "error": f"model {model_name} is loaded (and verified) at start-up only; "
-                "restart the pod to change or reload it",
-                "reason": "repository_read_only",
-            },
+            content={"error": _read_only_message(model_name), "reason": "repository_read_only"},
         )
 
     async def v1_model(model_name: str) -> JSONResponse:
@@ -263,7 +287,7 @@ class ClientErrorLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, InvalidInput | ModelNotReady):
+        if isinstance(exc, InvalidInput | ModelNotReady | RepositoryReadOnly):
             record.msg, record.args, record.exc_info, record.exc_text = "%s: %s", (type(exc).__name__, exc), None, None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
