@@ -49,6 +49,7 @@ def test_storage_uri_that_fails_leaves_the_model_not_ready(start_predictor, tmp_
     server = start_predictor("--model_dir", str(tmp_path / "m"), "--storage-uri", f"file://{tmp_path}/nostore/spam/v1/")
     reply = server.get("/v2/health/ready")
     assert reply.status == 503 and "nostore" in reply.json()["error"]
+    assert "neither a complete model version" in reply.json()["error"]
     assert "NOT READY (pull_failed)" in server.log()
 
 

@@ -14,26 +14,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spamops.registry import Registry
-from spamops.store import open_store
-
-
-def _split(uri: str) -> tuple[str, str]:
-    parent, _, last = uri.rstrip("/").rpartition("/")
-    if not parent or not last or parent.endswith(":/"):
-        raise ValueError(f"{uri}: expected <store>/<model name>/<version>/ or <store>/<model name>/")
-    return parent, last
+from spamops.errors import BadInputError
+from spamops.registry import CARD_FILE, Registry
+from spamops.store import open_store, split_last
 
 
 def resolve(uri: str) -> tuple[Registry, str]:
     """The registry and version named by ``uri`` (a version prefix, or a model prefix meaning production)."""
-    parent, last = _split(uri)
+    parent, last = split_last(uri)
     as_model = Registry(open_store(parent), last)
     production = as_model.production()
     if production is not None:
         return as_model, production["version"]
-    root, model_name = _split(parent)
-    return Registry(open_store(root), model_name), last
+    root, model_name = split_last(parent)
+    as_version = Registry(open_store(root), model_name)
+    if not as_version.store.exists(f"{model_name}/{last}/{CARD_FILE}"):
+        raise BadInputError(
+            f"{uri}: neither a complete model version (no {CARD_FILE}) nor a model with a production version; "
+            "see 'spamops models list'"
+        )
+    return as_version, last
 
 
 def pull(uri: str, dest: Path) -> str:

@@ -13,7 +13,7 @@ from spamops.errors import BadInputError, NotFoundError
 from spamops.store.base import Blob, ObjectStore
 from spamops.store.local import LocalStore
 
-__all__ = ["Blob", "ObjectStore", "LocalStore", "open_store", "read_uri", "split_uri"]
+__all__ = ["Blob", "ObjectStore", "LocalStore", "open_store", "read_uri", "split_last", "split_uri"]
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -24,6 +24,14 @@ def split_uri(uri: str) -> tuple[str, str]:
     if len(parsed.scheme) == 1:  # a Windows drive letter is not a scheme
         return "file", uri
     return parsed.scheme, uri
+
+
+def split_last(uri: str) -> tuple[str, str]:
+    """``(parent URI, last segment)`` of an object or prefix URI, so callers can open its parent as a store."""
+    parent, _, last = uri.rstrip("/").rpartition("/")
+    if not parent or not last or parent.endswith(":/"):
+        raise BadInputError(f"{uri}: expected a URI with at least one segment below the store root")
+    return parent, last
 
 
 def open_store(uri: str) -> ObjectStore:
@@ -51,7 +59,7 @@ def read_uri(uri: str) -> bytes:
             return path.read_bytes()
         except OSError as exc:
             raise BadInputError(f"{uri}: cannot read: {exc.strerror}") from None
-    parent, _, key = uri.rstrip("/").rpartition("/")
+    parent, key = split_last(uri)
     try:
         return open_store(parent).get(key).data
     except NotFoundError:
