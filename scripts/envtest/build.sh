@@ -122,15 +122,28 @@ EOF
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
   mkdir -p "$apiserver_dir" "$kubectl_dir"
-  (cd "$work" && go build -trimpath -ldflags "$ld" -o "$apiserver_dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv "$apiserver_dir/kube-apiserver.tmp" "$apiserver_dir/kube-apiserver"
-  finish "$apiserver_dir" $((SECONDS - start))
-  log "kube-apiserver built in $((SECONDS - start)) s"
-  local start2=$SECONDS
-  (cd "$work" && go build -trimpath -ldflags "$ld" -o "$kubectl_dir/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
-  mv "$kubectl_dir/kubectl.tmp" "$kubectl_dir/kubectl"
-  finish "$kubectl_dir" $((SECONDS - start2))
-  log "kubectl built in $((SECONDS - start2)) s"
+  go_install "$work" "$apiserver_dir" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$ld" "$start"
+  go_install "$work" "$kubectl_dir" kubectl k8s.io/kubernetes/cmd/kubectl "$ld" "$SECONDS"
+}
+
+# --------------------------------------------------------- go module helpers
+# A throw-away module in WORK that requires MODULE@VERSION and imports PKG, tidied.
+tool_module() {
+  local work=$1 module=$2 version=$3 pkg=$4
+  rm -rf "$work"; mkdir -p "$work"
+  printf 'module spamops.local/%s\n\ngo %s\n\nrequire %s %s\n' "$(basename "$work")" "$GO_VERSION" "$module" "$version" >"$work/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" >"$work/tools.go"
+  (cd "$work" && go mod tidy)
+}
+
+# Build PKG from module WORK into OUT/NAME (atomically), stamp OUT and log the time since START.
+go_install() {
+  local work=$1 out=$2 name=$3 pkg=$4 ld=$5 start=$6
+  mkdir -p "$out"
+  (cd "$work" && go build -trimpath -ldflags "$ld" -o "$out/$name.tmp" "$pkg")
+  mv "$out/$name.tmp" "$out/$name"
+  finish "$out" $((SECONDS - start))
+  log "$name built in $((SECONDS - start)) s"
 }
 
 # ---------------------------------------------------------------------- etcd
@@ -140,13 +153,8 @@ build_etcd() {
   require_go
   local start=$SECONDS work="$cache_root/build/etcd-$v"
   log "building etcd $v"
-  rm -rf "$work"; mkdir -p "$work" "$out"
-  printf 'module spamops.local/etcd-build\n\ngo %s\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$GO_VERSION" "$v" >"$work/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$work/tools.go"
-  (cd "$work" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3)
-  mv "$out/etcd.tmp" "$out/etcd"
-  finish "$out" $((SECONDS - start))
-  log "etcd built in $((SECONDS - start)) s"
+  tool_module "$work" go.etcd.io/etcd/server/v3 "$v" go.etcd.io/etcd/server/v3
+  go_install "$work" "$out" etcd go.etcd.io/etcd/server/v3 "-s -w" "$start"
 }
 
 # ---------------------------------------------------------------------- helm
@@ -156,10 +164,7 @@ build_helm() {
   require_go
   local start=$SECONDS work="$cache_root/build/helm-$v"
   log "building helm $v"
-  rm -rf "$work"; mkdir -p "$work" "$out"
-  printf 'module spamops.local/helm-build\n\ngo %s\n\nrequire helm.sh/helm/v3 %s\n' "$GO_VERSION" "$v" >"$work/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/v3/cmd/helm"\n' >"$work/tools.go"
-  (cd "$work" && go mod tidy)
+  tool_module "$work" helm.sh/helm/v3 "$v" helm.sh/helm/v3/cmd/helm
   # Like helm's own Makefile: the default Kubernetes version of `helm template`
   # and `helm lint` is that of the client-go it was built with (1 + v0.Y).
   local cg major minor ld
@@ -169,10 +174,7 @@ build_helm() {
   for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
     ld+=" -X $pkg.k8sVersionMajor=$major -X $pkg.k8sVersionMinor=$minor"
   done
-  (cd "$work" && go build -trimpath -ldflags "$ld" -o "$out/helm.tmp" helm.sh/helm/v3/cmd/helm)
-  mv "$out/helm.tmp" "$out/helm"
-  finish "$out" $((SECONDS - start))
-  log "helm built in $((SECONDS - start)) s"
+  go_install "$work" "$out" helm helm.sh/helm/v3/cmd/helm "$ld" "$start"
 }
 
 # ---------------------------------------------------------------------- CRDs
