@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -82,6 +84,20 @@ def test_sha256_checksum_header_is_verified_by_the_server(s3_uri, s3env):
     store.put("y", b"payload")
     head = client.head_object(Bucket=bucket, Key=f"{prefix}/y", ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == "I59Z7VXnN8dxR89VrQwbAwttfudIp0JpUvm4UtWpNeU="
+
+
+@contextlib.contextmanager
+def stub_endpoint(handler: type[BaseHTTPRequestHandler], monkeypatch) -> Iterator[str]:
+    """A stand-in S3 endpoint on loopback, set as AWS_ENDPOINT_URL for the test's duration."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{httpd.server_address[1]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    try:
+        yield endpoint
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 class _LossyProxy:
@@ -185,18 +201,12 @@ class _NaiveS3(BaseHTTPRequestHandler):
 
 
 def test_server_that_ignores_conditional_writes_is_refused(s3env, monkeypatch):
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NaiveS3)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+    with stub_endpoint(_NaiveS3, monkeypatch):
         store = open_store("s3://naive/models")
         with pytest.raises(StoreError, match="ignores conditional writes") as info:
             store.put("spam/production.json", b"{}", if_absent=True)
         assert "If-None-Match: IGNORED" in str(info.value)
         store.put("plain-object", b"x")  # unconditional writes need no such guarantee
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 class _NoConditionalS3(BaseHTTPRequestHandler):
@@ -234,11 +244,7 @@ class _NoConditionalS3(BaseHTTPRequestHandler):
 @pytest.mark.parametrize("probe", ["1", "0"])
 def test_server_without_conditional_writes_501_fails_fast_as_a_settings_error(s3env, monkeypatch, probe):
     """501 NotImplemented is permanent: no retrying until the deadline, no hint to wait longer."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NoConditionalS3)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        endpoint = f"http://127.0.0.1:{httpd.server_address[1]}"
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    with stub_endpoint(_NoConditionalS3, monkeypatch) as endpoint:
         monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "30")
         monkeypatch.setenv("SPAMOPS_S3_CHECK_CONDITIONAL", probe)  # "0": the write itself meets the 501
         _NoConditionalS3.conditional_puts = 0
@@ -254,9 +260,6 @@ def test_server_without_conditional_writes_501_fails_fast_as_a_settings_error(s3
         assert info.value.exit_code == 2
         assert _NoConditionalS3.conditional_puts == 1
         store.put("plain-object", b"x")  # unconditional writes still work
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_wrong_secret_fails_fast_naming_endpoint_and_bucket(s3_uri, s3env, monkeypatch, cli):
@@ -359,10 +362,7 @@ class _Flaky(BaseHTTPRequestHandler):
 
 
 def test_throttling_and_5xx_are_retried_then_give_up_at_the_deadline(s3env, monkeypatch):
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+    with stub_endpoint(_Flaky, monkeypatch):
         monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "20")
         _Flaky.failures, _Flaky.seen = 3, 0  # botocore tries 3 times, then our deadline loop once more
         assert open_store("s3://flaky/x").get("k").data == b"payload"
@@ -373,9 +373,6 @@ def test_throttling_and_5xx_are_retried_then_give_up_at_the_deadline(s3env, monk
         with pytest.raises(StoreError, match="SlowDown from the server.*gave up after 2 s"):
             open_store("s3://flaky/x").get("k")
         assert time.monotonic() - start < 8.0 and _Flaky.seen > 3
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_server_that_never_answers_is_abandoned_near_the_deadline(s3env, monkeypatch):
