@@ -50,7 +50,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spamops.registry import CARD_FILE, MODEL_FILE
+from spamops.registry.versions import CARD_FILE, MODEL_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("SPAMOPS_CACHE", Path.home() / ".cache" / "spamops"))
@@ -192,8 +192,8 @@ def prepare_model(args: argparse.Namespace, work: Path) -> Path:
     if args.model_dir:
         return Path(args.model_dir).resolve()
     from spamops.cli import main as spamops
-    from spamops.registry import Registry
-    from spamops.store import open_store
+    from spamops.registry.store import open_store
+    from spamops.registry.versions import Registry
 
     store = work / "store"
     train = ["train", "--store", str(store), "--quiet"] + (["--data", *args.data] if args.data else [])

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from spamops.data import LABELS, load_dataset
-from spamops.demo_data import demo_data_path
+from spamops.training.data import LABELS, load_dataset
+from spamops.training.demo_data import demo_data_path
 
 
 def default_source() -> Path:

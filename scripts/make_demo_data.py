@@ -15,7 +15,7 @@ import random
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "src" / "spamops" / "demo" / "sms_demo.csv"
+OUT = Path(__file__).resolve().parents[1] / "src" / "spamops" / "training" / "demo" / "sms_demo.csv"
 SEED = 20251119
 HAM_COUNT, SPAM_COUNT = 320, 80
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spamops.store.s3 import DEFAULT_REGION
+from spamops.registry.store.s3 import DEFAULT_REGION
 
 if TYPE_CHECKING:  # boto3 is imported when a client is made: `status` and `down` never need it
     from botocore.client import BaseClient

@@ -4,8 +4,8 @@ import csv
 
 import pytest
 
-from spamops.data import load_dataset
 from spamops.features import FEATURE_NAMES, features_matrix, message_features
+from spamops.training.data import load_dataset
 
 FIRST_UCI_MESSAGE = (
     "Go until jurong point, crazy.. Available only in bugis n great world la e buffet... Cine there got amore wat..."

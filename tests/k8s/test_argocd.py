@@ -297,9 +297,9 @@ def respect_ignore_differences(app: dict, desired: dict, live: dict) -> dict:
 
 def test_self_heal_keeps_the_pipelines_rollout(synced, tmp_path):
     """After the pipeline started a canary (as the trainer, through
-    spamops.rollout), the next automated sync must neither fail nor roll the
+    spamops.deploy.kserve), the next automated sync must neither fail nor roll the
     model back to the bootstrap version in git."""
-    from spamops import rollout
+    from spamops.deploy import kserve as rollout
 
     kube, app, sync, _ = synced
     version = "s3://spamops/models/spam/spam_model_20251119_063257/"

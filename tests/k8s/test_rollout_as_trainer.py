@@ -1,7 +1,7 @@
 """The pipeline's own rollout code, authenticated as the trainer's ServiceAccount.
 
 A real token for system:serviceaccount:spamops:spamops-trainer (TokenRequest,
-signed by the test API server) drives spamops.rollout against the
+signed by the test API server) drives spamops.deploy.kserve against the
 InferenceService the chart deploys: the Role is enough for what the code does,
 and the predictor's account gets nothing.
 """
@@ -21,7 +21,7 @@ def deployed(clean: Kube) -> Kube:
 
 
 def test_trainer_token_can_run_a_canary_promote_and_rollback(deployed: Kube, tmp_path):
-    from spamops import rollout
+    from spamops.deploy import kserve as rollout
 
     target = rollout.Target(
         name="spam", namespace=NAMESPACE, kubeconfig=str(token_kubeconfig(deployed, "spamops-trainer", tmp_path / "kc"))
@@ -47,7 +47,7 @@ def test_trainer_token_can_run_a_canary_promote_and_rollback(deployed: Kube, tmp
 
 
 def test_predictor_token_cannot_read_the_inferenceservice(deployed: Kube, tmp_path):
-    from spamops import rollout
+    from spamops.deploy import kserve as rollout
     from spamops.errors import SpamopsError
 
     target = rollout.Target(

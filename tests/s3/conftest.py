@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from spamops.registry import MODEL_FILE, Registry, utc_now
-from spamops.store import open_store
+from spamops.registry.store import open_store
+from spamops.registry.versions import MODEL_FILE, Registry, utc_now
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("spamops_seaweedfs", ROOT / "scripts" / "seaweedfs.py")

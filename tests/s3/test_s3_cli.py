@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from spamops.data import load_dataset
-from spamops.demo_data import demo_data_path
-from spamops.store import open_store
+from spamops.registry.store import open_store
+from spamops.training.data import load_dataset
+from spamops.training.demo_data import demo_data_path
 
 pytestmark = pytest.mark.s3
 
@@ -83,7 +83,7 @@ def test_missing_s3_source_is_bad_input(s3_uri, cli):
 def test_kserve_storage_initializer_downloads_the_version_prefix(s3_uri, s3env, seed_version, tmp_path):
     """KServe's own downloader, given the same env, fetches exactly the files the card lists."""
     storage = pytest.importorskip("kserve_storage")
-    from spamops.registry import CARD_FILE, Registry
+    from spamops.registry.versions import CARD_FILE, Registry
 
     registry = Registry(open_store(s3_uri), "spam")
     version = seed_version(registry)

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from spamops.errors import ConflictError
-from spamops.registry import MODEL_FILE, Registry
-from spamops.store import open_store
-from spamops.store.s3 import S3Store
+from spamops.registry.store import open_store
+from spamops.registry.store.s3 import S3Store
+from spamops.registry.versions import MODEL_FILE, Registry
 
 pytestmark = pytest.mark.s3
 
@@ -93,8 +93,8 @@ _PROMOTER = textwrap.dedent(
     import sys, time
     from spamops.cli import main
     start_at, version, uri = float(sys.argv[1]), sys.argv[2], sys.argv[3]
-    from spamops.registry import Registry  # imports done before the start line
-    from spamops.store.s3 import S3Store
+    from spamops.registry.versions import Registry  # imports done before the start line
+    from spamops.registry.store.s3 import S3Store
     time.sleep(max(0.0, start_at - time.time()))
     sys.exit(main(["promote", version, "--store", uri]))
     """

@@ -14,8 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
-from spamops.store import open_store
-from spamops.store.s3 import S3Settings, S3Store
+from spamops.registry.store import open_store
+from spamops.registry.store.s3 import S3Settings, S3Store
 
 pytestmark = pytest.mark.s3
 

@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from servinghelpers import Predictor  # noqa: E402
 
 from spamops.cli import main  # noqa: E402
-from spamops.registry import Registry  # noqa: E402
-from spamops.store import open_store  # noqa: E402
+from spamops.registry.store import open_store  # noqa: E402
+from spamops.registry.versions import Registry  # noqa: E402
 
 
 @pytest.fixture(scope="session")

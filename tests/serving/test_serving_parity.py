@@ -20,11 +20,11 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from spamops.demo_data import demo_data_path
-from spamops.evaluate import spam_probability
 from spamops.features import features_matrix
 from spamops.serving.artifact import load_artifact
 from spamops.serving.lookup import DecisionTable, grid_bounds
+from spamops.training.demo_data import demo_data_path
+from spamops.training.evaluate import spam_probability
 
 
 def demo_texts_and_labels() -> tuple[list[str], np.ndarray]:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
-from spamops.evaluate import spam_probability
 from spamops.features import features_matrix, message_features
+from spamops.training.evaluate import spam_probability
 
 SPAMMY = "WINNER!! You have won a £1000 prize. Call 09061701461 now to claim, T&C apply, 18+ only!!"
 HAMMY = "Ok see you at 8"

@@ -11,8 +11,8 @@ import pytest
 from servinghelpers import Predictor
 
 from spamops.cli import main
-from spamops.registry import Registry
-from spamops.store import open_store
+from spamops.registry.store import open_store
+from spamops.registry.versions import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.s3

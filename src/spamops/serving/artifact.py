@@ -20,7 +20,7 @@ import joblib
 import numpy as np
 
 from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from spamops.registry import CARD_FILE, MODEL_FILE, sha256_hex
+from spamops.registry.versions import CARD_FILE, MODEL_FILE, sha256_hex
 
 
 class ArtifactError(Exception):

@@ -2,7 +2,7 @@
 
 In the cluster KServe's storage initializer does this before the predictor
 starts; locally (``make serve STORAGE_URI=...``) the predictor does it itself,
-through :class:`spamops.registry.Registry`, which verifies every file's sha256
+through :class:`spamops.registry.versions.Registry`, which verifies every file's sha256
 against the model card as it downloads.
 
 Accepted URIs are a version prefix, as recorded in the card's ``storage_uri``
@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from spamops.errors import BadInputError
-from spamops.registry import CARD_FILE, Registry
-from spamops.store import open_store, split_last
+from spamops.registry.store import open_store, split_last
+from spamops.registry.versions import CARD_FILE, Registry
 
 
 def resolve(uri: str) -> tuple[Registry, str]:

@@ -19,7 +19,6 @@ from kserve.errors import ModelNotReady
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from spamops.data import LABELS
 from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from spamops.serving import metrics
 from spamops.serving.artifact import Artifact, ArtifactError, load_artifact
@@ -27,6 +26,7 @@ from spamops.serving.explain import Explainer
 from spamops.serving.inputs import BadRequest, parse_v1, parse_v2
 from spamops.serving.lookup import DecisionTable, Row, Scores, grid_bounds
 from spamops.serving.settings import ServingSettings
+from spamops.training.data import LABELS
 
 logger = logging.getLogger("kserve.spamops")
 

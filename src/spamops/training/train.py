@@ -15,8 +15,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from spamops.config import TrainConfig
-from spamops.data import Dataset
 from spamops.errors import BadInputError
+from spamops.training.data import Dataset
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from spamops.errors import BadInputError
 from spamops.features import FEATURE_NAMES, message_features
-from spamops.store import read_uri
+from spamops.registry.store import read_uri
 
 LABELS: tuple[str, ...] = ("ham", "spam")  # index = class id; spam (1) is the positive class
 SCHEMAS: dict[str, tuple[str, ...]] = {

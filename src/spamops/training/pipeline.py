@@ -1,5 +1,8 @@
 """One training run end to end: ingest, train, evaluate, gate, version, promote.
 
+Training ends at "promoted": rolling the new version out is the deploy side's step, which the CLI
+(``spamops train`` with ``rollout.enabled``) calls after a promotion.
+
 The order is the safety argument: a version is stored (complete, verified) before
 the pointer moves, and the pointer moves only when the gate passed.
 """
@@ -13,17 +16,16 @@ from typing import TextIO
 
 import joblib
 
-from spamops import report, rollout
-from spamops.card import build_card
 from spamops.config import RunConfig
-from spamops.data import load_dataset
-from spamops.demo_data import demo_data_path
-from spamops.evaluate import evaluate, spam_probability
-from spamops.gate import GateDecision, decide
-from spamops.registry import Registry, utc_now
-from spamops.rollout import Target
-from spamops.store import open_store
-from spamops.train import fit, split_dataset
+from spamops.registry.store import open_store
+from spamops.registry.versions import Registry, utc_now
+from spamops.training import report
+from spamops.training.card import build_card
+from spamops.training.data import load_dataset
+from spamops.training.demo_data import demo_data_path
+from spamops.training.evaluate import evaluate, spam_probability
+from spamops.training.gate import GateDecision, decide
+from spamops.training.train import fit, split_dataset
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,6 @@ class RunOutcome:
     decision: GateDecision
     card: dict
     promoted: dict | None
-    rollout: dict | None = None
 
 
 def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr) -> RunOutcome:
@@ -80,12 +81,7 @@ def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr) -> RunOut
     promoted = None
     if decision.passed and cfg.promote:
         promoted = registry.promote(version)
-    rolled_out = None
-    if promoted is not None and cfg.rollout.enabled:
-        target = Target(name=cfg.rollout.inference_service, namespace=cfg.rollout.namespace)
-        rolled_out = rollout.canary(target, promoted["storage_uri"], cfg.rollout.canary_percent).to_json()
-        _say(progress, f"canary: {cfg.rollout.canary_percent}% of {target.namespace}/{target.name} on {version}")
-    return RunOutcome(version, registry.version_uri(version), decision, stored_card, promoted, rolled_out)
+    return RunOutcome(version, registry.version_uri(version), decision, stored_card, promoted)
 
 
 def _serialize(pipeline) -> bytes:

@@ -7,12 +7,12 @@ model card; the data fingerprint proves they are the same rows it was judged on.
 from __future__ import annotations
 
 from spamops.config import GateConfig, RunConfig
-from spamops.data import load_dataset
 from spamops.errors import BadInputError
-from spamops.evaluate import evaluate
-from spamops.gate import GateDecision, decide
-from spamops.registry import Registry
-from spamops.train import split_dataset
+from spamops.registry.versions import Registry
+from spamops.training.data import load_dataset
+from spamops.training.evaluate import evaluate
+from spamops.training.gate import GateDecision, decide
+from spamops.training.train import split_dataset
 
 
 def regate(registry: Registry, version: str, gate: GateConfig) -> GateDecision:

@@ -7,7 +7,7 @@ import hashlib
 import io
 import zipfile
 
-from spamops.data import load_dataset
+from spamops.training.data import load_dataset
 
 
 def _archive(lines: list[str]) -> bytes:

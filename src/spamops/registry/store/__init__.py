@@ -10,8 +10,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from spamops.errors import BadInputError, NotFoundError
-from spamops.store.base import Blob, ObjectStore
-from spamops.store.local import LocalStore
+from spamops.registry.store.base import Blob, ObjectStore
+from spamops.registry.store.local import LocalStore
 
 __all__ = ["Blob", "ObjectStore", "LocalStore", "open_store", "read_uri", "split_last", "split_uri"]
 
@@ -40,7 +40,7 @@ def open_store(uri: str) -> ObjectStore:
     if scheme == "file":
         return LocalStore(location)
     if scheme == "s3":
-        from spamops.store.s3 import S3Store
+        from spamops.registry.store.s3 import S3Store
 
         return S3Store.from_uri(location)
     raise BadInputError(f"{uri}: unsupported storage scheme {scheme!r}; use a path, file:// or s3://")

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlparse
 
 from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
-from spamops.store.base import Blob, ObjectStore
+from spamops.registry.store.base import Blob, ObjectStore
 
 if TYPE_CHECKING:  # botocore is imported lazily at run time: a local store never loads it
     from botocore.exceptions import ClientError

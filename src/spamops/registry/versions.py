@@ -32,7 +32,7 @@ from spamops.errors import (
     NotFoundError,
     SpamopsError,
 )
-from spamops.store import ObjectStore
+from spamops.registry.store import ObjectStore
 
 MODEL_FILE = "model.joblib"
 CARD_FILE = "model-card.json"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError
-from spamops.store.base import Blob, ObjectStore
+from spamops.registry.store.base import Blob, ObjectStore
 
 _LOCK_SUFFIX = ".lock"
 _TMP_PREFIX = ".tmp-"

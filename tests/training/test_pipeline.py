@@ -8,10 +8,10 @@ import numpy as np
 from sklearn.dummy import DummyClassifier
 
 from spamops.config import GateConfig
-from spamops.data import load_dataset
-from spamops.demo_data import demo_data_path
-from spamops.evaluate import evaluate
-from spamops.gate import decide
+from spamops.training.data import load_dataset
+from spamops.training.demo_data import demo_data_path
+from spamops.training.evaluate import evaluate
+from spamops.training.gate import decide
 
 
 def test_real_data_is_promoted_and_noisy_incoming_data_is_refused(real_data, cli, store):

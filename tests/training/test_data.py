@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from spamops.data import load_dataset
 from spamops.errors import BadInputError
+from spamops.training.data import load_dataset
 
 
 def store_files(store: Path) -> list[str]:

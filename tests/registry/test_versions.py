@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import pytest
 
 from spamops.errors import ConflictError
-from spamops.registry import Registry
-from spamops.store import LocalStore
+from spamops.registry.store import LocalStore
+from spamops.registry.versions import Registry
 
 
 def _train(cli, store, *extra) -> dict:
@@ -44,7 +44,7 @@ def test_a_crash_between_storing_and_promoting_leaves_production_on_the_previous
     crash = textwrap.dedent(
         f"""
         import os, sys
-        from spamops import registry
+        from spamops.registry import versions as registry
         def crash(*args, **kwargs):
             os._exit(137)  # the process dies: no cleanup, no exception handling
         registry.Registry._move_pointer = crash

@@ -10,11 +10,11 @@ import numpy as np
 
 from spamops import __version__
 from spamops.config import RunConfig
-from spamops.data import Dataset
 from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from spamops.gate import GateDecision
-from spamops.registry import isoformat
-from spamops.train import TrainResult
+from spamops.registry.versions import isoformat
+from spamops.training.data import Dataset
+from spamops.training.gate import GateDecision
+from spamops.training.train import TrainResult
 
 PERCENTILES = list(range(101))
 _LIBRARIES = ("scikit-learn", "numpy", "joblib", "scipy")
