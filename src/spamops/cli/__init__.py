@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from spamops import __version__
-from spamops.cli import config, models, rollout, train
+from spamops.cli import config, models, render, rollout, train
 from spamops.cli.common import parent_parsers
 from spamops.errors import ExitCode, SpamopsError
 
 DEBUG_ENV = "SPAMOPS_DEBUG"
-COMMAND_GROUPS = (train, models, rollout, config)
+COMMAND_GROUPS = (train, models, rollout, render, config)
 
 
 def build_parser() -> argparse.ArgumentParser:
