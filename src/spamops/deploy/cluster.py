@@ -65,7 +65,7 @@ def _api_client(target: Target):
     except (config.ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadInputError(f"kubeconfig {path}: cannot use it ({first}); check the file and --context") from None
-    configuration.retries = 1  # urllib3's default 3 retries turn a dead API server into a long hang
+    configuration.retries = 0  # urllib3's default 3 retries turn a dead API server into a long hang
     return client.ApiClient(configuration)
 
 
