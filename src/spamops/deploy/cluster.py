@@ -11,6 +11,7 @@ a conflict, so a concurrent edit is never overwritten blindly.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,7 +210,10 @@ class Cluster:
         now = datetime.now(UTC)
         md = isvc["metadata"]
         body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(name=f"{md['name']}.{uuid.uuid4().hex[:16]}", namespace=md["namespace"]),
+            # hex nanoseconds: unique, and sorted like the decisions (timestamps have 1 s resolution)
+            metadata=client.V1ObjectMeta(
+                name=f"{md['name']}.{time.time_ns():016x}{uuid.uuid4().hex[:4]}", namespace=md["namespace"]
+            ),
             involved_object=client.V1ObjectReference(
                 api_version=isvc["apiVersion"],
                 kind=isvc["kind"],
