@@ -10,3 +10,8 @@ debian-deps: ## apt-get install the Debian packages the tests run for real, when
 
 test-monitoring: $(STAMP) ## run only the monitoring tests (real Prometheus, Alertmanager and predictors)
 	$(BIN)/pytest -m monitoring tests/monitoring $(PYTEST_ARGS)
+
+lint: lint-monitoring
+.PHONY: lint-monitoring
+lint-monitoring: $(STAMP) ## yamllint the example Alertmanager config and the rule unit tests
+	$(BIN)/yamllint -c .yamllint.yaml --strict monitoring
