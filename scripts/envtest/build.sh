@@ -199,6 +199,16 @@ fetch_crds() {
     done
     finish "$aout" 0
   fi
+  local pv="$PROMETHEUS_OPERATOR_VERSION" pout="$cache_root/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
+  if ! done_stamp "$pout"; then
+    log "reading prometheus-operator $pv CRDs from its module"
+    local pdir; pdir="$(module_dir "github.com/prometheus-operator/prometheus-operator@$pv")"
+    rm -rf "$pout"; mkdir -p "$pout"
+    for crd in prometheusrules podmonitors servicemonitors; do
+      install -m 0644 "$pdir/example/prometheus-operator-crd/monitoring.coreos.com_$crd.yaml" "$pout/"
+    done
+    finish "$pout" 0
+  fi
 }
 
 total=$SECONDS
@@ -218,5 +228,6 @@ if $print_env; then
   if wanted crds; then
     echo "KSERVE_CRDS=$cache_root/kserve-crds-$KSERVE_VERSION"
     echo "ARGOCD_CRDS=$cache_root/argocd-crds-$ARGOCD_VERSION"
+    echo "PROMETHEUS_OPERATOR_CRDS=$cache_root/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
   fi
 fi

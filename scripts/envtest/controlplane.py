@@ -74,6 +74,7 @@ class Artifacts:
     helm: Path
     kserve_crds: Path
     argocd_crds: Path
+    monitoring_crds: Path
     versions: dict
 
     @classmethod
@@ -87,17 +88,19 @@ class Artifacts:
             helm=root / f"helm-{v['HELM_VERSION']}" / "helm",
             kserve_crds=root / f"kserve-crds-{v['KSERVE_VERSION']}",
             argocd_crds=root / f"argocd-crds-{v['ARGOCD_VERSION']}",
+            monitoring_crds=root / f"prometheus-operator-crds-{v['PROMETHEUS_OPERATOR_VERSION']}",
             versions=v,
         )
 
     def complete(self) -> bool:
         dirs = [p.parent for p in (self.kube_apiserver, self.kubectl, self.etcd, self.helm)]
-        dirs += [self.kserve_crds, self.argocd_crds]
+        dirs += [self.kserve_crds, self.argocd_crds, self.monitoring_crds]
         want = f"revision={self.versions.get('BUILD_REVISION', '')}"
         return all(_stamp_lines(d / ".complete").count(want) == 1 for d in dirs)
 
     def crd_files(self) -> list[Path]:
-        return sorted(self.kserve_crds.glob("*.yaml")) + sorted(self.argocd_crds.glob("*.yaml"))
+        dirs = (self.kserve_crds, self.argocd_crds, self.monitoring_crds)
+        return [f for d in dirs for f in sorted(d.glob("*.yaml"))]
 
 
 _CRD_NAME = re.compile(r"^metadata:\n(?:[ ]{2,}.*\n)*?[ ]{2}name: ['\"]?([a-z0-9.-]+)", re.M)

@@ -26,6 +26,7 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         "HELM": str(arts.helm),
         "KSERVE_CRDS": str(arts.kserve_crds),
         "ARGOCD_CRDS": str(arts.argocd_crds),
+        "PROMETHEUS_OPERATOR_CRDS": str(arts.monitoring_crds),
     }
     v = controlplane.read_versions()
     keyed = {
@@ -35,6 +36,7 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         "HELM": "HELM_VERSION",
         "KSERVE_CRDS": "KSERVE_VERSION",
         "ARGOCD_CRDS": "ARGOCD_VERSION",
+        "PROMETHEUS_OPERATOR_CRDS": "PROMETHEUS_OPERATOR_VERSION",
     }
     for artifact, version in keyed.items():
         assert f"-{v[version]}/" in built[artifact] + "/", (artifact, built[artifact])
@@ -150,7 +152,7 @@ def test_cached_artifacts_of_another_build_revision_are_not_reused(tmp_path, mon
     monkeypatch.setenv("SPAMOPS_CACHE", str(tmp_path))
     arts = controlplane.Artifacts.from_versions()
     dirs = [p.parent for p in (arts.kube_apiserver, arts.kubectl, arts.etcd, arts.helm)]
-    dirs += [arts.kserve_crds, arts.argocd_crds]
+    dirs += [arts.kserve_crds, arts.argocd_crds, arts.monitoring_crds]
     assert not arts.complete()
     for d in dirs:
         d.mkdir(parents=True)
