@@ -23,12 +23,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "serving"))
 
-from deployhelpers import PrometheusServer, TrafficDriver  # noqa: E402
+from deployhelpers import TrafficDriver  # noqa: E402
 from servinghelpers import Predictor  # noqa: E402
 
 from spamops.cli import main  # noqa: E402
 from spamops.registry.store import open_store  # noqa: E402
 from spamops.registry.versions import Registry  # noqa: E402
+from spamops_dev.prometheus import Prometheus  # noqa: E402
 
 
 def _train(store: Path, tmp: Path, name: str, data: Path, seed: int, *extra: str) -> str:
@@ -109,9 +110,10 @@ def traffic(fleet: dict, predictors: dict[str, Predictor]) -> Iterator[tuple[Tra
 
 
 @pytest.fixture(scope="session")
-def prometheus(predictors: dict[str, Predictor], traffic, tmp_path_factory) -> Iterator[PrometheusServer]:
+def prometheus(predictors: dict[str, Predictor], traffic, tmp_path_factory) -> Iterator[Prometheus]:
     driver, _ = traffic
     targets = [p.url.removeprefix("http://") for p in predictors.values()] + [driver.target]
-    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets).start()
+    server = Prometheus(tmp_path_factory.mktemp("prometheus"), targets).start()
+    server.wait_for_targets_up(len(targets))
     yield server
     server.stop()

@@ -1,4 +1,4 @@
-"""Real Prometheus, real predictor processes, and the traffic driver - the one data-plane stand-in.
+"""The traffic driver - the one data-plane stand-in of the rollout tests.
 
 The traffic driver stands in for the data plane (Knative's activator/queue-proxy
 in Serverless mode, the Gateway in Standard mode), the one part of a canary that
@@ -8,23 +8,18 @@ InferenceService or HTTPRoute), and exports what a gateway exports - requests by
 backend version and status code, ``spamops_gateway_requests_total`` - on its own
 ``/metrics`` for Prometheus to scrape.  Everything else is real: the
 predictors are ``python -m spamops.serving`` processes, Prometheus is the Debian
-``prometheus`` binary scraping them every second.
+``prometheus`` binary scraping them every second (:mod:`spamops_dev.prometheus`).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import shutil
-import signal
-import subprocess
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, make_wsgi_app
@@ -38,70 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
-
-
-class PrometheusServer:
-    """``prometheus`` on loopback with a 1 s scrape interval over the given targets."""
-
-    def __init__(self, workdir: Path, targets: list[str]) -> None:
-        self.dir = workdir
-        self.port = free_port()
-        self.targets = targets
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self, timeout: float = 60) -> PrometheusServer:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            raise RuntimeError("prometheus not installed: apt-get install -y prometheus (.ci/run installs it)")
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "spamops", "static_configs": [{"targets": self.targets}]}],
-        }
-        (self.dir / "prometheus.yml").write_text(json.dumps(config))
-        self._log = open(self.dir / "prometheus.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={self.dir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={self.dir / 'data'}",
-                f"--web.listen-address={HOST}:{self.port}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(self.dir / 'prometheus.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("prometheus not ready in time")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if getattr(self, "_log", None):
-            self._log.close()
-
-    def scraped(self, promql: str) -> bool:
-        query = urllib.parse.urlencode({"query": promql})
-        with urllib.request.urlopen(f"{self.url}/api/v1/query?{query}", timeout=5) as r:
-            return bool(json.loads(r.read())["data"]["result"])
 
 
 class _Quiet(WSGIRequestHandler):

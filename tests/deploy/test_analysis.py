@@ -15,7 +15,7 @@ from deployhelpers import free_port
 from spamops.deploy.analysis import Queries, Thresholds, run_check
 from spamops.deploy.prometheus import Prometheus
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.monitoring]
 WINDOW = 8
 
 
