@@ -165,6 +165,15 @@ class RolloutConfig(_Strict):
     )
     gateway_name: str = Field("kserve-ingress-gateway", description="Standard mode: the HTTPRoute's parent Gateway.")
     gateway_namespace: str = Field("kserve", description="Its namespace.")
+    gitops_dir: str | None = Field(
+        None,
+        description="GitOps write-back: the git work tree Argo CD renders (`--gitops DIR`); null = patch the cluster.",
+    )
+    gitops_values_file: str = Field(
+        "values-rollout.yaml", description="GitOps: the chart values file, relative to gitops_dir, each step commits."
+    )
+    gitops_app: str = Field("spamops", description="GitOps: the Argo CD Application named in commit messages.")
+    gitops_push: bool = Field(False, description="GitOps: `git push` after each commit (`--push`).")
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from spamops.cli.common import registry, settings
 from spamops.errors import ExitCode
@@ -49,7 +50,15 @@ def _rollouts(args: argparse.Namespace, *, stream: bool = False):
         else:
             print(f"{event['event']}: {event['message']}", file=sys.stderr, flush=True)
 
-    return Rollouts(Cluster(_target(args)), rollout, registry=registry(args), emit=emit)
+    gitops = None
+    directory = getattr(args, "gitops", None) or rollout.gitops_dir
+    if directory:
+        from spamops.deploy.gitops import GitOps
+
+        gitops = GitOps(
+            Path(directory), rollout.gitops_values_file, rollout.gitops_app, push=args.push or rollout.gitops_push
+        )
+    return Rollouts(Cluster(_target(args)), rollout, registry=registry(args), emit=emit, gitops=gitops)
 
 
 STATUS_COLUMNS = ("NAME", "MODE", "READY", "STABLE", "STABLE%", "CANARY", "CANARY%", "ROUTED%", "STEP", "VERDICT")
@@ -139,6 +148,12 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
     cluster.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, $KUBECONFIG)")
     cluster.add_argument("--context", metavar="NAME", help="kubeconfig context")
     cluster.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
+    cluster.add_argument(
+        "--gitops",
+        metavar="DIR",
+        help="commit each step to the values file in this git work tree (default: rollout.gitops_dir)",
+    )
+    cluster.add_argument("--push", action="store_true", help="with --gitops: git push after each commit")
     shared = [common, cluster, as_json]
     rollout = sub.add_parser("rollout", help="traffic on the KServe InferenceService").add_subparsers(
         dest="rollout_command", required=True

@@ -47,6 +47,7 @@ class Rollouts:
     registry: object | None = None
     emit: Callable[[dict], None] = lambda event: None
     sleep: Callable[[float], None] = time.sleep
+    gitops: object | None = None  # a spamops.deploy.gitops.GitOps: steps become commits
     _backend: object | None = field(default=None, init=False)
 
     # -- plumbing ---------------------------------------------------------
@@ -60,6 +61,10 @@ class Rollouts:
                 gateway=s.gateway_name,
                 gateway_namespace=s.gateway_namespace,
             )
+            if self.gitops is not None:
+                from spamops.deploy.gitops import GitOpsBackend
+
+                self._backend = GitOpsBackend(self._backend, self.gitops, timeout=s.analysis.progress_deadline)
         return self._backend
 
     def split(self) -> traffic.Split:
@@ -121,6 +126,7 @@ class Rollouts:
             "started_at": time.time(),
             "canary_version": card["version"],
             "stable_version": before.stable_version,
+            "gate": _gate_line(card),
             "weight": percent,
             "step": 0,
             "verdict": "started",
@@ -154,7 +160,7 @@ class Rollouts:
 
     def _abort(self, state: dict, reason: str, check: analysis.Check | None = None) -> traffic.Split:
         before = self.split()
-        state = self._next(state, weight=0, verdict="aborted")
+        state = self._next(state, weight=0, verdict="aborted", reason=reason[:200])
         split = self.backend().abort(state)
         pointer = self._pointer_back(before.canary_version, reason)
         if pointer:
@@ -321,6 +327,14 @@ class Rollouts:
         )
         self._record("held", split, state, f"{label} at {weight}%: {summary}", check)
         return check.verdict
+
+
+def _gate_line(card: dict) -> str:
+    gate = card.get("gate") or {}
+    if not gate:
+        return "gate: not recorded"
+    rules = "; ".join(r.get("detail", r.get("rule", "")) for r in gate.get("rules", [])[:3])
+    return f"gate: {'passed' if gate.get('passed') else 'refused'}" + (f" ({rules})" if rules else "")
 
 
 def _dumps(state: dict) -> str:
