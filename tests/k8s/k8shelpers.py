@@ -199,3 +199,27 @@ def token_kubeconfig(kube: Kube, account: str, path: Path) -> Path:
         )
     )
     return path
+
+
+STANDARD_MODE_CRDS = {
+    "github.com/kserve/kserve@v0.20.0": "config/crd/full/serving.kserve.io_inferenceservices.yaml",
+    "sigs.k8s.io/gateway-api@v1.5.1": "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
+}
+
+
+def install_standard_mode_crds(kube: Kube) -> None:
+    """KServe >= 0.20's InferenceService CRD (``spec.canary``) and the Gateway API HTTPRoute CRD,
+    read from their Go modules (``go mod download``, cached), applied and served."""
+    for module, path in STANDARD_MODE_CRDS.items():
+        res = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        crd = f"{json.loads(res.stdout)['Dir']}/{path}"
+        kube.kubectl(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=spamops-tests", "-f", crd, timeout=300
+        )
+    for crd in ("inferenceservices.serving.kserve.io", "httproutes.gateway.networking.k8s.io"):
+        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    assert wait_until(
+        lambda: "canary" in kube.kubectl("explain", "inferenceservice.spec", check=False).stdout, timeout=60
+    )
+    assert wait_until(lambda: kube.kubectl("get", "httproutes", "-A", check=False).returncode == 0, timeout=60)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from k8shelpers import NAMESPACE, Kube
+from k8shelpers import NAMESPACE, Kube, install_standard_mode_crds
 
 TRAINER = f"system:serviceaccount:{NAMESPACE}:spamops-trainer"
 PREDICTOR = f"system:serviceaccount:{NAMESPACE}:spamops-predictor"
@@ -86,6 +86,7 @@ def _short(resource: str) -> str:
 
 @pytest.fixture(scope="module")
 def rbac(kube: Kube) -> Kube:
+    install_standard_mode_crds(kube)  # can-i resolves httproutes only once its CRD is served
     kube.reset()
     kube.apply(kube.helm_template())
     return kube

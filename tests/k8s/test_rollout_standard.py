@@ -12,42 +12,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from k8shelpers import NAMESPACE, Kube, wait_until
+from k8shelpers import NAMESPACE, Kube, install_standard_mode_crds
 
 from spamops.cli import main
 from spamops.deploy.traffic import dns_name
 
-MODULES = {"kserve": "github.com/kserve/kserve@v0.20.0", "gateway": "sigs.k8s.io/gateway-api@v1.5.1"}
-CRDS = {
-    "kserve": "config/crd/full/serving.kserve.io_inferenceservices.yaml",
-    "gateway": "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
-}
-
-
-def _module_dir(module: str) -> str:
-    res = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)["Dir"]
-
 
 @pytest.fixture(scope="module")
 def standard_crds(kube: Kube) -> Kube:
-    for key, module in MODULES.items():
-        path = f"{_module_dir(module)}/{CRDS[key]}"
-        kube.kubectl(
-            "apply", "--server-side", "--force-conflicts", "--field-manager=spamops-tests", "-f", path, timeout=300
-        )
-    for crd in ("inferenceservices.serving.kserve.io", "httproutes.gateway.networking.k8s.io"):
-        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-    # the new schema is served once the API server's discovery has it
-    assert wait_until(
-        lambda: "canary" in kube.kubectl("explain", "inferenceservice.spec", check=False).stdout, timeout=60
-    )
+    install_standard_mode_crds(kube)
     return kube
 
 
