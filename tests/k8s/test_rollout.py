@@ -253,3 +253,39 @@ def test_a_training_run_with_rollout_enabled_starts_the_canary(isvc, tmp_path, c
     assert _storage_uri(_isvc(isvc)["spec"]["predictor"]) == out["storage_uri"]
     assert _isvc(isvc)["spec"]["predictor"]["canaryTrafficPercent"] == 25
     assert [r for r, _ in _events(isvc)] == ["CanaryStarted"]
+
+
+def test_auto_once_runs_one_check_and_the_next_run_continues_from_the_annotation(isvc, production, cli, tmp_path):
+    """`--once` (a CronJob/CI driver): one decision per run; the counters live in the annotation."""
+    store, _, second = production
+    config = tmp_path / "rollout.yaml"
+    config.write_text(yaml.safe_dump({"store": store, "rollout": {"analysis": {"progress_deadline": 600}}}))
+    args = ("--config", config, "--kubeconfig", isvc.kubeconfig, "-o", "json")
+
+    first = cli("rollout", "auto", second, "--once", *args)
+    again = cli("rollout", "auto", "--once", *args)
+
+    assert first.code == 0 and again.code == 0, first.err + again.err
+    assert [json.loads(line)["event"] for line in first.out.splitlines()] == ["CanaryStarted", "CanaryHeld"]
+    (held,) = [json.loads(line) for line in again.out.splitlines()]
+    assert held["event"] == "CanaryHeld" and "waiting for the canary to become Ready" in held["message"]
+    state = json.loads(_isvc(isvc)["metadata"]["annotations"]["rollout.spamops.io/state"])
+    assert (state["seq"], state["verdict"], state["weight"]) == (2, "waiting", 10)
+    assert [r["action"] for r in _records(store, second)] == ["started", "held", "held"]
+
+
+def test_blue_green_switch_of_a_version_that_never_gets_ready_is_aborted(isvc, production, cli, tmp_path):
+    """Switch deploys at 0 % and waits for Ready; no controller reports it here, so the deadline aborts it."""
+    store, first, second = production
+    config = tmp_path / "rollout.yaml"
+    config.write_text(yaml.safe_dump({"store": store, "rollout": {"analysis": {"progress_deadline": 2}}}))
+
+    switched = cli("rollout", "switch", second, "--config", config, "--kubeconfig", isvc.kubeconfig)
+
+    assert switched.code == 1, switched.err
+    assert _isvc(isvc)["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert [r for r, _ in _events(isvc)] == ["CanaryStarted", "CanaryAborted"]
+    assert "not Ready within progress_deadline 2s" in _events(isvc)[-1][1]
+    back = cli("rollout", "switch-back", "--config", config, "--kubeconfig", isvc.kubeconfig)
+    assert back.code == 0, back.err
+    assert _isvc(isvc)["spec"]["predictor"]["canaryTrafficPercent"] == 0

@@ -121,8 +121,9 @@ def cmd_switch(args: argparse.Namespace) -> int:
     from spamops.deploy.rollout import card_or_production
 
     rollouts = _rollouts(args)
-    _print_split(args, rollouts, rollouts.switch(card_or_production(rollouts.registry, args.version)))
-    return ExitCode.OK
+    split = rollouts.switch(card_or_production(rollouts.registry, args.version))
+    _print_split(args, rollouts, split)
+    return ExitCode.FAILURE if split.state.get("verdict") == "aborted" else ExitCode.OK
 
 
 def cmd_simple(args: argparse.Namespace) -> int:
