@@ -234,6 +234,11 @@ class Rollouts:
         Returns the final verdict: ``promoted``, ``aborted`` or (``once``) the check's.
         """
         a = self.settings.analysis
+        if a.interval >= self.settings.lease_seconds:
+            raise BadInputError(
+                f"rollout.analysis.interval {a.interval:g}s: must be shorter than rollout.lease_seconds "
+                f"{self.settings.lease_seconds}s (the lease is renewed once per check)"
+            )
         weights = a.weights()
         queries = analysis.Queries(**({"success_rate": a.success_rate_query} if a.success_rate_query else {}))
         thresholds = analysis.Thresholds(
@@ -262,6 +267,8 @@ class Rollouts:
                     "promote or abort it first"
                 )
             while True:
+                if not once:  # a check looks back one interval: run it at the end of one
+                    self.sleep(a.interval)
                 lease.renew()
                 split = self.split()
                 state = dict(split.state)
@@ -272,7 +279,6 @@ class Rollouts:
                 verdict = self._step(prom, queries, thresholds, weights, window, split, state)
                 if verdict in ("promoted", "aborted") or once:
                     return verdict
-                self.sleep(a.interval)
 
     def _step(self, prom, queries, thresholds, weights, window, split, state) -> str:
         a = self.settings.analysis
