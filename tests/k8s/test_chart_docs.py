@@ -26,15 +26,10 @@ COMPONENT = MANIFESTS / "components" / "no-one-off-training-job"
 
 @pytest.fixture(scope="module")
 def helm_docs() -> str:
-    """The pinned helm-docs (built from its Go module and cached on first use)."""
-    out = subprocess.run(
-        ["bash", str(REPO / "scripts/envtest/build.sh"), "--print-env", "helm-docs"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=1800,
-    ).stdout
-    return out.strip().split("HELM_DOCS=", 1)[1]
+    """The pinned helm-docs (built from its Go module and cached on first use, like helm)."""
+    import controlplane
+
+    return str(controlplane.ensure_artifacts().helm_docs)
 
 
 def test_chart_readme_is_what_helm_docs_generates(helm_docs):
