@@ -7,7 +7,7 @@ K8S_DOCKERFILES ?= serving/Dockerfile training-job/Dockerfile
 # Only helm is built (or reused) for it, not the whole control plane.
 K8S_HELM = $$(bash scripts/envtest/build.sh --print-env helm | sed -n 's/^HELM=//p')
 
-.PHONY: envtest envtest-stop envtest-build manifests lint-k8s test-k8s
+.PHONY: envtest envtest-stop envtest-build manifests chart-docs lint-k8s test-k8s
 
 # `make lint` and `make test` pick these up: linters for what cannot run here,
 # and the control plane built/cached before the suite (not inside a test's timeout).
@@ -25,6 +25,9 @@ envtest-stop: ## stop the control plane started by `make envtest`
 
 manifests: ## re-render manifests/base from the Helm chart (the single source of truth)
 	bash scripts/k8s/render-base.sh
+
+chart-docs: ## regenerate helm/spamops/README.md (helm-docs) and the schema descriptions from values.yaml's `# --` comments
+	bash scripts/k8s/chart-docs.sh
 
 test-k8s: $(STAMP) envtest-build ## run only the Kubernetes packaging tests (own control plane)
 	$(BIN)/pytest -m k8s tests/k8s $(PYTEST_ARGS)

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Build (first time) or reuse (afterwards) the binaries and CRDs of the test
 # control plane: kube-apiserver + kubectl (k8s.io/kubernetes), etcd
-# (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3), and the KServe / Argo CD
-# CRDs read from their Go modules' source trees.
+# (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3), helm-docs
+# (github.com/norwoodj/helm-docs: the chart README from values.yaml's `# --`
+# comments), and the KServe / Argo CD CRDs read from their Go modules' source trees.
 #
 # Everything is cached outside the repo, keyed by version:
 #   ${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest/<component>-<version>/
 # Versions are pinned in scripts/envtest/versions.env (the one place).
 #
 # Usage: scripts/envtest/build.sh [--print-env] [COMPONENT...]
-#   COMPONENT    crds, etcd, helm or kubernetes (kube-apiserver + kubectl);
+#   COMPONENT    crds, etcd, helm, helm-docs or kubernetes (kube-apiserver + kubectl);
 #                default: all of them. `build.sh helm` is all `make lint-k8s`
 #                and `make manifests` need.
 #   --print-env  after building, print KEY=path lines for those artifacts.
@@ -28,12 +29,12 @@ components=()
 for arg in "$@"; do
   case "$arg" in
     --print-env) print_env=true ;;
-    crds | etcd | helm | kubernetes) components+=("$arg") ;;
+    crds | etcd | helm | helm-docs | kubernetes) components+=("$arg") ;;
     -h | --help) usage; exit 0 ;;
-    *) printf 'build.sh: unknown argument %q (components: crds etcd helm kubernetes)\n' "$arg" >&2; exit 2 ;;
+    *) printf 'build.sh: unknown argument %q (components: crds etcd helm helm-docs kubernetes)\n' "$arg" >&2; exit 2 ;;
   esac
 done
-((${#components[@]})) || components=(crds etcd helm kubernetes)
+((${#components[@]})) || components=(crds etcd helm helm-docs kubernetes)
 wanted() { [[ " ${components[*]} " == *" $1 "* ]]; }
 
 cache_root="${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest"
@@ -177,6 +178,17 @@ build_helm() {
   go_install "$work" "$out" helm helm.sh/helm/v3/cmd/helm "$ld" "$start"
 }
 
+# ----------------------------------------------------------------- helm-docs
+build_helm_docs() {
+  local v="$HELM_DOCS_VERSION"; local out="$cache_root/helm-docs-$v"
+  done_stamp "$out" && return 0
+  require_go
+  local start=$SECONDS work="$cache_root/build/helm-docs-$v"
+  log "building helm-docs $v"
+  tool_module "$work" github.com/norwoodj/helm-docs "$v" github.com/norwoodj/helm-docs/cmd/helm-docs
+  go_install "$work" "$out" helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs "-s -w -X main.version=$v" "$start"
+}
+
 # ---------------------------------------------------------------------- CRDs
 fetch_crds() {
   local kv="$KSERVE_VERSION" av="$ARGOCD_VERSION"
@@ -205,6 +217,7 @@ total=$SECONDS
 wanted crds && fetch_crds
 wanted etcd && build_etcd
 wanted helm && build_helm
+wanted helm-docs && build_helm_docs
 wanted kubernetes && build_kubernetes
 log "${components[*]} ready in $((SECONDS - total)) s under $cache_root"
 
@@ -215,6 +228,7 @@ if $print_env; then
   fi
   if wanted etcd; then echo "ETCD=$cache_root/etcd-$ETCD_VERSION/etcd"; fi
   if wanted helm; then echo "HELM=$cache_root/helm-$HELM_VERSION/helm"; fi
+  if wanted helm-docs; then echo "HELM_DOCS=$cache_root/helm-docs-$HELM_DOCS_VERSION/helm-docs"; fi
   if wanted crds; then
     echo "KSERVE_CRDS=$cache_root/kserve-crds-$KSERVE_VERSION"
     echo "ARGOCD_CRDS=$cache_root/argocd-crds-$ARGOCD_VERSION"

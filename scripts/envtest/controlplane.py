@@ -3,7 +3,7 @@
 
 What controller-runtime's envtest does, in the standard library only:
 
-* binaries (kube-apiserver, kubectl, etcd, helm) and CRDs (KServe, Argo CD) are
+* binaries (kube-apiserver, kubectl, etcd, helm, helm-docs) and CRDs (KServe, Argo CD) are
   built/read by ``build.sh`` and cached outside the repo, keyed by the versions
   pinned in ``versions.env``; missing ones are built on first use;
 * etcd and kube-apiserver start on free 127.0.0.1 ports with a generated CA,
@@ -72,6 +72,7 @@ class Artifacts:
     kubectl: Path
     etcd: Path
     helm: Path
+    helm_docs: Path
     kserve_crds: Path
     argocd_crds: Path
     versions: dict
@@ -85,13 +86,14 @@ class Artifacts:
             kubectl=root / f"kubectl-{v['KUBERNETES_VERSION']}" / "kubectl",
             etcd=root / f"etcd-{v['ETCD_VERSION']}" / "etcd",
             helm=root / f"helm-{v['HELM_VERSION']}" / "helm",
+            helm_docs=root / f"helm-docs-{v['HELM_DOCS_VERSION']}" / "helm-docs",
             kserve_crds=root / f"kserve-crds-{v['KSERVE_VERSION']}",
             argocd_crds=root / f"argocd-crds-{v['ARGOCD_VERSION']}",
             versions=v,
         )
 
     def complete(self) -> bool:
-        dirs = [p.parent for p in (self.kube_apiserver, self.kubectl, self.etcd, self.helm)]
+        dirs = [p.parent for p in (self.kube_apiserver, self.kubectl, self.etcd, self.helm, self.helm_docs)]
         dirs += [self.kserve_crds, self.argocd_crds]
         want = f"revision={self.versions.get('BUILD_REVISION', '')}"
         return all(_stamp_lines(d / ".complete").count(want) == 1 for d in dirs)

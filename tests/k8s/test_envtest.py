@@ -24,6 +24,7 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         "KUBECTL": str(arts.kubectl),
         "ETCD": str(arts.etcd),
         "HELM": str(arts.helm),
+        "HELM_DOCS": str(arts.helm_docs),
         "KSERVE_CRDS": str(arts.kserve_crds),
         "ARGOCD_CRDS": str(arts.argocd_crds),
     }
@@ -33,6 +34,7 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         "KUBECTL": "KUBERNETES_VERSION",
         "ETCD": "ETCD_VERSION",
         "HELM": "HELM_VERSION",
+        "HELM_DOCS": "HELM_DOCS_VERSION",
         "KSERVE_CRDS": "KSERVE_VERSION",
         "ARGOCD_CRDS": "ARGOCD_VERSION",
     }
@@ -149,7 +151,7 @@ def test_start_retries_when_a_port_is_taken_in_the_meantime(monkeypatch):
 def test_cached_artifacts_of_another_build_revision_are_not_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("SPAMOPS_CACHE", str(tmp_path))
     arts = controlplane.Artifacts.from_versions()
-    dirs = [p.parent for p in (arts.kube_apiserver, arts.kubectl, arts.etcd, arts.helm)]
+    dirs = [p.parent for p in (arts.kube_apiserver, arts.kubectl, arts.etcd, arts.helm, arts.helm_docs)]
     dirs += [arts.kserve_crds, arts.argocd_crds]
     assert not arts.complete()
     for d in dirs:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from spamops.cli.common import print_json, registry, settings
+from spamops.cli.common import add_command, add_group, print_json, registry, settings
 from spamops.errors import ExitCode
 from spamops.training.gate import GateDecision
 
@@ -57,19 +57,28 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
     dest = registry(args).pull(args.version, Path(args.dest))
-    print(f"pulled {args.version} into {dest} (sha256 verified)")
+    if args.json:
+        print_json({"version": args.version, "dest": str(dest), "verified": True})
+    else:
+        print(f"pulled {args.version} into {dest} (sha256 verified)")
     return ExitCode.OK
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     record = registry(args).promote(args.version, force=args.force, reason=args.reason)
-    print(f"{args.version} is already production" if record is None else f"production is now {args.version}")
+    if args.json:
+        print_json({"production": args.version, "changed": record is not None, "record": record})
+    else:
+        print(f"{args.version} is already production" if record is None else f"production is now {args.version}")
     return ExitCode.OK
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     record = registry(args).rollback()
-    print(f"production rolled back to {record['version']} (was {record['previous_version']})")
+    if args.json:
+        print_json({"production": record["version"], "previous": record["previous_version"], "record": record})
+    else:
+        print(f"production rolled back to {record['version']} (was {record['previous_version']})")
     return ExitCode.OK
 
 
@@ -85,29 +94,66 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:
-    common, as_json = parents["common"], parents["json"]
-    models = sub.add_parser("models", help="inspect stored versions").add_subparsers(
-        dest="models_command", required=True
+    common, as_json, wide = parents["common"], parents["json"], parents["wide"]
+    models = add_group(sub, "models", help="inspect stored versions")
+    p = add_command(
+        models,
+        "list",
+        parents=[common, wide],
+        help="every version with its gate verdict",
+        example=["spamops models list", "spamops models list --store s3://spamops/models -o json"],
     )
-    p = models.add_parser("list", parents=[common, as_json], help="every version with its gate verdict")
     p.set_defaults(func=cmd_models_list)
-    p = models.add_parser("show", parents=[common, as_json], help="one version's model card")
-    p.add_argument("version")
+    p = add_command(
+        models,
+        "show",
+        parents=[common, as_json],
+        help="one version's model card and gate table",
+        example="spamops models show spam_model_20251119_063257 -o json",
+    )
+    p.add_argument("version", help="version id, as 'spamops models list' prints it")
     p.set_defaults(func=cmd_models_show)
-    p = models.add_parser("pull", parents=[common], help="download a version, verifying checksums")
-    p.add_argument("version")
-    p.add_argument("dest", metavar="DIR")
+    p = add_command(
+        models,
+        "pull",
+        parents=[common, as_json],
+        help="download a version, verifying every file's sha256 against its card",
+        example="spamops models pull spam_model_20251119_063257 ./model",
+    )
+    p.add_argument("version", help="version id to download")
+    p.add_argument("dest", metavar="DIR", help="local directory to download into")
     p.set_defaults(func=cmd_models_pull)
 
-    p = sub.add_parser("promote", parents=[common], help="make a gated version production")
-    p.add_argument("version")
+    p = add_command(
+        sub,
+        "promote",
+        parents=[common, as_json],
+        help="make a gated version production",
+        example=[
+            "spamops promote spam_model_20251119_063257",
+            "spamops promote spam_model_20251119_063257 --force --reason 'hotfix, gate data stale'",
+        ],
+    )
+    p.add_argument("version", help="version id to make production")
     p.add_argument("--force", action="store_true", help="promote even though its gate refused it")
     p.add_argument("--reason", help="why --force is justified (recorded in the history)")
     p.set_defaults(func=cmd_promote)
 
-    p = sub.add_parser("rollback", parents=[common], help="move production back to the previous version")
+    p = add_command(
+        sub,
+        "rollback",
+        parents=[common, as_json],
+        help="move production back to the version it replaced",
+        example="spamops rollback --store s3://spamops/models",
+    )
     p.set_defaults(func=cmd_rollback)
 
-    p = sub.add_parser("gate", parents=[common, as_json], help="re-run a version's gate against current production")
-    p.add_argument("version")
+    p = add_command(
+        sub,
+        "gate",
+        parents=[common, as_json],
+        help="re-run a version's gate against current production",
+        example="spamops gate spam_model_20251119_063257 -o json",
+    )
+    p.add_argument("version", help="version id to re-gate")
     p.set_defaults(func=cmd_gate)

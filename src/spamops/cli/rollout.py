@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from spamops.cli.common import print_json, registry, settings
+from spamops.cli.common import add_command, add_group, print_json, registry, settings
 from spamops.errors import BadInputError, ExitCode
 
 
@@ -62,10 +62,14 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
     cluster.add_argument("--namespace", metavar="NS", help="its namespace (default: rollout.namespace)")
     cluster.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, $KUBECONFIG)")
     cluster.add_argument("--context", metavar="NAME", help="kubeconfig context")
-    rollout = sub.add_parser("rollout", help="canary traffic on the KServe InferenceService").add_subparsers(
-        dest="rollout_command", required=True
+    rollout = add_group(sub, "rollout", help="canary traffic on the KServe InferenceService")
+    p = add_command(
+        rollout,
+        "canary",
+        parents=[common, cluster, as_json],
+        help="route a share of traffic to a version",
+        example=["spamops rollout canary --percent 10", "spamops rollout canary spam_model_20251119_063257 -o json"],
     )
-    p = rollout.add_parser("canary", parents=[common, cluster, as_json], help="route a share of traffic to a version")
     p.add_argument("version", nargs="?", help="version to roll out (default: current production)")
     p.add_argument("--percent", type=int, help="traffic share for it (default: rollout.canary_percent)")
     p.set_defaults(func=cmd_rollout_canary)
@@ -74,4 +78,10 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
         ("promote", "give the canary all traffic"),
         ("rollback", "send all traffic back to the previous revision"),
     ):
-        rollout.add_parser(name, parents=[common, cluster, as_json], help=text).set_defaults(func=cmd_rollout_step)
+        add_command(
+            rollout,
+            name,
+            parents=[common, cluster, as_json],
+            help=text,
+            example=f"spamops rollout {name} --namespace spamops",
+        ).set_defaults(func=cmd_rollout_step)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from spamops.cli.common import print_json, settings
+from spamops.cli.common import add_command, print_json, settings
 from spamops.config import RunConfig
 from spamops.errors import ExitCode
 
@@ -58,10 +58,14 @@ def _roll_out(cfg: RunConfig, promoted: dict, progress: TextIO | None) -> dict |
 
 
 def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "train", parents=[parents["common"], parents["json"]], help="ingest, retrain, evaluate, gate, store, promote"
+    p = add_command(
+        sub,
+        "train",
+        parents=[parents["common"], parents["json"]],
+        help="ingest, retrain, evaluate, gate, store and promote one model version",
+        example=["spamops train --data data/sms.csv", "spamops train --config run.yaml --no-promote -o json"],
     )
     p.add_argument("--data", nargs="+", metavar="CSV", help="data sources, combined in order (overrides the config)")
     p.add_argument("--no-promote", action="store_true", help="store and gate, but leave production alone")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     p.set_defaults(func=cmd_train)

@@ -21,7 +21,7 @@ _LIBRARIES = ("scikit-learn", "numpy", "joblib", "scipy")
 
 
 def feature_statistics(X: np.ndarray) -> dict:
-    """Per-feature summary of the training rows: the reference for drift checks and explanations."""
+    """Per-feature summary of the training rows: what explanations compare with (and, planned, drift checks)."""
     stats = {}
     for i, name in enumerate(FEATURE_NAMES):
         col = X[:, i]

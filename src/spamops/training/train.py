@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from dataclasses import dataclass
@@ -85,7 +86,8 @@ def fit(split: Split, cfg: TrainConfig, progress: TextIO | None = sys.stderr) ->
         verbose=1 if progress is not None else 0,
         error_score="raise",
     )
-    with warnings.catch_warnings():
+    # scikit-learn prints its progress ("Fitting 5 folds ...") on stdout, which carries the -o json document.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(progress or sys.stderr):
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         try:
             search.fit(split.X_train, split.y_train)
