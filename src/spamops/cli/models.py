@@ -84,14 +84,18 @@ def _narrow_table(rows: list[dict]) -> str:
     """version, status, created, accuracy, spam F1 and a one-line reason, cut to ``TABLE_WIDTH``."""
     headers = ("version", "status", "created", "accuracy", "spam_f1", "reason")
     cells = [
-        [r["version"], r["status"], r.get("created_at", "")[:16], r.get("accuracy", ""), r.get("spam_f1", "")]
+        [r["version"], r["status"], r.get("created_at", "")[:16], _num(r.get("accuracy")), _num(r.get("spam_f1"))]
         for r in rows
     ]
-    widths = [max(len(str(c)) for c in col) for col in zip(headers[:-1], *cells, strict=False)]
-    room = TABLE_WIDTH - sum(widths) - 2 * len(widths)
+    fixed = tabulate(cells, headers=headers[:-1], tablefmt="simple", disable_numparse=True)
+    room = TABLE_WIDTH - max(len(line) for line in fixed.splitlines()) - 2  # two spaces between columns
     for row, r in zip(cells, rows, strict=True):
         row.append(_one_line(r["reason"], max(room, 10)))
-    return tabulate(cells, headers=headers, tablefmt="simple")
+    return tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
