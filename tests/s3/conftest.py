@@ -127,7 +127,8 @@ def trained_files(tmp_path_factory) -> dict:
     (info,) = registry.versions()
     card = registry.card(info.version)
     files = {name: registry.store.get(f"spam/{info.version}/{name}").data for name in card.files}
-    return {"card": card, "model": files.pop(MODEL_FILE), "files": files}
+    datasets = {ref.rows: registry.dataset(ref.sha256) for ref in (card.datasets.train, card.datasets.test)}
+    return {"card": card, "model": files.pop(MODEL_FILE), "files": files, "datasets": datasets}
 
 
 _offset = iter(range(1, 10_000))
@@ -143,6 +144,8 @@ def seed_version(trained_files):
         content = CardContent.model_validate(
             {name: getattr(trained_files["card"], name) for name in CardContent.model_fields}
         )
+        for rows, data in trained_files["datasets"].items():  # the snapshots the card names
+            registry.put_dataset(data, rows)
         registry.complete_version(version, trained_files["model"], trained_files["files"], content)
         return version
 
