@@ -13,9 +13,14 @@ from spamops.records import ProductionPointer
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from spamops.training.pipeline import run_training
+    from spamops.registry.store import open_store
 
     cfg = settings(args)
+    # Before importing the training stack (seconds of scikit-learn and matplotlib on a busy node):
+    # an impossible store must fail at once, not after the imports, the ingest and the grid search.
+    open_store(cfg.store).check_writable()
+    from spamops.training.pipeline import run_training
+
     progress = None if args.quiet else sys.stderr
     outcome = run_training(cfg, progress=progress, force_new=args.force_new)
     if outcome.unchanged:
