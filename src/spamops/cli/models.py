@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tabulate import tabulate
@@ -23,7 +22,7 @@ def _as_json(args: argparse.Namespace) -> bool:
 
 
 def _dump(record) -> dict:
-    return json.loads(json.dumps(record.model_dump(mode="json", by_alias=True)))
+    return record.model_dump(mode="json", by_alias=True)
 
 
 def _one_line(text: str, width: int) -> str:

@@ -65,7 +65,7 @@ def read_card(model_dir: Path) -> dict:
         card = parse_card(data, str(path))
     except RecordError as exc:
         raise ArtifactError("bad_card", str(exc)) from None
-    return card.model_dump(mode="python", by_alias=True)
+    return card.model_dump(mode="json", by_alias=True)  # the JSON document, now known to be valid
 
 
 def check_feature_spec(card: dict, source: str) -> None:
