@@ -96,7 +96,7 @@ def real_model(real_data, tmp_path_factory):
     assert main(["train", "--store", str(store), "--data", str(real_data / "smsspamcollection-1k.csv"), "--quiet"]) == 0
     registry = Registry(open_store(str(store)), "spam")
     model_dir = tmp_path_factory.mktemp("readme-model") / "model"
-    registry.pull(registry.production()["version"], model_dir)
+    registry.pull(registry.production().version, model_dir)
     model = SpamModel("spam", model_dir)
     assert model.load(), model.load_error
     return model

@@ -79,6 +79,8 @@ def test_every_command_has_parseable_json_output(cli, demo_store, tmp_path):
         "gate": ["gate", second, "--store", store],
         "promote": ["promote", second, "--store", store, "--force", "--reason", "test of -o json"],
         "rollback": ["rollback", "--store", store],
+        "models history": ["models", "history", "--store", store],
+        "models schema": ["models", "schema"],
     }
     documents = {}
     for name, argv in runs.items():

@@ -26,7 +26,7 @@ NOT_RETRIED = 15.0
 SLACK = 8.0
 
 
-def test_roundtrip_list_delete_and_uri(s3_uri):
+def test_roundtrip_list_and_uri(s3_uri, s3env):
     store = open_store(s3_uri)
     assert isinstance(store, S3Store)
     token = store.put("a/one.txt", b"1")
@@ -37,11 +37,11 @@ def test_roundtrip_list_delete_and_uri(s3_uri):
     assert store.list("a/") == ["a/b/two.txt", "a/one.txt"]
     assert store.list("") == ["a/b/two.txt", "a/one.txt", "c.txt"]
     assert store.uri("a/") == f"{s3_uri}/a/"
-    store.delete("a/one.txt")
+    bucket, prefix = s3_uri[5:].split("/", 1)
+    s3env.client().delete_object(Bucket=bucket, Key=f"{prefix}/a/one.txt")  # spamops itself never deletes
     with pytest.raises(NotFoundError):
         store.get("a/one.txt")
     assert not store.exists("a/one.txt") and store.exists("c.txt")
-    store.delete("a/one.txt")  # deleting what is gone is fine
     with pytest.raises(BadInputError):
         store.get("../escape")
 
@@ -70,7 +70,8 @@ def test_seaweedfs_honours_conditional_writes(s3_uri, s3env):
     assert store.get("pointer") == type(store.get("pointer"))(b"v2", newer)
     store.put("gone", b"x", if_absent=True)
     gone = store.get("gone").token
-    store.delete("gone")
+    bucket, prefix = s3_uri[5:].split("/", 1)
+    s3env.client().delete_object(Bucket=bucket, Key=f"{prefix}/gone")
     with pytest.raises(ConflictError):
         store.put("gone", b"y", if_token=gone)  # deleted since it was read
     assert not store.exists("gone")

@@ -55,7 +55,7 @@ def test_storage_uri_pulls_from_s3_and_refuses_a_tampered_object(s3, s3_env, tmp
     store = f"s3://{s3.bucket}/serving-test"
     assert main(["train", "--store", store, "--quiet"]) == 0
     registry = Registry(open_store(store), "spam")
-    version = registry.production()["version"]
+    version = registry.production().version
 
     server = Predictor(
         ["--model_dir", str(tmp_path / "pulled"), "--storage-uri", registry.version_uri(version)],

@@ -36,12 +36,12 @@ def cmd_rollout_canary(args: argparse.Namespace) -> int:
 
     reg = registry(args)
     if args.version:
-        uri = reg.card(args.version)["storage_uri"]
+        uri = reg.card(args.version).storage_uri
     else:
         production = reg.production()
         if production is None:
             raise BadInputError(f"{reg.store.uri(reg.model_name)}: nothing in production to roll out")
-        uri = production["storage_uri"]
+        uri = production.storage_uri
     percent = args.percent if args.percent is not None else settings(args).rollout.canary_percent
     _print_rollout(kserve.canary(_target(args), uri, percent), args.json)
     return ExitCode.OK
