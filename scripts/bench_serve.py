@@ -50,8 +50,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spamops.records import FeatureStatistics, parse_card
-from spamops.registry.versions import CARD_FILE, MODEL_FILE
+from spamops.records import CARD_FILE, MODEL_FILE, FeatureStatistics, parse_card
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("SPAMOPS_CACHE", Path.home() / ".cache" / "spamops"))

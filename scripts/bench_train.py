@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from spamops.training.data import LABELS, load_dataset
+from spamops.features import LABELS
+from spamops.training.data import load_dataset
 from spamops.training.demo_data import demo_data_path
 
 

@@ -10,6 +10,7 @@ from :class:`ModelCard` (``spamops models schema``) and a test keeps it current.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -21,6 +22,17 @@ from spamops.config import RunConfig
 from spamops.errors import BadInputError
 
 SCHEMA_VERSION = 1
+# The files of a stored version that these records describe (the registry writes them, the
+# predictor and KServe's storage initializer read them).
+MODEL_FILE = "model.joblib"
+CARD_FILE = "model-card.json"
+
+
+def sha256_hex(data: bytes) -> str:
+    """The checksum recorded for every file of a version (and for dataset snapshots)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
 

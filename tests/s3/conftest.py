@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from spamops.records import CardContent
+from spamops.records import MODEL_FILE, CardContent
 from spamops.registry.store import open_store
-from spamops.registry.versions import MODEL_FILE, Registry, utc_now
+from spamops.registry.versions import Registry, utc_now
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("spamops_seaweedfs", ROOT / "scripts" / "seaweedfs.py")

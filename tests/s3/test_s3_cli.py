@@ -83,7 +83,8 @@ def test_missing_s3_source_is_bad_input(s3_uri, cli):
 def test_kserve_storage_initializer_downloads_the_version_prefix(s3_uri, s3env, seed_version, tmp_path):
     """KServe's own downloader, given the same env, fetches exactly the files the card lists."""
     storage = pytest.importorskip("kserve_storage")
-    from spamops.registry.versions import CARD_FILE, Registry
+    from spamops.records import CARD_FILE
+    from spamops.registry.versions import Registry
 
     registry = Registry(open_store(s3_uri), "spam")
     version = seed_version(registry)

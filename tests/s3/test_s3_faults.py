@@ -13,9 +13,10 @@ import time
 import pytest
 
 from spamops.errors import ConflictError
+from spamops.records import MODEL_FILE
 from spamops.registry.store import open_store
 from spamops.registry.store.s3 import S3Store
-from spamops.registry.versions import MODEL_FILE, Registry
+from spamops.registry.versions import Registry
 
 pytestmark = pytest.mark.s3
 

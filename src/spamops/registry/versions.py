@@ -15,7 +15,6 @@ compare-and-swap, so concurrent promoters never lose an update.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import uuid
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from spamops.errors import (
     SpamopsError,
 )
 from spamops.records import (
+    CARD_FILE,
+    MODEL_FILE,
     CardContent,
     DatasetRef,
     ModelCard,
@@ -42,13 +43,12 @@ from spamops.records import (
     isoformat,
     parse_card,
     parse_pointer,
+    sha256_hex,
 )
 from spamops.registry.store import ObjectStore
 
-__all__ = ["Registry", "VersionInfo", "GateRefusedError", "isoformat", "sha256_hex", "utc_now"]
+__all__ = ["Registry", "VersionInfo", "GateRefusedError", "utc_now"]
 
-MODEL_FILE = "model.joblib"
-CARD_FILE = "model-card.json"
 POINTER_FILE = "production.json"
 HISTORY_DIR = "history"
 DATASETS_DIR = "datasets"
@@ -73,10 +73,6 @@ class VersionInfo:
     @property
     def complete(self) -> bool:
         return self.card is not None
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def utc_now() -> datetime:

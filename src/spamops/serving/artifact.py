@@ -19,8 +19,7 @@ import joblib
 import numpy as np
 
 from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from spamops.records import RecordError, parse_card
-from spamops.registry.versions import CARD_FILE, MODEL_FILE, sha256_hex
+from spamops.records import CARD_FILE, MODEL_FILE, RecordError, parse_card, sha256_hex
 
 
 class ArtifactError(Exception):

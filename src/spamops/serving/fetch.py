@@ -15,8 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from spamops.errors import BadInputError
+from spamops.records import CARD_FILE
 from spamops.registry.store import open_store, split_last
-from spamops.registry.versions import CARD_FILE, Registry
+from spamops.registry.versions import Registry
 
 
 def resolve(uri: str) -> tuple[Registry, str]:

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spamops.errors import BadInputError
-from spamops.features import FEATURE_NAMES, message_features
+from spamops.features import FEATURE_NAMES, LABELS, message_features
 from spamops.registry.store import read_uri
 
-LABELS: tuple[str, ...] = ("ham", "spam")  # index = class id; spam (1) is the positive class
 SCHEMAS: dict[str, tuple[str, ...]] = {
     "numeric": ("label", "length", "punct"),
     "text": ("label", "message"),

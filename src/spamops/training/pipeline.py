@@ -21,9 +21,9 @@ import joblib
 
 from spamops import __version__
 from spamops.config import RunConfig
-from spamops.records import DatasetsRecord, ModelCard, ProductionPointer
+from spamops.records import DatasetsRecord, ModelCard, ProductionPointer, sha256_hex
 from spamops.registry.store import open_store
-from spamops.registry.versions import Registry, sha256_hex, utc_now
+from spamops.registry.versions import Registry, utc_now
 from spamops.training import report, snapshots
 from spamops.training.card import build_card
 from spamops.training.champion import compare

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
 
+from spamops.features import LABELS  # noqa: E402
 from spamops.records import CardContent  # noqa: E402
-from spamops.training.data import LABELS  # noqa: E402
 from spamops.training.gate import GateDecision  # noqa: E402
 
 PLOTS = ("confusion_matrix.png", "roc_curve.png", "precision_recall.png")

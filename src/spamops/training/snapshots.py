@@ -15,8 +15,7 @@ import io
 import numpy as np
 
 from spamops.errors import IntegrityError
-from spamops.features import FEATURE_NAMES
-from spamops.training.data import LABELS
+from spamops.features import FEATURE_NAMES, LABELS
 
 HEADER = ("label", *FEATURE_NAMES)
 
