@@ -23,7 +23,7 @@ from spamops.training import report
 from spamops.training.card import build_card
 from spamops.training.data import load_dataset
 from spamops.training.demo_data import demo_data_path
-from spamops.training.evaluate import evaluate, spam_probability
+from spamops.training.evaluate import evaluate, predictions
 from spamops.training.gate import GateDecision, decide
 from spamops.training.train import fit, split_dataset
 
@@ -91,8 +91,8 @@ def _serialize(pipeline) -> bytes:
 
 
 def _report_files(pipeline, split, card: dict, decision: GateDecision) -> dict[str, bytes]:
-    y_pred = pipeline.predict(split.X_test)
-    files = report.plots(split.y_test, y_pred, spam_probability(pipeline, split.X_test))
+    y_pred, p_spam = predictions(pipeline, split.X_test)
+    files = report.plots(split.y_test, y_pred, p_spam)
     files["report.md"] = report.markdown(card, decision).encode()
     return files
 
