@@ -26,6 +26,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "gate": outcome.decision.to_json(),
                 "promoted": outcome.promoted,
                 "rollout": rolled_out,
+                "sources": [
+                    {k: src.get(k) for k in ("uri", "rows", "bad_rows", "ignored_columns")}
+                    for src in outcome.card["data"]["sources"]
+                ],
             }
         )
     else:

@@ -145,6 +145,18 @@ def load_dataset(sources: Sequence[str], max_bad_row_share: float = 0.01) -> Dat
     )
 
 
+def data_warnings(dataset: Dataset, per_source: int = 20) -> list[str]:
+    """The lines a person must see about a dataset: ignored columns once, then skipped rows."""
+    lines = []
+    for src in dataset.sources:
+        if src.ignored_columns:
+            lines.append(f"warning: {src.uri}: ignoring extra column(s) {', '.join(map(repr, src.ignored_columns))}")
+        lines += [f"warning: skipped {bad}" for bad in src.bad_rows[:per_source]]
+        if src.bad_count > per_source:
+            lines.append(f"warning: {src.uri}: {src.bad_count - per_source} more bad rows skipped")
+    return lines
+
+
 def normalized_line(label: int, length: float, punct: float) -> str:
     """One row as the fingerprint hashes it and snapshots store it: exact, ``10`` not ``10.0``."""
     return f"{LABELS[label]},{length:.17g},{punct:.17g}\n"

@@ -21,7 +21,7 @@ from spamops.registry.store import open_store
 from spamops.registry.versions import Registry, utc_now
 from spamops.training import report
 from spamops.training.card import build_card
-from spamops.training.data import load_dataset
+from spamops.training.data import data_warnings, load_dataset
 from spamops.training.demo_data import demo_data_path
 from spamops.training.evaluate import evaluate, predictions
 from spamops.training.gate import GateDecision, decide
@@ -39,15 +39,19 @@ class RunOutcome:
     promoted: dict | None
 
 
-def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr) -> RunOutcome:
-    """Train on ``cfg.data.sources`` (the demo sample when empty) and store the result."""
+def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr, warn: TextIO | None = None) -> RunOutcome:
+    """Train on ``cfg.data.sources`` (the demo sample when empty) and store the result.
+
+    ``warn`` gets what was skipped or ignored in the data even when ``progress`` is silenced:
+    a quiet run must not hide that the model learnt from fewer rows than the files hold.
+    """
     registry = Registry(open_store(cfg.store), cfg.model_name)
     registry.production()  # reach the store before the expensive part: bad credentials fail in seconds
     sources = cfg.data.sources or [str(demo_data_path())]
     _say(progress, f"ingest: {len(sources)} source(s)")
     dataset = load_dataset(sources, cfg.data.max_bad_row_share)
-    for bad in dataset.bad_rows:
-        _say(progress, f"skipped {bad}")
+    for line in data_warnings(dataset):
+        _say(warn or sys.stderr, line)
     _say(progress, f"ingest: {len(dataset.y)} rows {dataset.class_counts}, fingerprint {dataset.fingerprint[:19]}…")
 
     split = split_dataset(dataset, cfg.train)
