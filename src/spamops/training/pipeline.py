@@ -25,6 +25,7 @@ from spamops.training.data import data_warnings, load_dataset
 from spamops.training.demo_data import demo_data_path
 from spamops.training.evaluate import evaluate, predictions
 from spamops.training.gate import GateDecision, decide
+from spamops.training.search import scheduler_address
 from spamops.training.train import fit, split_dataset
 
 
@@ -47,6 +48,8 @@ def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr, warn: Tex
     """
     registry = Registry(open_store(cfg.store), cfg.model_name)
     registry.production()  # reach the store before the expensive part: bad credentials fail in seconds
+    if cfg.train.backend == "dask":
+        scheduler_address(cfg.train)  # a missing scheduler address is a config error: say so before ingest
     sources = cfg.data.sources or [str(demo_data_path())]
     _say(progress, f"ingest: {len(sources)} source(s)")
     dataset = load_dataset(sources, cfg.data.max_bad_row_share)
