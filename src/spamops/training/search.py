@@ -19,6 +19,8 @@ for three reasons, each of which leaves every prediction bit for bit unchanged:
    scikit-learn code on the very same query.
 3. **One neighbour query per (fold, p, n_neighbors).**  ``uniform`` and ``distance`` weights vote
    over the same neighbours; the query is memoised and both weightings reuse it.
+4. **Each distinct (row, label) pair is scored once**, with its count as ``sample_weight``:
+   the metrics are sums over rows, and sums of whole-number weights are exact.
 
 The chosen model is then refitted on the whole training part, as ``GridSearchCV(refit=True)``
 does, so the artifact is the stock ``Pipeline(StandardScaler, KNeighborsClassifier)``.
@@ -132,17 +134,21 @@ def _uses_brute(n_neighbors: int, n_fit: int) -> bool:
 
 
 def _score_fold(
-    X_fit: np.ndarray,
-    y_fit: np.ndarray,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    fit_idx: np.ndarray,
+    val_idx: np.ndarray,
     scoring: str,
     todo: list[tuple[int, dict]],
 ) -> list[tuple[int, float]]:
     """Score the candidates ``todo`` (index, params) that share one fold and one ``p``.
 
-    A module-level function of plain arrays, so joblib can ship it to another process or a Dask worker.
+    A module-level function of plain arrays, so joblib can ship it to another process or a Dask
+    worker; every task gets the same ``X`` and ``y`` objects (joblib's dask backend sends them to
+    the cluster once) and selects its fold itself, so memory does not grow with the task count.
     """
+    X_fit, y_fit = X[fit_idx], y[fit_idx]
+    rows, labels, counts = distinct_labelled_rows(X[val_idx], y[val_idx])
     scorer = get_scorer(scoring)
     scaler = StandardScaler().fit(X_fit)
     X_fit_scaled = scaler.transform(X_fit)
@@ -157,8 +163,22 @@ def _score_fold(
                 views[brute] = _DistinctRowView(scaler, knn.fit(X_fit_scaled, y_fit))
             view = views[brute]
             view.knn.set_params(n_neighbors=params["knn__n_neighbors"], weights=params["knn__weights"])
-            results.append((index, float(scorer(view, X_val, y_val))))
+            results.append((index, float(scorer(view, rows, labels, sample_weight=counts))))
     return results
+
+
+def distinct_labelled_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct ``(row, label)`` pairs of a fold and how often each occurs.
+
+    Scoring them with the counts as ``sample_weight`` is scoring every row: scikit-learn's
+    classification metrics are sums over rows (confusion counts, ranked score curves with ties
+    merged), and integer weights are sums of whole numbers, exact in float64.
+    ``tests/training/test_search.py`` holds every fold score equal to ``GridSearchCV``'s.
+    """
+    keys, inverse = unique_rows(X)
+    classes, codes = np.unique(y, return_inverse=True)
+    pairs, counts = np.unique(inverse * len(classes) + codes.ravel(), return_counts=True)
+    return keys[pairs // len(classes)], classes[pairs % len(classes)], counts
 
 
 def grid(cfg: TrainConfig, n_train: int) -> dict[str, list]:
@@ -183,7 +203,7 @@ def search(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> SearchResult:
     for f, (fit_idx, val_idx) in enumerate(folds):
         for p in dict.fromkeys(c["knn__p"] for c in candidates):
             todo = [(i, c) for i, c in enumerate(candidates) if c["knn__p"] == p]
-            tasks.append((f, delayed(_score_fold)(X[fit_idx], y[fit_idx], X[val_idx], y[val_idx], cfg.scoring, todo)))
+            tasks.append((f, delayed(_score_fold)(X, y, fit_idx, val_idx, cfg.scoring, todo)))
     with _backend(cfg):
         try:
             outputs = Parallel(n_jobs=cfg.n_jobs if cfg.backend == "local" else -1)(task for _, task in tasks)
