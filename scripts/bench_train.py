@@ -11,7 +11,8 @@ parameters and the held-out spam F1, for
   (what spamops did before), for sizes up to ``--exhaustive-max`` rows,
 
 so the ratio is measured side by side in one run.  The machine's load average is
-printed with the table: on a shared machine wall times are only comparable within a run.
+printed with the table, and each run's CPU seconds (user + system) next to its wall time:
+on a shared machine wall times are only comparable within a run.
 With ``--serve-check`` the predictor's artifact load and decision table build are timed
 for the model of the largest size.
 
@@ -81,7 +82,8 @@ if mode == "exhaustive":
     pipeline.fit = exhaustive_fit
 from spamops.cli import main
 code = main(sys.argv[2:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(usage.ru_utime + usage.ru_stime, usage.ru_maxrss, file=sys.stderr)
 sys.exit(code)
 """
 
@@ -115,9 +117,11 @@ def run_once(mode: str, csv: Path, store: Path) -> dict:
         sys.exit(f"{mode} train failed on {csv}: {proc.stderr.strip()}")
     out = json.loads(proc.stdout)
     card = json.loads((store / "spam" / out["version"] / "model-card.json").read_text())
+    cpu_s, peak_kib = proc.stderr.strip().splitlines()[-1].split()
     return {
         "seconds": elapsed,
-        "peak_mib": int(proc.stderr.strip().splitlines()[-1]) / 1024,
+        "cpu_s": float(cpu_s),
+        "peak_mib": int(peak_kib) / 1024,
         "code": proc.returncode,
         "params": card["params"],
         "spam_f1": card["metrics"]["spam_f1"],
@@ -156,7 +160,7 @@ def main() -> int:
                 r = run_once(mode, csv, Path(tmp) / f"store-{mode}-{n}")
                 rows.append((n, mode, r))
                 print(
-                    f"{n:>10,} rows {mode:>10}: {r['seconds']:7.1f} s, peak RSS {r['peak_mib']:6.0f} MiB, "
+                    f"{n:>10,} rows {mode:>10}: {r['seconds']:7.1f} s ({r['cpu_s']:.1f} s CPU), peak RSS {r['peak_mib']:6.0f} MiB, "
                     f"{_params(r['params'])}, spam F1 {r['spam_f1']:.4f}",
                     file=sys.stderr,
                     flush=True,
@@ -173,6 +177,7 @@ def main() -> int:
                 f"{n:,}",
                 mode,
                 f"{r['seconds']:.1f}",
+                f"{r['cpu_s']:.1f}",
                 f"{r['seconds'] / n * 1e6:.1f}",
                 f"{r['peak_mib']:.0f}",
                 _params(r["params"]),
@@ -195,6 +200,7 @@ def main() -> int:
                 "rows",
                 "search",
                 "wall s",
+                "CPU s",
                 "µs/row",
                 "peak RSS MiB",
                 "chosen params",
