@@ -35,6 +35,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "promoted": outcome.promoted.model_dump(mode="json") if outcome.promoted else None,
                 "rollout": rolled_out,
                 "unchanged": False,
+                "sources": [
+                    {k: src.model_dump(mode="json").get(k) for k in ("uri", "rows", "bad_rows", "ignored_columns")}
+                    for src in outcome.card.data.sources
+                ],
             }
         )
     else:

@@ -27,10 +27,11 @@ from spamops.registry.versions import Registry, utc_now
 from spamops.training import report, snapshots
 from spamops.training.card import build_card
 from spamops.training.champion import compare
-from spamops.training.data import load_dataset
+from spamops.training.data import data_warnings, load_dataset
 from spamops.training.demo_data import demo_data_path
-from spamops.training.evaluate import evaluate, spam_probability
+from spamops.training.evaluate import evaluate, predictions
 from spamops.training.gate import GateDecision, decide
+from spamops.training.search import scheduler_address
 from spamops.training.train import fit, split_dataset
 
 
@@ -49,16 +50,24 @@ class RunOutcome:
     unchanged: bool = False
 
 
-def run_training(cfg: RunConfig, progress: TextIO | None = sys.stderr, *, force_new: bool = False) -> RunOutcome:
-    """Train on ``cfg.data.sources`` (the demo sample when empty) and store the result."""
+def run_training(
+    cfg: RunConfig, progress: TextIO | None = sys.stderr, warn: TextIO | None = None, *, force_new: bool = False
+) -> RunOutcome:
+    """Train on ``cfg.data.sources`` (the demo sample when empty) and store the result.
+
+    ``warn`` gets what was skipped or ignored in the data even when ``progress`` is silenced:
+    a quiet run must not hide that the model learnt from fewer rows than the files hold.
+    """
     registry = Registry(open_store(cfg.store), cfg.model_name)
     registry.store.check_writable()  # a read-only or impossible store fails now, not after the grid search
     registry.production()  # reach the store before the expensive part: bad credentials fail in seconds
+    if cfg.train.backend == "dask":
+        scheduler_address(cfg.train)  # a missing scheduler address is a config error: say so before ingest
     sources = cfg.data.sources or [str(demo_data_path())]
     _say(progress, f"ingest: {len(sources)} source(s)")
     dataset = load_dataset(sources, cfg.data.max_bad_row_share)
-    for bad in dataset.bad_rows:
-        _say(progress, f"skipped {bad}")
+    for line in data_warnings(dataset):
+        _say(warn or sys.stderr, line)
     _say(progress, f"ingest: {len(dataset.y)} rows {dataset.class_counts}, fingerprint {dataset.fingerprint[:19]}…")
     config = cfg.model_copy(update={"data": cfg.data.model_copy(update={"sources": sources})})
 
@@ -142,8 +151,8 @@ def _serialize(pipeline) -> bytes:
 
 
 def _report_files(pipeline, split, content, model_name: str, version: str, decision: GateDecision) -> dict[str, bytes]:
-    y_pred = pipeline.predict(split.X_test)
-    files = report.plots(split.y_test, y_pred, spam_probability(pipeline, split.X_test))
+    y_pred, p_spam = predictions(pipeline, split.X_test)
+    files = report.plots(split.y_test, y_pred, p_spam)
     files["report.md"] = report.markdown(content, model_name, version, decision).encode()
     return files
 
