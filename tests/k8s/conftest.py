@@ -1,9 +1,9 @@
 """Fixtures for the Kubernetes packaging tests.
 
 A session-scoped real control plane (etcd + kube-apiserver on loopback, KServe
-and Argo CD CRDs installed) from scripts/envtest/controlplane.py. Missing
-binaries are built on first use (scripts/envtest/build.sh): these tests never
-skip for want of a cluster.
+and Argo CD CRDs installed) from spamops_dev.controlplane. Missing binaries are
+built on first use (scripts/envtest/build.sh): these tests never skip for want
+of a cluster.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from k8shelpers import Kube, psa_warning, wait_until
+
+from spamops_dev import controlplane
+from spamops_dev.artifacts import ensure_artifacts
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from k8shelpers import Kube, controlplane, psa_warning, wait_until  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,7 +38,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build (first time) the control plane before any test runs, so the build
     does not count against a single test's timeout."""
     if any(HERE in Path(str(item.fspath)).resolve().parents for item in session.items):
-        controlplane.ensure_artifacts()
+        ensure_artifacts()
 
 
 # ---------------------------------------------------------------- fixtures
@@ -72,7 +72,7 @@ def kube(control_plane) -> Kube:
 @pytest.fixture(scope="session")
 def helm_bin() -> Path:
     """The pinned helm, for tests that need no cluster."""
-    return controlplane.ensure_artifacts().helm
+    return ensure_artifacts().helm
 
 
 @pytest.fixture

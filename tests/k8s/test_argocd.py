@@ -219,9 +219,9 @@ def test_application_and_project_apply_for_real(clean: Kube):
 def test_kustomize_build_is_what_argocd_would_run():
     """Argo CD runs `kustomize build`; kubectl's embedded kustomize must agree
     with the committed tree (no load restrictor or plugin surprises)."""
-    import controlplane
+    from spamops_dev.artifacts import ensure_artifacts
 
-    kubectl = controlplane.ensure_artifacts().kubectl
+    kubectl = ensure_artifacts().kubectl
     res = subprocess.run(
         [str(kubectl), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly", str(MANIFESTS / "overlays" / "prod")],
         capture_output=True,

@@ -313,9 +313,9 @@ def test_minimal_values_render_only_the_inferenceservice_and_prerequisites(helm_
 
 
 def _kustomize(path: Path) -> dict[tuple[str, str], dict]:
-    import controlplane
+    from spamops_dev.artifacts import ensure_artifacts
 
-    kubectl = controlplane.ensure_artifacts().kubectl
+    kubectl = ensure_artifacts().kubectl
     out = subprocess.run([str(kubectl), "kustomize", str(path)], capture_output=True, text=True, check=True).stdout
     return {(d["kind"], d["metadata"]["name"]): d for d in load_docs(out)}
 

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-from k8shelpers import REPO, Kube, controlplane
+from k8shelpers import REPO, Kube
+
+from spamops_dev import artifacts, controlplane, ports, processes
 
 SCRIPTS = REPO / "scripts" / "envtest"
 
@@ -18,7 +20,7 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         ["bash", str(SCRIPTS / "build.sh"), "--print-env"], capture_output=True, text=True, check=True
     ).stdout
     built = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    arts = controlplane.Artifacts.from_versions()
+    arts = artifacts.Artifacts.from_versions()
     assert built == {
         "KUBE_APISERVER": str(arts.kube_apiserver),
         "KUBECTL": str(arts.kubectl),
@@ -27,7 +29,7 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         "KSERVE_CRDS": str(arts.kserve_crds),
         "ARGOCD_CRDS": str(arts.argocd_crds),
     }
-    v = controlplane.read_versions()
+    v = artifacts.read_versions()
     keyed = {
         "KUBE_APISERVER": "KUBERNETES_VERSION",
         "KUBECTL": "KUBERNETES_VERSION",
@@ -65,7 +67,7 @@ def _build_with_go(tmp_path, go_version: str | None) -> subprocess.CompletedProc
 def test_build_script_needs_go_of_the_pinned_version(tmp_path):
     """A clear error, before any download, when go is missing or older than
     GO_VERSION (versions.env, also the go line of the generated go.mod files)."""
-    minimum = controlplane.read_versions()["GO_VERSION"]
+    minimum = artifacts.read_versions()["GO_VERSION"]
     major, minor, _ = minimum.split(".")
     res = _build_with_go(tmp_path, None)
     assert res.returncode == 1 and "'go' is not in PATH" in res.stderr and minimum in res.stderr
@@ -77,7 +79,7 @@ def test_build_script_needs_go_of_the_pinned_version(tmp_path):
 
 
 def test_running_versions_are_the_pinned_ones(kube: Kube):
-    v = controlplane.read_versions()
+    v = artifacts.read_versions()
     assert kube.server_version() == v["KUBERNETES_VERSION"]
     client = json.loads(kube.kubectl("version", "--client", "-o", "json").stdout)["clientVersion"]
     assert client["gitVersion"] == v["KUBERNETES_VERSION"]
@@ -110,7 +112,7 @@ def test_cli_start_prints_a_working_kubeconfig_and_stop_ends_the_processes(tmp_p
         kubeconfig = started.stdout.strip().splitlines()[-1]
         assert kubeconfig == str(state / "kubeconfig")
         assert "export KUBECONFIG=" in started.stderr
-        arts = controlplane.Artifacts.from_versions()
+        arts = artifacts.Artifacts.from_versions()
         ns = subprocess.run(
             [str(arts.kubectl), "--kubeconfig", kubeconfig, "get", "namespace", "default", "-o", "name"],
             capture_output=True,
@@ -121,7 +123,7 @@ def test_cli_start_prints_a_working_kubeconfig_and_stop_ends_the_processes(tmp_p
     finally:
         subprocess.run([*cli, "stop", "--dir", str(state)], capture_output=True, timeout=120)
     for pid in pids:
-        assert not controlplane.alive(pid), f"process {pid} still running after stop"
+        assert not processes.alive(pid), f"process {pid} still running after stop"
 
 
 def test_start_retries_when_a_port_is_taken_in_the_meantime(monkeypatch):
@@ -133,9 +135,9 @@ def test_start_retries_when_a_port_is_taken_in_the_meantime(monkeypatch):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        real = controlplane.free_port
+        real = ports.free_port
         handed = iter([port, port])  # etcd's client and peer ports, both busy
-        monkeypatch.setattr(controlplane, "free_port", lambda: next(handed, None) or real())
+        monkeypatch.setattr(ports, "free_port", lambda: next(handed, None) or real())
         cp = controlplane.ControlPlane()
         try:
             cp.start()
@@ -148,7 +150,7 @@ def test_start_retries_when_a_port_is_taken_in_the_meantime(monkeypatch):
 
 def test_cached_artifacts_of_another_build_revision_are_not_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("SPAMOPS_CACHE", str(tmp_path))
-    arts = controlplane.Artifacts.from_versions()
+    arts = artifacts.Artifacts.from_versions()
     dirs = [p.parent for p in (arts.kube_apiserver, arts.kubectl, arts.etcd, arts.helm)]
     dirs += [arts.kserve_crds, arts.argocd_crds]
     assert not arts.complete()
