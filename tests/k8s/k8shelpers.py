@@ -13,6 +13,7 @@ import yaml
 
 from spamops_dev import controlplane
 from spamops_dev.artifacts import REPO
+from spamops_dev.cluster import Cluster
 from spamops_dev.processes import wait_until
 
 __all__ = ["REPO", "wait_until"]
@@ -115,14 +116,19 @@ class Kube:
 
     def reset(self) -> None:
         """Delete everything the packaging creates (namespaces stay: without
-        kube-controller-manager a deleted namespace would never finish)."""
+        kube-controller-manager a deleted namespace would never finish). On the
+        cluster, wait until the objects are gone: KServe's finalizer and the
+        garbage collector take a moment, and an apply meanwhile would be refused."""
+        wait = "--wait=true" if isinstance(self.cp, Cluster) else "--wait=false"
         kinds = (
             "inferenceservices.serving.kserve.io,jobs.batch,cronjobs.batch,configmaps,secrets,"
             "serviceaccounts,roles.rbac.authorization.k8s.io,"
             "rolebindings.rbac.authorization.k8s.io,networkpolicies.networking.k8s.io,"
             "deployments.apps,services"
         )
-        self.kubectl("delete", "-n", NAMESPACE, kinds, "--all", "--wait=false", "--ignore-not-found")
+        self.kubectl(
+            "delete", "-n", NAMESPACE, kinds, "--all", wait, "--ignore-not-found", "--timeout=120s", timeout=150
+        )
         self.kubectl(
             "delete",
             "validatingadmissionpolicies,validatingadmissionpolicybindings",
