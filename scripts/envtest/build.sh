@@ -238,6 +238,7 @@ fetch_crds() {
   local kv="$KSERVE_VERSION" nv="$KNATIVE_SERVING_VERSION" gv="$GATEWAY_API_VERSION" av="$ARGOCD_VERSION"
   local kout="$cache_root/kserve-crds-$kv" cout="$cache_root/kserve-config-$kv"
   local nout="$cache_root/knative-serving-crds-$nv" gout="$cache_root/gateway-api-crds-$gv"
+  local ncout="$cache_root/knative-serving-config-$nv"
   local aout="$cache_root/argocd-crds-$av"
   if ! done_stamp "$kout" || ! done_stamp "$cout"; then
     log "reading KServe $kv CRDs and its inferenceservice-config ConfigMap from its module"
@@ -256,6 +257,13 @@ fetch_crds() {
     rm -rf "$nout"; mkdir -p "$nout"
     copy_yamls "$nout" "$ndir/config/core/300-resources"
     finish "$nout" 0
+  fi
+  if ! done_stamp "$ncout"; then
+    # KServe's Serverless reconciler reads Knative's autoscaler defaults (initial scale).
+    local ndir; ndir="$(module_dir "knative.dev/serving@$nv")"
+    rm -rf "$ncout"; mkdir -p "$ncout"
+    install -m 0644 "$ndir/config/core/configmaps/autoscaler.yaml" "$ncout/"
+    finish "$ncout" 0
   fi
   if ! done_stamp "$gout"; then
     log "reading Gateway API $gv standard-channel CRDs from its module"
@@ -304,6 +312,7 @@ if $print_env; then
     echo "KSERVE_CONFIG=$cache_root/kserve-config-$KSERVE_VERSION/inferenceservice.yaml"
     echo "KSERVE_WEBHOOKS=$cache_root/kserve-config-$KSERVE_VERSION/webhooks.yaml"
     echo "KNATIVE_CRDS=$cache_root/knative-serving-crds-$KNATIVE_SERVING_VERSION"
+    echo "KNATIVE_AUTOSCALER_CONFIG=$cache_root/knative-serving-config-$KNATIVE_SERVING_VERSION/autoscaler.yaml"
     echo "GATEWAY_API_CRDS=$cache_root/gateway-api-crds-$GATEWAY_API_VERSION"
     echo "ARGOCD_CRDS=$cache_root/argocd-crds-$ARGOCD_VERSION"
   fi

@@ -55,6 +55,7 @@ class Artifacts:
     kserve_config: Path
     kserve_webhooks: Path
     knative_crds: Path
+    knative_autoscaler_config: Path
     gateway_api_crds: Path
     argocd_crds: Path
     versions: dict
@@ -63,7 +64,7 @@ class Artifacts:
     def from_versions(cls, versions: dict[str, str] | None = None) -> Artifacts:
         v = versions or read_versions()
         root = cache_root()
-        k8s = v["KUBERNETES_VERSION"]
+        k8s, knative = v["KUBERNETES_VERSION"], v["KNATIVE_SERVING_VERSION"]
         return cls(
             kube_apiserver=root / f"kube-apiserver-{k8s}" / "kube-apiserver",
             kube_controller_manager=root / f"kube-controller-manager-{k8s}" / "kube-controller-manager",
@@ -77,7 +78,8 @@ class Artifacts:
             kserve_crds=root / f"kserve-crds-{v['KSERVE_VERSION']}",
             kserve_config=root / f"kserve-config-{v['KSERVE_VERSION']}" / "inferenceservice.yaml",
             kserve_webhooks=root / f"kserve-config-{v['KSERVE_VERSION']}" / "webhooks.yaml",
-            knative_crds=root / f"knative-serving-crds-{v['KNATIVE_SERVING_VERSION']}",
+            knative_crds=root / f"knative-serving-crds-{knative}",
+            knative_autoscaler_config=root / f"knative-serving-config-{knative}" / "autoscaler.yaml",
             gateway_api_crds=root / f"gateway-api-crds-{v['GATEWAY_API_VERSION']}",
             argocd_crds=root / f"argocd-crds-{v['ARGOCD_VERSION']}",
             versions=v,

@@ -155,6 +155,9 @@ class Cluster(ControlPlane):
         tmp = self.dir / "kserve-tmp"
         kserve.serving_cert(self, tmp)
         self.kubectl("create", "namespace", kserve.NAMESPACE, check=False)
+        # Knative's own autoscaler defaults, which KServe's Serverless reconciler reads (no Knative runs).
+        self.kubectl("create", "namespace", "knative-serving", check=False)
+        self.kubectl("apply", "--server-side", "--field-manager=envtest", "-f", str(arts.knative_autoscaler_config))
         self.kubectl(
             "apply",
             "--server-side",
@@ -200,7 +203,8 @@ class Cluster(ControlPlane):
 def log_tails(cluster: ControlPlane, lines: int = 30) -> str:
     """The last lines of every component's log, for a failed test's report."""
     return "\n\n".join(
-        f"--- {name} ({cluster.log(name)})\n{processes.log_tail(cluster.log(name), lines)}"
+        f"--- {name} ({cluster.log(name)})\n"
+        + "\n".join(line[:400] for line in processes.log_tail(cluster.log(name), lines).splitlines())
         for name in cluster.components
         if cluster.log(name).exists()
     )

@@ -187,7 +187,8 @@ def serverless(cluster_kube: Kube) -> Kube:
     """The chart in its default (Serverless) mode, in a namespace of its own (the mode of an InferenceService is fixed)."""
     k = cluster_kube
     k.helm(
-        "install", "spamops", str(CHART), "--namespace", KNATIVE_NS, "--set", f"namespace.name={KNATIVE_NS}",
+        "install", "spamops", str(CHART), "--namespace", KNATIVE_NS, "--create-namespace",
+        "--set", f"namespace.name={KNATIVE_NS}", "--set", "namespace.create=false",
         "--set", "admissionPolicy.enabled=false",
     )  # fmt: skip
     yield k
@@ -227,9 +228,10 @@ def test_serverless_kserve_creates_the_knative_service_and_reports_its_traffic_s
     service = wait_until(split_by_kserve, timeout=SLOW)
     assert service, "KServe did not update the Knative Service for the canary"
     # The split itself is KServe's: the new revision at 10 %, the rolled-out one at 90 %.
-    assert sorted((t.get("revisionName", "latest"), t["percent"], t.get("tag")) for t in service["spec"]["traffic"]) == [
-        (first, 90, "prev"), ("latest", 10, "latest")
-    ]  # fmt: skip
+    by_kserve = sorted(
+        (t.get("revisionName", "latest"), t["percent"], t.get("tag")) for t in service["spec"]["traffic"]
+    )
+    assert by_kserve == sorted([(first, 90, "prev"), ("latest", 10, "latest")])
     second = knative.reconcile(name, KNATIVE_NS)["latestReadyRevisionName"]
     assert second != first
 
