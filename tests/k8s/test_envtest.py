@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from k8shelpers import REPO, Kube
 
 from spamops_dev import artifacts, controlplane, ports, processes
@@ -184,6 +185,7 @@ def test_cluster_runs_the_pinned_controllers_and_kwok_nodes(cluster_kube: Kube):
     assert urls and all(u.startswith("https://127.0.0.1:") for u in urls), urls
 
 
+@pytest.mark.cluster
 def test_cli_cluster_up_prints_a_kubeconfig_and_down_ends_every_process(tmp_path):
     """What `make cluster-up` / `make cluster-down` run."""
     from spamops_dev.cluster import Cluster
