@@ -3,7 +3,9 @@
 A session-scoped real control plane (etcd + kube-apiserver on loopback, KServe
 and Argo CD CRDs installed) from spamops_dev.controlplane. Missing binaries are
 built on first use (scripts/envtest/build.sh): these tests never skip for want
-of a cluster.
+of a cluster. Tests that use ``cluster``/``cluster_kube`` (marker ``cluster``)
+get the whole test cluster from spamops_dev.cluster instead: controllers,
+scheduler, KWOK nodes and the real KServe manager, once per session.
 """
 
 from __future__ import annotations
