@@ -222,9 +222,9 @@ def test_kustomize_build_is_what_argocd_would_run():
     restricted build is the one the other tests sync, and it is the committed
     base minus what the prod overlay removes, each object otherwise as in the
     base apart from the overlay's label and its InferenceService patch."""
-    import controlplane
+    from spamops_dev.artifacts import ensure_artifacts
 
-    kubectl = controlplane.ensure_artifacts().kubectl
+    kubectl = ensure_artifacts().kubectl
     prod = MANIFESTS / "overlays" / "prod"
     res = subprocess.run(
         [str(kubectl), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly", str(prod)],

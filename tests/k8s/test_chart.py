@@ -207,10 +207,21 @@ def test_trainer_rejects_what_the_schema_would_let_through(tmp_path):
         config.load_config(path)
 
 
+def test_standard_deployment_mode_renders_a_standard_inferenceservice(helm_bin):
+    """Standard: KServe makes a Deployment + Service; Knative's tag routing does not apply."""
+    isvc = render(helm_bin, "predictor.deploymentMode=Standard")[("InferenceService", "spam")]
+    ann = isvc["metadata"]["annotations"]
+    assert ann["serving.kserve.io/deploymentMode"] == "Standard"
+    assert "serving.kserve.io/enable-tag-routing" not in ann
+    bad = helm(helm_bin, "template", "x", str(CHART), "--set", "predictor.deploymentMode=RawDeployment", check=False)
+    assert bad.returncode != 0 and "deploymentMode" in bad.stderr
+
+
 def test_inferenceservice_contract(helm_bin):
     isvc = render(helm_bin)[("InferenceService", "spam")]
     ann = isvc["metadata"]["annotations"]
-    assert ann["serving.kserve.io/deploymentMode"] == "Serverless"
+    # deploymentMode Serverless (the default), written as KServe's canonical "Knative".
+    assert ann["serving.kserve.io/deploymentMode"] == "Knative"
     assert ann["serving.kserve.io/enable-tag-routing"] == "true"
     pred = isvc["spec"]["predictor"]
     assert pred["serviceAccountName"] == "spamops-predictor"
@@ -336,9 +347,9 @@ def test_minimal_values_render_only_the_inferenceservice_and_prerequisites(helm_
 
 
 def _kustomize(path: Path) -> dict[tuple[str, str], dict]:
-    import controlplane
+    from spamops_dev.artifacts import ensure_artifacts
 
-    kubectl = controlplane.ensure_artifacts().kubectl
+    kubectl = ensure_artifacts().kubectl
     out = subprocess.run([str(kubectl), "kustomize", str(path)], capture_output=True, text=True, check=True).stdout
     return {(d["kind"], d["metadata"]["name"]): d for d in load_docs(out)}
 

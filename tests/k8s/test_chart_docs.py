@@ -27,9 +27,9 @@ COMPONENT = MANIFESTS / "components" / "no-one-off-training-job"
 @pytest.fixture(scope="module")
 def helm_docs() -> str:
     """The pinned helm-docs (built from its Go module and cached on first use, like helm)."""
-    import controlplane
+    from spamops_dev.artifacts import ensure_artifacts
 
-    return str(controlplane.ensure_artifacts().helm_docs)
+    return str(ensure_artifacts().helm_docs)
 
 
 def test_chart_readme_is_what_helm_docs_generates(helm_docs):

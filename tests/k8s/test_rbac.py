@@ -3,7 +3,8 @@
 The trainer's ServiceAccount may do exactly what the pipeline does - get and
 patch the one InferenceService it rolls a promoted model out to - and nothing
 else (not even list or watch, nor another InferenceService); the predictor's may
-do nothing at all.
+do nothing at all. Each check runs twice: against the API server alone and on
+the test cluster with the controllers and KServe running.
 """
 
 from __future__ import annotations
@@ -64,8 +65,15 @@ def _short(resource: str) -> str:
     return kind.split(".")[0] + slash + name
 
 
-@pytest.fixture(scope="module")
-def rbac(kube: Kube) -> Kube:
+@pytest.fixture(
+    scope="module",
+    params=["kube", pytest.param("cluster_kube", marks=pytest.mark.cluster)],
+    ids=["apiserver", "with-controllers"],
+)
+def rbac(request: pytest.FixtureRequest) -> Kube:
+    """The chart applied to the API server alone, then to the cluster where KServe
+    and the kube controllers run (and act on the same objects): the answers must not change."""
+    kube: Kube = request.getfixturevalue(request.param)
     kube.reset()
     kube.apply(kube.helm_template())
     return kube

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,13 +13,7 @@ import pytest
 from spamops.records import MODEL_FILE, CardContent
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry, utc_now
-
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("spamops_seaweedfs", ROOT / "scripts" / "seaweedfs.py")
-assert _spec and _spec.loader
-seaweedfs = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = seaweedfs
-_spec.loader.exec_module(seaweedfs)
+from spamops_dev import seaweedfs
 
 # Settings that would point the client elsewhere if the developer's shell has them.
 _FOREIGN_ENV = [
