@@ -1,0 +1,63 @@
+# Container images: build, push, pin, SBOM, sign (see docs/images.md).
+# Included from the Makefile (-include mk/*.mk); uses its BIN and STAMP.
+#   make images                          # spamops/trainer:<rev> and spamops/predictor:<rev>
+#   make push REGISTRY=host:port/ns      # push both, print <registry>/<image>@sha256:...
+#   make pin                             # write those digests into the chart values + kustomize base
+# docker is $(DOCKER) talking to $DOCKER_HOST (your daemon; the tests start their own).
+# Records of each step (built.json, pushed.json, sbom/): `pin` and `sign` use what `push` got back.
+IMAGES_OUT ?= .spamops/images
+# The checkout `make pin` rewrites (helm/spamops/values.yaml, manifests/base/).
+PIN_ROOT ?= .
+SHIP = $(BIN)/python scripts/images/ship.py --out $(IMAGES_OUT)
+# Debian's client (it matches Debian's daemon) when installed, else the one on PATH.
+DOCKER ?= $(if $(wildcard /usr/bin/docker),/usr/bin/docker,docker)
+export DOCKER
+# Empty: the Dockerfile's default (python:3.11-slim). `make images BASE_IMAGE=local`
+# builds on the Debian base made here by scripts/images/base.sh instead.
+BASE_IMAGE ?=
+IMAGE_TAG ?=
+REGISTRY ?=
+# A CA bundle for pip inside the build (a build secret, never a layer); pip's own setting by default.
+IMAGES_CA_BUNDLE ?= $(PIP_CERT)
+COSIGN_KEY ?= cosign.key
+COSIGN_PUB ?= cosign.pub
+ACTIONLINT = $$(bash scripts/images/tools.sh --print-env actionlint | sed -n 's/^ACTIONLINT=//p')
+
+.PHONY: images base-image push pin sbom sign verify images-tools lint-workflows test-images
+
+lint: lint-workflows
+
+images: $(STAMP) ## build the trainer and predictor images, tagged with the git revision (BASE_IMAGE=local: the Debian base made here)
+	@set -euo pipefail; base="$(BASE_IMAGE)"; \
+	if [ "$$base" = local ]; then base="$$(bash scripts/images/base.sh image)"; fi; \
+	$(SHIP) build $(if $(IMAGE_TAG),--tag $(IMAGE_TAG)) $${base:+--base-image "$$base"} \
+	  $(if $(IMAGES_CA_BUNDLE),--ca-bundle $(IMAGES_CA_BUNDLE))
+
+base-image: ## bootstrap (once, cached) the Debian bookworm + python3 base image and import it into docker
+	bash scripts/images/base.sh image
+
+push: $(STAMP) ## push the images built by `make images` to REGISTRY=host:port/ns and print their digests
+	@test -n "$(REGISTRY)" || { echo "push: set REGISTRY=host[:port]/namespace" >&2; exit 2; }
+	$(SHIP) push --registry $(REGISTRY)
+
+pin: $(STAMP) ## write the digests `make push` got into helm/spamops/values.yaml and manifests/base (deploy by digest)
+	$(SHIP) pin --root $(PIN_ROOT)
+
+sbom: $(STAMP) ## an SPDX JSON SBOM per built image (syft, built from its Go module and cached)
+	$(SHIP) sbom
+
+sign: $(STAMP) ## sign the pushed digests and attach the SBOMs as attestations (cosign, COSIGN_KEY=cosign.key)
+	$(SHIP) sign --key $(COSIGN_KEY)
+
+verify: $(STAMP) ## verify the signatures and SBOM attestations of the pushed digests (COSIGN_PUB=cosign.pub)
+	$(SHIP) verify --key $(COSIGN_PUB)
+
+images-tools: ## build/cache actionlint, syft and cosign (versions: scripts/images/versions.env)
+	bash scripts/images/tools.sh
+
+lint-workflows: ## actionlint on .github/workflows (actionlint built from its Go module, cached)
+	@set -euo pipefail; bin="$(ACTIONLINT)"; [ -x "$$bin" ] || exit 1; \
+	"$$bin" -shellcheck= -pyflakes= .github/workflows/*.yml && echo "actionlint: .github/workflows clean"
+
+test-images: $(STAMP) ## run only the container tests (own dockerd, registry and SeaweedFS)
+	$(BIN)/pytest -m images tests/images $(PYTEST_ARGS)
