@@ -23,7 +23,14 @@ COSIGN_KEY ?= cosign.key
 COSIGN_PUB ?= cosign.pub
 ACTIONLINT = $$(bash scripts/images/tools.sh --print-env actionlint | sed -n 's/^ACTIONLINT=//p')
 
-.PHONY: images base-image push pin sbom sign verify images-tools lint-workflows test-images
+.PHONY: images base-image push pin sbom sign verify images-tools images-prereqs images-system-packages \
+  lint-workflows test-images retrain-job
+
+# What the container tests need from the system (CI runs as root on a clean clone).
+IMAGES_DEB_PACKAGES = docker.io mmdebstrap docker-registry skopeo
+install: images-system-packages
+# Built/cached before the suite, not inside a test's timeout (like envtest-build).
+test: images-prereqs
 
 lint: lint-workflows
 
@@ -52,12 +59,32 @@ sign: $(STAMP) ## sign the pushed digests and attach the SBOMs as attestations (
 verify: $(STAMP) ## verify the signatures and SBOM attestations of the pushed digests (COSIGN_PUB=cosign.pub)
 	$(SHIP) verify --key $(COSIGN_PUB)
 
+images-system-packages: ## apt-get install docker.io mmdebstrap docker-registry skopeo when missing (as root)
+	@set -euo pipefail; missing=""; \
+	for p in $(IMAGES_DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "warning: the container tests need:$$missing - install them as root (apt-get install -y$$missing)" >&2; \
+	  exit 0; fi; \
+	echo "apt-get install -y$$missing"; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing \
+	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; }
+
+images-prereqs: images-system-packages ## the cached base tarball and the Go tools (first run only)
+	bash scripts/images/base.sh tarball
+	bash scripts/images/tools.sh
+
 images-tools: ## build/cache actionlint, syft and cosign (versions: scripts/images/versions.env)
 	bash scripts/images/tools.sh
 
 lint-workflows: ## actionlint on .github/workflows (actionlint built from its Go module, cached)
 	@set -euo pipefail; bin="$(ACTIONLINT)"; [ -x "$$bin" ] || exit 1; \
 	"$$bin" -shellcheck= -pyflakes= .github/workflows/*.yml && echo "actionlint: .github/workflows clean"
+	$(BIN)/yamllint -c .yamllint.yaml --strict .github
 
-test-images: $(STAMP) ## run only the container tests (own dockerd, registry and SeaweedFS)
+retrain-job: ## start a training run from the CronJob (JOB=name), wait, exit with the trainer's exit code
+	bash scripts/images/retrain-job.sh $(or $(JOB),retrain-$$(date +%s)) $(or $(NAMESPACE),spamops)
+
+test-images: $(STAMP) images-prereqs ## run only the container tests (own dockerd, registry and SeaweedFS)
 	$(BIN)/pytest -m images tests/images $(PYTEST_ARGS)

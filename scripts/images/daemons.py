@@ -206,6 +206,9 @@ class DockerRegistry:
     """Debian's ``docker-registry`` serving plain HTTP on 127.0.0.1:``port``."""
 
     data_dir: Path
+    # Blobs and manifests; kept in the cache by default, so a second run's push finds
+    # every layer already there (repository names do not include host:port).
+    storage: Path = CACHE / "images" / "registry"
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     pid: int | None = None
@@ -217,11 +220,12 @@ class DockerRegistry:
     def start(self, timeout: float = 30) -> DockerRegistry:
         binary = _need("docker-registry", "docker-registry")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.storage.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "config.yml"
         config.write_text(
             "version: 0.1\n"
             "log: {level: warn}\n"
-            f"storage: {{filesystem: {{rootdirectory: {self.data_dir / 'data'}}}, delete: {{enabled: true}}}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.storage}}}, delete: {{enabled: true}}}}\n"
             f"http: {{addr: '{self.address}'}}\n"
         )
         log = open(self.data_dir / "registry.log", "ab")  # noqa: SIM115 - the server's output

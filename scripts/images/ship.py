@@ -201,21 +201,32 @@ def _tool(name: str) -> str:
     return line.split("=", 1)[1]
 
 
+SBOM_CACHE = Path(os.environ.get("SPAMOPS_CACHE") or Path.home() / ".cache" / "spamops") / "images" / "sbom"
+
+
 def sbom(out: Path) -> dict:
-    """An SPDX JSON document per image, from the image itself (``docker save`` -> syft)."""
+    """An SPDX JSON document per image, from the image itself (``docker save`` -> syft).
+
+    An image id is a content hash, so its SBOM is cached by id: an unchanged image is not rescanned.
+    """
     built = _read(out, "built.json", "make images")
     syft, docker = _tool("syft"), docker_cli()
     (out / "sbom").mkdir(parents=True, exist_ok=True)
+    SBOM_CACHE.mkdir(parents=True, exist_ok=True)
     made = {}
     for target, info in built["images"].items():
-        archive = out / "sbom" / f"{target}.tar"
-        run([docker, "save", "--output", str(archive), info["name"]])
         document = out / "sbom" / f"{target}.spdx.json"
-        run(
-            [syft, "scan", f"docker-archive:{archive}", "--output", f"spdx-json={document}", "--quiet"],
-            env={"SYFT_CHECK_FOR_APP_UPDATE": "false"},
-        )
-        archive.unlink()
+        cached = SBOM_CACHE / f"{info['id'].removeprefix('sha256:')}.spdx.json"
+        if not cached.exists():
+            archive = out / "sbom" / f"{target}.tar"
+            run([docker, "save", "--output", str(archive), info["name"]])
+            run(
+                [syft, "scan", f"docker-archive:{archive}", "--output", f"spdx-json={cached}.tmp", "--quiet"],
+                env={"SYFT_CHECK_FOR_APP_UPDATE": "false"},
+            )
+            archive.unlink()
+            Path(f"{cached}.tmp").rename(cached)
+        shutil.copyfile(cached, document)
         made[target] = str(document)
         packages = len(json.loads(document.read_text()).get("packages", []))
         print(f"{document}  ({packages} packages)")
