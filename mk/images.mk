@@ -26,8 +26,10 @@ ACTIONLINT = $$(bash scripts/images/tools.sh --print-env actionlint | sed -n 's/
 .PHONY: images base-image push pin sbom sign verify images-tools images-prereqs images-system-packages \
   lint-workflows test-images retrain-job
 
-# What the container tests need from the system (CI runs as root on a clean clone).
-IMAGES_DEB_PACKAGES = docker.io mmdebstrap docker-registry skopeo
+# What the container tests need from the system, as command:Debian package (CI runs
+# as root on a clean clone). Checked by command, so a Docker already installed another
+# way (docker-ce, moby) is used as it is.
+IMAGES_DEB_PACKAGES = dockerd:docker.io mmdebstrap:mmdebstrap docker-registry:docker-registry skopeo:skopeo
 install: images-system-packages
 # Built/cached before the suite, not inside a test's timeout (like envtest-build).
 test: images-prereqs
@@ -61,8 +63,8 @@ verify: $(STAMP) ## verify the signatures and SBOM attestations of the pushed di
 
 images-system-packages: ## apt-get install docker.io mmdebstrap docker-registry skopeo when missing (as root)
 	@set -euo pipefail; missing=""; \
-	for p in $(IMAGES_DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	for pair in $(IMAGES_DEB_PACKAGES); do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 	  echo "warning: the container tests need:$$missing - install them as root (apt-get install -y$$missing)" >&2; \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from imagehelpers import ROOT
 
 from spamops.serving.__main__ import build_parser
 
@@ -60,3 +61,16 @@ def test_predictor_exposes_its_ports_and_has_a_healthcheck_the_trainer_has_none(
     trainer = config(dockerd, built["images"]["trainer"]["name"])
     assert trainer["Healthcheck"]["Test"] == ["NONE"]
     assert trainer["Entrypoint"] + trainer["Cmd"] == ["spamops", "train", "--config", "/etc/spamops/config.yaml"]
+
+
+def test_the_default_tag_is_the_git_revision():
+    """`make images` without IMAGE_TAG: the commit, marked -dirty when the tree has changes."""
+    import importlib.util
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("spamops_ship", ROOT / "scripts/images/ship.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert ship.git_revision() == head.stdout.strip() + ("-dirty" if dirty else "")
