@@ -2,7 +2,7 @@
 # See docs/kubernetes.md. Included from the Makefile (-include mk/*.mk), which
 # sets VENV, BIN and STAMP.
 ENVTEST_DIR ?= $(or $(SPAMOPS_CACHE),$(HOME)/.cache/spamops)/envtest/run
-K8S_DOCKERFILES ?= serving/Dockerfile training-job/Dockerfile
+K8S_DOCKERFILES ?= Dockerfile
 # Only helm is built (or reused) for it, not the whole control plane.
 K8S_HELM = $$(bash scripts/envtest/build.sh --print-env helm | sed -n 's/^HELM=//p')
 

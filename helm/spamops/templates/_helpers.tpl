@@ -57,8 +57,17 @@ app.kubernetes.io/component: {{ .component }}
 argocd.argoproj.io/sync-wave: {{ . | quote }}
 {{- end -}}
 
+{{/*
+Image of one component: <repository>/<component>@<digest> once `make pin` wrote a
+digest (deploy by digest, never by a mutable tag), else <repository>/<component>:<tag>.
+*/}}
 {{- define "spamops.image" -}}
+{{- $digest := get (.ctx.Values.image.digests | default dict) .component -}}
+{{- if $digest -}}
+{{- printf "%s/%s@%s" .ctx.Values.image.repository .component $digest -}}
+{{- else -}}
 {{- printf "%s/%s:%s" .ctx.Values.image.repository .component .ctx.Values.image.tag -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "spamops.trainerServiceAccount" -}}{{ include "spamops.name" (list . "trainer") }}{{- end -}}
