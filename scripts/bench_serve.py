@@ -50,7 +50,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spamops.registry.versions import CARD_FILE, MODEL_FILE
+from spamops.records import CARD_FILE, MODEL_FILE, FeatureStatistics, parse_card
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("SPAMOPS_CACHE", Path.home() / ".cache" / "spamops"))
@@ -202,7 +202,7 @@ def prepare_model(args: argparse.Namespace, work: Path) -> Path:
     if code != 0:
         raise SystemExit("training the benchmark model failed (its gate refused it?)")
     registry = Registry(open_store(str(store)), "spam")
-    version = registry.production()["version"]
+    version = registry.production().version
     return registry.pull(version, work / "model")
 
 
@@ -210,13 +210,13 @@ def mlserver_repo(model_dir: Path, work: Path, port: int) -> Path:
     repo = work / "mlserver"
     (repo / "spam").mkdir(parents=True)
     shutil.copy(model_dir / MODEL_FILE, repo / "spam" / MODEL_FILE)
-    card = json.loads((model_dir / CARD_FILE).read_text())
+    card = parse_card((model_dir / CARD_FILE).read_bytes(), str(model_dir / CARD_FILE))
     (repo / "spam" / "model-settings.json").write_text(
         json.dumps(
             {
                 "name": "spam",
                 "implementation": "mlserver_sklearn.SKLearnModel",
-                "parameters": {"uri": f"./{MODEL_FILE}", "version": card["version"]},
+                "parameters": {"uri": f"./{MODEL_FILE}", "version": card.version},
             }
         )
     )
@@ -275,9 +275,9 @@ def in_process(model_dir: Path) -> dict:
     return {"model_call_s": model_call, "lookup_s": lookup, "model_batch_s": model_batch, "table_cells": table.cells}
 
 
-def random_rows(n: int, stats: dict) -> list[list[int]]:
+def random_rows(n: int, stats: dict[str, FeatureStatistics]) -> list[list[int]]:
     rng = random.Random(4)
-    top_l, top_p = int(stats["length"]["max"]), int(stats["punct"]["max"])
+    top_l, top_p = int(stats["length"].max), int(stats["punct"].max)
     return [[rng.randint(1, top_l), rng.randint(0, top_p)] for _ in range(n)]
 
 
@@ -306,9 +306,9 @@ def main() -> int:
     servers: list[Server] = []
     try:
         model_dir = prepare_model(args, work)
-        card = json.loads((model_dir / CARD_FILE).read_text())
-        stats = card["feature_statistics"]
-        log(f"model {card['version']}: params {card['params']}, {card['training']['train_rows']} training rows")
+        card = parse_card((model_dir / CARD_FILE).read_bytes(), str(model_dir / CARD_FILE))
+        stats = card.feature_statistics
+        log(f"model {card.version}: params {card.params}, {card.training.train_rows} training rows")
 
         ours_port, ceiling_port = free_port(), free_port()
         common = ["--enable_grpc", "false"]
@@ -451,7 +451,7 @@ def print_table(scenarios, medians, inproc, args, card) -> None:
     print()
     print(
         f"medians of {args.rounds} alternating rounds, {args.duration:g} s each; wrk -t1 on loopback, "
-        f"V2 FP32 features; model {card['params']}"
+        f"V2 FP32 features; model {card.params}"
     )
     print("\n".join(lines))
     if have_ml:

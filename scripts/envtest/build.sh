@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Build (first time) or reuse (afterwards) the binaries and CRDs of the test
-# control plane: kube-apiserver + kubectl (k8s.io/kubernetes), etcd
-# (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3), and the KServe / Argo CD
-# CRDs read from their Go modules' source trees.
+# cluster: kube-apiserver, kube-controller-manager, kube-scheduler + kubectl
+# (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3),
+# helm-docs (the chart README from values.yaml's `# --` comments),
+# kwok and its Stage objects (sigs.k8s.io/kwok), the KServe manager
+# (github.com/kserve/kserve cmd/manager), and the KServe, Knative Serving,
+# Gateway API and Argo CD CRDs plus KServe's inferenceservice-config ConfigMap,
+# read from their Go modules' source trees.
 #
 # Everything is cached outside the repo, keyed by version:
 #   ${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest/<component>-<version>/
 # Versions are pinned in scripts/envtest/versions.env (the one place).
 #
 # Usage: scripts/envtest/build.sh [--print-env] [COMPONENT...]
-#   COMPONENT    crds, etcd, helm or kubernetes (kube-apiserver + kubectl);
+#   COMPONENT    crds, etcd, helm, helm-docs, kubernetes (kube-apiserver, kube-
+#                controller-manager, kube-scheduler, kubectl), kwok or kserve (manager);
 #                default: all of them. `build.sh helm` is all `make lint-k8s`
 #                and `make manifests` need.
 #   --print-env  after building, print KEY=path lines for those artifacts.
@@ -28,12 +33,12 @@ components=()
 for arg in "$@"; do
   case "$arg" in
     --print-env) print_env=true ;;
-    crds | etcd | helm | kubernetes) components+=("$arg") ;;
+    crds | etcd | helm | helm-docs | kubernetes | kwok | kserve) components+=("$arg") ;;
     -h | --help) usage; exit 0 ;;
-    *) printf 'build.sh: unknown argument %q (components: crds etcd helm kubernetes)\n' "$arg" >&2; exit 2 ;;
+    *) printf 'build.sh: unknown argument %q (components: crds etcd helm helm-docs kubernetes kwok kserve)\n' "$arg" >&2; exit 2 ;;
   esac
 done
-((${#components[@]})) || components=(crds etcd helm kubernetes)
+((${#components[@]})) || components=(crds etcd helm helm-docs kubernetes kwok kserve)
 wanted() { [[ " ${components[*]} " == *" $1 "* ]]; }
 
 cache_root="${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest"
@@ -84,13 +89,18 @@ finish() { # dir seconds
 }
 
 # ---------------------------------------------------------------- kubernetes
+# The binaries built from k8s.io/kubernetes, each cached in <name>-<version>/.
+KUBERNETES_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+
 build_kubernetes() {
-  local v="$KUBERNETES_VERSION"
-  local apiserver_dir="$cache_root/kube-apiserver-$v" kubectl_dir="$cache_root/kubectl-$v"
-  if done_stamp "$apiserver_dir" && done_stamp "$kubectl_dir"; then return 0; fi
+  local v="$KUBERNETES_VERSION" missing=() cmd
+  for cmd in "${KUBERNETES_CMDS[@]}"; do
+    done_stamp "$cache_root/$cmd-$v" || missing+=("$cmd")
+  done
+  ((${#missing[@]})) || return 0
   require_go
   local start=$SECONDS
-  log "building kube-apiserver and kubectl $v (first time: tens of minutes on 2 cores)"
+  log "building ${missing[*]} $v (first time: tens of minutes on 2 cores)"
   local minor="${v#v1.}"; minor="${minor%%.*}"
   local staging="v0.${v#v1.}"
   local kdir work
@@ -105,25 +115,21 @@ build_kubernetes() {
       awk -v s="$staging" '{printf "\t%s => %s %s\n", $1, $1, s}'
     printf ')\n'
   } >"$work/go.mod"
-  cat >"$work/tools.go" <<'EOF'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-EOF
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "${KUBERNETES_CMDS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+    printf ')\n'
+  } >"$work/tools.go"
   (cd "$work" && go mod tidy)
   local ld="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  mkdir -p "$apiserver_dir" "$kubectl_dir"
-  go_install "$work" "$apiserver_dir" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$ld" "$start"
-  go_install "$work" "$kubectl_dir" kubectl k8s.io/kubernetes/cmd/kubectl "$ld" "$SECONDS"
+  for cmd in "${missing[@]}"; do
+    go_install "$work" "$cache_root/$cmd-$v" "$cmd" "k8s.io/kubernetes/cmd/$cmd" "$ld" "$start"
+    start=$SECONDS
+  done
 }
 
 # --------------------------------------------------------- go module helpers
@@ -177,18 +183,107 @@ build_helm() {
   go_install "$work" "$out" helm helm.sh/helm/v3/cmd/helm "$ld" "$start"
 }
 
+# ----------------------------------------------------------------- helm-docs
+build_helm_docs() {
+  local v="$HELM_DOCS_VERSION"; local out="$cache_root/helm-docs-$v"
+  done_stamp "$out" && return 0
+  require_go
+  local start=$SECONDS work="$cache_root/build/helm-docs-$v"
+  log "building helm-docs $v"
+  tool_module "$work" github.com/norwoodj/helm-docs "$v" github.com/norwoodj/helm-docs/cmd/helm-docs
+  go_install "$work" "$out" helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs "-s -w -X main.version=$v" "$start"
+}
+
+# ---------------------------------------------------------------------- kwok
+# kwok plus its Stage objects (fast node init, node heartbeat, fast pod
+# lifecycle) concatenated into the one --config file it reads.
+build_kwok() {
+  local v="$KWOK_VERSION"; local out="$cache_root/kwok-$v"
+  done_stamp "$out" && return 0
+  require_go
+  local start=$SECONDS work="$cache_root/build/kwok-$v"
+  log "building kwok $v"
+  tool_module "$work" sigs.k8s.io/kwok "$v" sigs.k8s.io/kwok/cmd/kwok
+  local kdir f; kdir="$(module_dir "sigs.k8s.io/kwok@$v")"
+  mkdir -p "$out"
+  for f in "$kdir"/kustomize/stage/{node/fast,node/heartbeat,pod/fast}/*.yaml; do
+    [[ "$(basename "$f")" == kustomization.yaml ]] && continue
+    printf -- '---\n'; sed '/^---$/d' "$f"
+  done >"$out/stages.yaml"
+  go_install "$work" "$out" kwok sigs.k8s.io/kwok/cmd/kwok \
+    "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${v#v}" "$start"
+}
+
+# -------------------------------------------------------------------- kserve
+# KServe's go.mod pins controller-runtime/k8s.io/grpc with replace directives,
+# which only apply in the main module: the throw-away module copies them.
+build_kserve() {
+  local v="$KSERVE_VERSION"; local out="$cache_root/kserve-manager-$v"
+  done_stamp "$out" && return 0
+  require_go
+  local start=$SECONDS work="$cache_root/build/kserve-manager-$v"
+  log "building the KServe manager $v (first time: about 15 min on 2 cores)"
+  local kdir; kdir="$(module_dir "github.com/kserve/kserve@$v")"
+  rm -rf "$work"; mkdir -p "$work"
+  {
+    printf 'module spamops.local/kserve-manager\n\ngo %s\n\nrequire github.com/kserve/kserve %s\n\n' "$GO_VERSION" "$v"
+    # single-line `replace a => b v` and `replace ( ... )` blocks, minus local paths
+    awk '/^replace \($/ {blk=1; print; next} blk && /^\)/ {blk=0; print; next}
+         blk {if ($0 !~ /=> \.\.?\//) print; next}
+         /^replace / && $0 !~ /=> \.\.?\// {print}' "$kdir/go.mod"
+  } >"$work/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/kserve/kserve/cmd/manager"\n' >"$work/tools.go"
+  (cd "$work" && go mod tidy)
+  go_install "$work" "$out" manager github.com/kserve/kserve/cmd/manager "-s -w" "$start"
+}
+
 # ---------------------------------------------------------------------- CRDs
+# copy_yamls OUT DIR [FIND-ARGS...]: the YAML files under DIR (never the
+# kustomization.yaml files, which are not objects) into OUT, flat.
+copy_yamls() {
+  local out=$1 dir=$2; shift 2
+  find "$dir" -name '*.yaml' ! -name kustomization.yaml "$@" -print0 | sort -z |
+    while IFS= read -r -d '' f; do install -m 0644 "$f" "$out/"; done
+}
+
 fetch_crds() {
-  local kv="$KSERVE_VERSION" av="$ARGOCD_VERSION"
-  local kout="$cache_root/kserve-crds-$kv" aout="$cache_root/argocd-crds-$av"
-  if ! done_stamp "$kout"; then
-    log "reading KServe $kv CRDs from its module"
+  local kv="$KSERVE_VERSION" nv="$KNATIVE_SERVING_VERSION" gv="$GATEWAY_API_VERSION" av="$ARGOCD_VERSION"
+  local kout="$cache_root/kserve-crds-$kv" cout="$cache_root/kserve-config-$kv"
+  local nout="$cache_root/knative-serving-crds-$nv" gout="$cache_root/gateway-api-crds-$gv"
+  local ncout="$cache_root/knative-serving-config-$nv"
+  local aout="$cache_root/argocd-crds-$av"
+  if ! done_stamp "$kout" || ! done_stamp "$cout"; then
+    log "reading KServe $kv CRDs and its inferenceservice-config ConfigMap from its module"
     local kdir; kdir="$(module_dir "github.com/kserve/kserve@$kv")"
-    rm -rf "$kout"; mkdir -p "$kout"
-    for crd in inferenceservices servingruntimes clusterservingruntimes inferencegraphs trainedmodels; do
-      install -m 0644 "$kdir/config/crd/full/serving.kserve.io_$crd.yaml" "$kout/"
-    done
-    finish "$kout" 0
+    rm -rf "$kout" "$cout"; mkdir -p "$kout" "$cout"
+    # The CRDs cmd/manager watches; not LLMInferenceService (4 MB, its own manager, cmd/llmisvc)
+    # nor the kustomize conversion-webhook patches, which are not objects.
+    copy_yamls "$kout" "$kdir/config/crd/full" -name 'serving.kserve.io_*' ! -name '*llminferenceservice*'
+    install -m 0644 "$kdir/config/configmap/inferenceservice.yaml" "$cout/"
+    install -m 0644 "$kdir/config/webhook/manifests.yaml" "$cout/webhooks.yaml"
+    finish "$kout" 0; finish "$cout" 0
+  fi
+  if ! done_stamp "$nout"; then
+    log "reading Knative Serving $nv CRDs from its module"
+    local ndir; ndir="$(module_dir "knative.dev/serving@$nv")"
+    rm -rf "$nout"; mkdir -p "$nout"
+    copy_yamls "$nout" "$ndir/config/core/300-resources"
+    finish "$nout" 0
+  fi
+  if ! done_stamp "$ncout"; then
+    # KServe's Serverless reconciler reads Knative's autoscaler defaults (initial scale).
+    local ndir; ndir="$(module_dir "knative.dev/serving@$nv")"
+    rm -rf "$ncout"; mkdir -p "$ncout"
+    install -m 0644 "$ndir/config/core/configmaps/autoscaler.yaml" "$ncout/"
+    finish "$ncout" 0
+  fi
+  if ! done_stamp "$gout"; then
+    log "reading Gateway API $gv standard-channel CRDs from its module"
+    local gdir; gdir="$(module_dir "sigs.k8s.io/gateway-api@$gv")"
+    rm -rf "$gout"; mkdir -p "$gout"
+    # CRDs only: the channel's ValidatingAdmissionPolicy (vap_safeupgrades) guards upgrades of them.
+    copy_yamls "$gout" "$gdir/config/crd/standard" -name 'gateway.networking.k8s.io_*' ! -name '*_vap_*'
+    finish "$gout" 0
   fi
   if ! done_stamp "$aout"; then
     log "reading Argo CD $av CRDs from its module"
@@ -215,18 +310,34 @@ total=$SECONDS
 wanted crds && fetch_crds
 wanted etcd && build_etcd
 wanted helm && build_helm
+wanted helm-docs && build_helm_docs
 wanted kubernetes && build_kubernetes
+wanted kwok && build_kwok
+wanted kserve && build_kserve
 log "${components[*]} ready in $((SECONDS - total)) s under $cache_root"
 
 if $print_env; then
+  # Keys: the fields of spamops_dev.artifacts.Artifacts, upper-cased.
   if wanted kubernetes; then
-    echo "KUBE_APISERVER=$cache_root/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver"
-    echo "KUBECTL=$cache_root/kubectl-$KUBERNETES_VERSION/kubectl"
+    for cmd in "${KUBERNETES_CMDS[@]}"; do
+      key="${cmd^^}"; echo "${key//-/_}=$cache_root/$cmd-$KUBERNETES_VERSION/$cmd"
+    done
   fi
   if wanted etcd; then echo "ETCD=$cache_root/etcd-$ETCD_VERSION/etcd"; fi
   if wanted helm; then echo "HELM=$cache_root/helm-$HELM_VERSION/helm"; fi
+  if wanted helm-docs; then echo "HELM_DOCS=$cache_root/helm-docs-$HELM_DOCS_VERSION/helm-docs"; fi
+  if wanted kwok; then
+    echo "KWOK=$cache_root/kwok-$KWOK_VERSION/kwok"
+    echo "KWOK_STAGES=$cache_root/kwok-$KWOK_VERSION/stages.yaml"
+  fi
+  if wanted kserve; then echo "KSERVE_MANAGER=$cache_root/kserve-manager-$KSERVE_VERSION/manager"; fi
   if wanted crds; then
     echo "KSERVE_CRDS=$cache_root/kserve-crds-$KSERVE_VERSION"
+    echo "KSERVE_CONFIG=$cache_root/kserve-config-$KSERVE_VERSION/inferenceservice.yaml"
+    echo "KSERVE_WEBHOOKS=$cache_root/kserve-config-$KSERVE_VERSION/webhooks.yaml"
+    echo "KNATIVE_CRDS=$cache_root/knative-serving-crds-$KNATIVE_SERVING_VERSION"
+    echo "KNATIVE_AUTOSCALER_CONFIG=$cache_root/knative-serving-config-$KNATIVE_SERVING_VERSION/autoscaler.yaml"
+    echo "GATEWAY_API_CRDS=$cache_root/gateway-api-crds-$GATEWAY_API_VERSION"
     echo "ARGOCD_CRDS=$cache_root/argocd-crds-$ARGOCD_VERSION"
     echo "PROMETHEUS_OPERATOR_CRDS=$cache_root/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
   fi

@@ -65,7 +65,14 @@ class TrainConfig(_Strict):
     cv_folds: int = Field(5, ge=2, description="Stratified K-fold splits of the training part.")
     scoring: str = Field("f1", description="A scikit-learn scorer name; 'f1' is F1 of the spam class.")
     grid: GridConfig = Field(default_factory=GridConfig)
-    n_jobs: int = Field(1, description="Parallel grid-search workers (-1 = all cores).")
+    n_jobs: int = Field(1, description="Parallel grid-search workers with the local backend (-1 = all cores).")
+    backend: Literal["local", "dask"] = Field(
+        "local", description="Where the grid-search fits run: this process (`local`) or a Dask cluster (`dask`)."
+    )
+    dask_scheduler: str = Field(
+        "", description="Dask scheduler address for `backend: dask`; empty means `$DASK_SCHEDULER_ADDRESS`."
+    )
+    dask_connect_timeout_s: float = Field(30.0, gt=0, description="How long to wait for the Dask scheduler.")
 
 
 GateMetric = Literal["accuracy", "balanced_accuracy", "spam_f1", "spam_recall", "spam_precision", "roc_auc"]

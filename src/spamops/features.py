@@ -15,6 +15,7 @@ import numpy as np
 
 FEATURE_SPEC_VERSION = "1"
 FEATURE_NAMES: tuple[str, ...] = ("length", "punct")
+LABELS: tuple[str, ...] = ("ham", "spam")  # index = class id; spam (1) is the positive class
 _PUNCTUATION = frozenset(string.punctuation)
 
 

@@ -6,18 +6,17 @@ import base64
 import json
 import os
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "scripts" / "envtest") not in sys.path:
-    sys.path.insert(0, str(REPO / "scripts" / "envtest"))
+from spamops_dev import controlplane
+from spamops_dev.artifacts import REPO
+from spamops_dev.cluster import Cluster
+from spamops_dev.processes import wait_until
 
-import controlplane  # noqa: E402
+__all__ = ["REPO", "wait_until"]
 
 CHART = REPO / "helm" / "spamops"
 MANIFESTS = REPO / "manifests"
@@ -117,14 +116,19 @@ class Kube:
 
     def reset(self) -> None:
         """Delete everything the packaging creates (namespaces stay: without
-        kube-controller-manager a deleted namespace would never finish)."""
+        kube-controller-manager a deleted namespace would never finish). On the
+        cluster, wait until the objects are gone: KServe's finalizer and the
+        garbage collector take a moment, and an apply meanwhile would be refused."""
+        wait = "--wait=true" if isinstance(self.cp, Cluster) else "--wait=false"
         kinds = (
             "inferenceservices.serving.kserve.io,jobs.batch,cronjobs.batch,configmaps,secrets,"
             "serviceaccounts,roles.rbac.authorization.k8s.io,"
             "rolebindings.rbac.authorization.k8s.io,networkpolicies.networking.k8s.io,"
             "deployments.apps,services"
         )
-        self.kubectl("delete", "-n", NAMESPACE, kinds, "--all", "--wait=false", "--ignore-not-found")
+        self.kubectl(
+            "delete", "-n", NAMESPACE, kinds, "--all", wait, "--ignore-not-found", "--timeout=120s", timeout=150
+        )
         self.kubectl(
             "delete",
             "validatingadmissionpolicies,validatingadmissionpolicybindings",
@@ -144,15 +148,6 @@ class Kube:
         # Finalizers (the Application's) are only removed by Argo CD: drop them.
         for name in self.kubectl("get", "-n", "argocd", "applications.argoproj.io", "-o", "name").stdout.split():
             self.kubectl("patch", "-n", "argocd", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
-
-
-def wait_until(fn, timeout: float = 20.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 def psa_warning(kube: Kube) -> str:
@@ -199,27 +194,3 @@ def token_kubeconfig(kube: Kube, account: str, path: Path) -> Path:
         )
     )
     return path
-
-
-STANDARD_MODE_CRDS = {
-    "github.com/kserve/kserve@v0.20.0": "config/crd/full/serving.kserve.io_inferenceservices.yaml",
-    "sigs.k8s.io/gateway-api@v1.5.1": "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
-}
-
-
-def install_standard_mode_crds(kube: Kube) -> None:
-    """KServe >= 0.20's InferenceService CRD (``spec.canary``) and the Gateway API HTTPRoute CRD,
-    read from their Go modules (``go mod download``, cached), applied and served."""
-    for module, path in STANDARD_MODE_CRDS.items():
-        res = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, res.stderr
-        crd = f"{json.loads(res.stdout)['Dir']}/{path}"
-        kube.kubectl(
-            "apply", "--server-side", "--force-conflicts", "--field-manager=spamops-tests", "-f", crd, timeout=300
-        )
-    for crd in ("inferenceservices.serving.kserve.io", "httproutes.gateway.networking.k8s.io"):
-        kube.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-    assert wait_until(
-        lambda: "canary" in kube.kubectl("explain", "inferenceservice.spec", check=False).stdout, timeout=60
-    )
-    assert wait_until(lambda: kube.kubectl("get", "httproutes", "-A", check=False).returncode == 0, timeout=60)

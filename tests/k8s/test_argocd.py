@@ -218,16 +218,43 @@ def test_application_and_project_apply_for_real(clean: Kube):
 
 def test_kustomize_build_is_what_argocd_would_run():
     """Argo CD runs `kustomize build`; kubectl's embedded kustomize must agree
-    with the committed tree (no load restrictor or plugin surprises)."""
-    import controlplane
+    with the committed tree (no load restrictor or plugin surprises): the
+    restricted build is the one the other tests sync, and it is the committed
+    base minus what the prod overlay removes, each object otherwise as in the
+    base apart from the overlay's label and its InferenceService patch."""
+    from spamops_dev.artifacts import ensure_artifacts
 
-    kubectl = controlplane.ensure_artifacts().kubectl
+    kubectl = ensure_artifacts().kubectl
+    prod = MANIFESTS / "overlays" / "prod"
     res = subprocess.run(
-        [str(kubectl), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly", str(MANIFESTS / "overlays" / "prod")],
+        [str(kubectl), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly", str(prod)],
         capture_output=True,
         text=True,
     )
     assert res.returncode == 0, res.stderr
+    restricted = load_docs(res.stdout)
+    unrestricted = load_docs(
+        subprocess.run([str(kubectl), "kustomize", str(prod)], capture_output=True, text=True, check=True).stdout
+    )
+    assert restricted == unrestricted
+
+    def key(d):
+        return (d["kind"], d["metadata"]["name"])
+
+    base = {key(d): d for d in load_docs((MANIFESTS / "base" / "spamops.yaml").read_text())}
+    built = {key(d): d for d in restricted}
+    removed = {k for k in base if k[0] == "Secret" or (k[0] == "Job" and k[1].startswith("spamops-train-"))}
+    assert len(removed) == 2, removed
+    assert set(built) == set(base) - removed
+    for k, doc in built.items():
+        expected = copy.deepcopy(base[k])
+        expected["metadata"].setdefault("labels", {})["spamops.io/environment"] = "prod"
+        if k[0] == "InferenceService":
+            for op in yaml.safe_load((prod / "patch-inferenceservice.yaml").read_text()):
+                assert op["op"] == "replace", op
+                *parents, leaf = [int(p) if p.isdigit() else p for p in op["path"].strip("/").split("/")]
+                _at(expected, parents)[leaf] = op["value"]
+        assert doc == expected, k
 
 
 # ------------------------------------------- RespectIgnoreDifferences=true

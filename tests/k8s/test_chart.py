@@ -35,8 +35,31 @@ def render(helm_bin: Path, *sets: str, values: Path | None = None) -> dict[tuple
     return {(d["kind"], d["metadata"]["name"]): d for d in load_docs(helm(helm_bin, *args).stdout)}
 
 
-def test_there_are_at_least_three_non_default_value_sets():
+def _unknown_keys(values: dict, defaults: dict, prefix: str = "") -> list[str]:
+    """Keys of a value set that values.yaml does not have (free-form maps such as nodeSelector, and
+    training.config, which RunConfig checks, are not looked into)."""
+    unknown = []
+    for k, v in values.items():
+        path = f"{prefix}{k}"
+        if k not in defaults:
+            unknown.append(path)
+        elif isinstance(v, dict) and isinstance(defaults[k], dict) and defaults[k] and path != "training.config":
+            unknown += _unknown_keys(v, defaults[k], f"{path}.")
+    return unknown
+
+
+def test_non_default_value_sets_each_change_the_rendering(helm_bin):
+    """At least three value sets, each setting only keys values.yaml has, and each rendering
+    objects that differ from the defaults and from every other set: none is a no-op copy."""
     assert len(CI_VALUES) >= 3, CI_VALUES
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    renderings = {"default": render(helm_bin)}
+    for values in CI_VALUES:
+        unknown = _unknown_keys(yaml.safe_load(values.read_text()), defaults)
+        assert not unknown, f"{values.name} sets keys values.yaml does not have: {unknown}"
+        renderings[values.name] = render(helm_bin, values=values)
+    dumps = {name: yaml.safe_dump(objs) for name, objs in renderings.items()}
+    assert len(set(dumps.values())) == len(dumps), "two value sets render the same objects"
 
 
 def test_kustomize_base_is_the_chart_rendered_with_default_values(tmp_path, helm_bin):
@@ -184,10 +207,21 @@ def test_trainer_rejects_what_the_schema_would_let_through(tmp_path):
         config.load_config(path)
 
 
+def test_standard_deployment_mode_renders_a_standard_inferenceservice(helm_bin):
+    """Standard: KServe makes a Deployment + Service; Knative's tag routing does not apply."""
+    isvc = render(helm_bin, "predictor.deploymentMode=Standard")[("InferenceService", "spam")]
+    ann = isvc["metadata"]["annotations"]
+    assert ann["serving.kserve.io/deploymentMode"] == "Standard"
+    assert "serving.kserve.io/enable-tag-routing" not in ann
+    bad = helm(helm_bin, "template", "x", str(CHART), "--set", "predictor.deploymentMode=RawDeployment", check=False)
+    assert bad.returncode != 0 and "deploymentMode" in bad.stderr
+
+
 def test_inferenceservice_contract(helm_bin):
     isvc = render(helm_bin)[("InferenceService", "spam")]
     ann = isvc["metadata"]["annotations"]
-    assert ann["serving.kserve.io/deploymentMode"] == "Serverless"
+    # deploymentMode Serverless (the default), written as KServe's canonical "Knative".
+    assert ann["serving.kserve.io/deploymentMode"] == "Knative"
     assert ann["serving.kserve.io/enable-tag-routing"] == "true"
     pred = isvc["spec"]["predictor"]
     assert pred["serviceAccountName"] == "spamops-predictor"
@@ -327,9 +361,9 @@ def test_minimal_values_render_only_the_inferenceservice_and_prerequisites(helm_
 
 
 def _kustomize(path: Path) -> dict[tuple[str, str], dict]:
-    import controlplane
+    from spamops_dev.artifacts import ensure_artifacts
 
-    kubectl = controlplane.ensure_artifacts().kubectl
+    kubectl = ensure_artifacts().kubectl
     out = subprocess.run([str(kubectl), "kustomize", str(path)], capture_output=True, text=True, check=True).stdout
     return {(d["kind"], d["metadata"]["name"]): d for d in load_docs(out)}
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from k8shelpers import REPO, Kube, controlplane
+import pytest
+from k8shelpers import REPO, Kube
+
+from spamops_dev import artifacts, controlplane, ports, processes
 
 SCRIPTS = REPO / "scripts" / "envtest"
 
@@ -18,28 +22,34 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         ["bash", str(SCRIPTS / "build.sh"), "--print-env"], capture_output=True, text=True, check=True
     ).stdout
     built = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    arts = controlplane.Artifacts.from_versions()
-    assert built == {
-        "KUBE_APISERVER": str(arts.kube_apiserver),
-        "KUBECTL": str(arts.kubectl),
-        "ETCD": str(arts.etcd),
-        "HELM": str(arts.helm),
-        "KSERVE_CRDS": str(arts.kserve_crds),
-        "ARGOCD_CRDS": str(arts.argocd_crds),
-        "PROMETHEUS_OPERATOR_CRDS": str(arts.monitoring_crds),
-    }
-    v = controlplane.read_versions()
+    arts = artifacts.Artifacts.from_versions()
+    assert built == {key: str(path) for key, path in arts.paths().items()}
+    v = artifacts.read_versions()
     keyed = {
         "KUBE_APISERVER": "KUBERNETES_VERSION",
+        "KUBE_CONTROLLER_MANAGER": "KUBERNETES_VERSION",
+        "KUBE_SCHEDULER": "KUBERNETES_VERSION",
         "KUBECTL": "KUBERNETES_VERSION",
         "ETCD": "ETCD_VERSION",
         "HELM": "HELM_VERSION",
+        "HELM_DOCS": "HELM_DOCS_VERSION",
+        "KWOK": "KWOK_VERSION",
+        "KWOK_STAGES": "KWOK_VERSION",
+        "KSERVE_MANAGER": "KSERVE_VERSION",
         "KSERVE_CRDS": "KSERVE_VERSION",
+        "KSERVE_CONFIG": "KSERVE_VERSION",
+        "KSERVE_WEBHOOKS": "KSERVE_VERSION",
+        "KNATIVE_CRDS": "KNATIVE_SERVING_VERSION",
+        "KNATIVE_AUTOSCALER_CONFIG": "KNATIVE_SERVING_VERSION",
+        "GATEWAY_API_CRDS": "GATEWAY_API_VERSION",
         "ARGOCD_CRDS": "ARGOCD_VERSION",
         "PROMETHEUS_OPERATOR_CRDS": "PROMETHEUS_OPERATOR_VERSION",
     }
+    assert set(keyed) == set(built)
     for artifact, version in keyed.items():
         assert f"-{v[version]}/" in built[artifact] + "/", (artifact, built[artifact])
+    for path in map(Path, built.values()):
+        assert path.exists(), path
 
 
 def test_build_script_builds_a_single_component():
@@ -67,7 +77,7 @@ def _build_with_go(tmp_path, go_version: str | None) -> subprocess.CompletedProc
 def test_build_script_needs_go_of_the_pinned_version(tmp_path):
     """A clear error, before any download, when go is missing or older than
     GO_VERSION (versions.env, also the go line of the generated go.mod files)."""
-    minimum = controlplane.read_versions()["GO_VERSION"]
+    minimum = artifacts.read_versions()["GO_VERSION"]
     major, minor, _ = minimum.split(".")
     res = _build_with_go(tmp_path, None)
     assert res.returncode == 1 and "'go' is not in PATH" in res.stderr and minimum in res.stderr
@@ -79,7 +89,7 @@ def test_build_script_needs_go_of_the_pinned_version(tmp_path):
 
 
 def test_running_versions_are_the_pinned_ones(kube: Kube):
-    v = controlplane.read_versions()
+    v = artifacts.read_versions()
     assert kube.server_version() == v["KUBERNETES_VERSION"]
     client = json.loads(kube.kubectl("version", "--client", "-o", "json").stdout)["clientVersion"]
     assert client["gitVersion"] == v["KUBERNETES_VERSION"]
@@ -94,6 +104,9 @@ def test_crds_are_established_and_rbac_is_enforced(kube: Kube):
         "inferenceservices.serving.kserve.io",
         "servingruntimes.serving.kserve.io",
         "inferencegraphs.serving.kserve.io",
+        "services.serving.knative.dev",
+        "revisions.serving.knative.dev",
+        "httproutes.gateway.networking.k8s.io",
         "applications.argoproj.io",
         "appprojects.argoproj.io",
     ):
@@ -112,7 +125,7 @@ def test_cli_start_prints_a_working_kubeconfig_and_stop_ends_the_processes(tmp_p
         kubeconfig = started.stdout.strip().splitlines()[-1]
         assert kubeconfig == str(state / "kubeconfig")
         assert "export KUBECONFIG=" in started.stderr
-        arts = controlplane.Artifacts.from_versions()
+        arts = artifacts.Artifacts.from_versions()
         ns = subprocess.run(
             [str(arts.kubectl), "--kubeconfig", kubeconfig, "get", "namespace", "default", "-o", "name"],
             capture_output=True,
@@ -123,7 +136,7 @@ def test_cli_start_prints_a_working_kubeconfig_and_stop_ends_the_processes(tmp_p
     finally:
         subprocess.run([*cli, "stop", "--dir", str(state)], capture_output=True, timeout=120)
     for pid in pids:
-        assert not controlplane.alive(pid), f"process {pid} still running after stop"
+        assert not processes.alive(pid), f"process {pid} still running after stop"
 
 
 def test_start_retries_when_a_port_is_taken_in_the_meantime(monkeypatch):
@@ -135,9 +148,9 @@ def test_start_retries_when_a_port_is_taken_in_the_meantime(monkeypatch):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        real = controlplane.free_port
+        real = ports.free_port
         handed = iter([port, port])  # etcd's client and peer ports, both busy
-        monkeypatch.setattr(controlplane, "free_port", lambda: next(handed, None) or real())
+        monkeypatch.setattr(ports, "free_port", lambda: next(handed, None) or real())
         cp = controlplane.ControlPlane()
         try:
             cp.start()
@@ -150,9 +163,8 @@ def test_start_retries_when_a_port_is_taken_in_the_meantime(monkeypatch):
 
 def test_cached_artifacts_of_another_build_revision_are_not_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("SPAMOPS_CACHE", str(tmp_path))
-    arts = controlplane.Artifacts.from_versions()
-    dirs = [p.parent for p in (arts.kube_apiserver, arts.kubectl, arts.etcd, arts.helm)]
-    dirs += [arts.kserve_crds, arts.argocd_crds, arts.monitoring_crds]
+    arts = artifacts.Artifacts.from_versions()
+    dirs = arts.stamped_dirs()
     assert not arts.complete()
     for d in dirs:
         d.mkdir(parents=True)
@@ -161,3 +173,45 @@ def test_cached_artifacts_of_another_build_revision_are_not_reused(tmp_path, mon
     for d in dirs:
         (d / ".complete").write_text(f"revision={arts.versions['BUILD_REVISION']}\nbuilt_at=x\n")
     assert arts.complete()
+
+
+def test_cluster_runs_the_pinned_controllers_and_kwok_nodes(cluster_kube: Kube):
+    v = artifacts.read_versions()
+    nodes = json.loads(cluster_kube.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    assert [n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes] == [f"kwok-{v['KWOK_VERSION'].lstrip('v')}"] * 2
+    for binary in (cluster_kube.cp.artifacts.kube_controller_manager, cluster_kube.cp.artifacts.kube_scheduler):
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout
+        assert v["KUBERNETES_VERSION"] in out
+    hooks = json.loads(cluster_kube.kubectl("get", "validatingwebhookconfigurations", "-o", "json").stdout)["items"]
+    urls = {h["clientConfig"]["url"] for c in hooks for h in c["webhooks"]}
+    assert urls and all(u.startswith("https://127.0.0.1:") for u in urls), urls
+
+
+@pytest.mark.cluster
+def test_cli_cluster_up_prints_a_kubeconfig_and_down_ends_every_process(tmp_path):
+    """What `make cluster-up` / `make cluster-down` run."""
+    from spamops_dev.cluster import Cluster
+
+    state = tmp_path / "cluster"
+    cli = [sys.executable, str(SCRIPTS / "controlplane.py")]
+    started = subprocess.run(
+        [*cli, "start", "--cluster", "--dir", str(state)], capture_output=True, text=True, timeout=400
+    )
+    pids = []
+    try:
+        assert started.returncode == 0, started.stderr
+        kubeconfig = started.stdout.strip().splitlines()[-1]
+        assert "KServe" in started.stderr and "export KUBECONFIG=" in started.stderr
+        pids = [int((state / f"{n}.pid").read_text()) for n in Cluster.components]
+        arts = artifacts.Artifacts.from_versions()
+        nodes = subprocess.run(
+            [str(arts.kubectl), "--kubeconfig", kubeconfig, "get", "nodes", "-o", "name"],
+            capture_output=True,
+            text=True,
+        )
+        assert nodes.stdout.split() == ["node/kwok-node-0", "node/kwok-node-1"], nodes.stderr
+    finally:
+        subprocess.run([*cli, "stop", "--dir", str(state)], capture_output=True, timeout=120)
+    for pid in pids:
+        assert not processes.alive(pid), f"process {pid} still running after cluster-down"
+    assert (state / "kserve-manager.log").stat().st_size > 0, "the logs stay for a look after the fact"

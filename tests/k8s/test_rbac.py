@@ -4,7 +4,8 @@ The trainer's ServiceAccount runs rollouts and may do exactly that - get and
 patch the one InferenceService, create Events, take its rollout Lease, get and
 patch the one Standard-mode HTTPRoute - and nothing else (not even list or
 watch, nor another InferenceService, Lease or route); the predictor's may do
-nothing at all.
+nothing at all. Each check runs twice: against the API server alone and on
+the test cluster with the controllers and KServe running.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from k8shelpers import NAMESPACE, Kube, install_standard_mode_crds
+from k8shelpers import NAMESPACE, Kube
 
 TRAINER = f"system:serviceaccount:{NAMESPACE}:spamops-trainer"
 PREDICTOR = f"system:serviceaccount:{NAMESPACE}:spamops-predictor"
@@ -84,9 +85,15 @@ def _short(resource: str) -> str:
     return kind.split(".")[0] + slash + name
 
 
-@pytest.fixture(scope="module")
-def rbac(kube: Kube) -> Kube:
-    install_standard_mode_crds(kube)  # can-i resolves httproutes only once its CRD is served
+@pytest.fixture(
+    scope="module",
+    params=["kube", pytest.param("cluster_kube", marks=pytest.mark.cluster)],
+    ids=["apiserver", "with-controllers"],
+)
+def rbac(request: pytest.FixtureRequest) -> Kube:
+    """The chart applied to the API server alone, then to the cluster where KServe
+    and the kube controllers run (and act on the same objects): the answers must not change."""
+    kube: Kube = request.getfixturevalue(request.param)
     kube.reset()
     kube.apply(kube.helm_template())
     return kube

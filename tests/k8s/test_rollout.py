@@ -153,8 +153,8 @@ def test_abort_moves_the_production_pointer_back_with_the_reason(isvc, productio
     assert aborted.code == 0, aborted.err
     reg = Registry(open_store(store), "spam")
     pointer = reg.production()
-    assert pointer["version"] == first and pointer["action"] == "rollback"
-    assert pointer["reason"] == "canary aborted: spam rate doubled"
+    assert pointer.version == first and pointer.action == "rollback"
+    assert pointer.reason == "canary aborted: spam rate doubled"
     (_, message), *_ = [e for e in _events(isvc) if e[0] == "CanaryAborted"]
     assert f"production pointer back to {first}" in message
 
@@ -176,7 +176,7 @@ def test_a_canary_never_ready_is_aborted_at_the_progress_deadline(isvc, producti
     assert events[-1]["event"] == "CanaryAborted" and "not Ready within progress_deadline 2s" in events[-1]["message"]
     assert _isvc(isvc)["spec"]["predictor"]["canaryTrafficPercent"] == 0
     assert [r for r, _ in _events(isvc)][-1] == "CanaryAborted"
-    assert Registry(open_store(store), "spam").production()["version"] == first
+    assert Registry(open_store(store), "spam").production().version == first
     assert _records(store, second)[-1]["action"] == "aborted"
 
 

@@ -9,15 +9,29 @@ account gets nothing.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from k8shelpers import NAMESPACE, Kube, token_kubeconfig
 
 from spamops.config import RolloutConfig
 from spamops.deploy.cluster import Cluster, Target
 from spamops.deploy.rollout import Rollouts
+from spamops.records import ProductionPointer
 
 VERSION = "spam_model_20251119_063257"
-CARD = {"version": VERSION, "storage_uri": f"s3://spamops/models/spam/{VERSION}/"}
+CARD = ProductionPointer(
+    model_name="spam",
+    version=VERSION,
+    storage_uri=f"s3://spamops/models/spam/{VERSION}/",
+    sha256="0" * 64,
+    promoted_at=datetime(2025, 11, 19, 6, 32, 57, tzinfo=UTC),
+    previous_version=None,
+    lineage=[],
+    action="promote",
+    forced=False,
+    reason=None,
+)
 
 
 @pytest.fixture
@@ -35,7 +49,7 @@ def test_trainer_token_can_start_abort_and_promote_a_canary(deployed: Kube, tmp_
 
     started = rollouts.start(CARD, 10)
     assert (started.canary_uri, started.canary_percent, started.stable_version) == (
-        CARD["storage_uri"],
+        CARD.storage_uri,
         10,
         "bootstrap",
     )
@@ -51,7 +65,7 @@ def test_trainer_token_can_start_abort_and_promote_a_canary(deployed: Kube, tmp_
 
     assert rollouts.abort("by the test").canary_percent == 0
     assert rollouts.promote().canary_percent is None
-    assert rollouts.split().stable_uri == CARD["storage_uri"]
+    assert rollouts.split().stable_uri == CARD.storage_uri
 
 
 def test_predictor_token_cannot_read_the_inferenceservice(deployed: Kube, tmp_path):

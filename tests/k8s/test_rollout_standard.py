@@ -1,8 +1,7 @@
 """Standard (RawDeployment) mode: a ``spec.canary[]`` entry plus spamops' weighted Gateway API HTTPRoute.
 
 Needs KServe >= 0.20's InferenceService CRD (``spec.canary``) and the Gateway
-API standard-channel HTTPRoute CRD; both are read from their Go modules
-(``go mod download``, cached) and applied to the test API server here.  The
+API standard-channel HTTPRoute CRD; the test control plane serves both.  The
 InferenceService itself is rendered by ``spamops render isvc --mode standard``
 from the chart, so the test also proves the renderer's output is accepted.
 """
@@ -16,17 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8shelpers import NAMESPACE, Kube, install_standard_mode_crds
+from k8shelpers import NAMESPACE, Kube
 
 from spamops.cli import main
 from spamops.deploy.traffic import dns_name
-
-
-@pytest.fixture(scope="module")
-def standard_crds(kube: Kube) -> Kube:
-    install_standard_mode_crds(kube)
-    return kube
-
 
 BUCKET = "s3://spamops/models"
 
@@ -56,8 +48,7 @@ def store(tmp_path_factory) -> tuple[str, str, str]:
 
 
 @pytest.fixture
-def rendered(standard_crds: Kube, store, cli) -> Kube:
-    kube = standard_crds
+def rendered(kube: Kube, store, cli) -> Kube:
     kube.reset()
     kube.kubectl(
         "delete",
@@ -99,7 +90,7 @@ def test_render_isvc_standard_is_the_chart_with_the_mode_and_version(rendered: K
     assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
 
 
-def test_render_isvc_canary_in_standard_mode_is_a_canary_entry(standard_crds: Kube, store, cli):
+def test_render_isvc_canary_in_standard_mode_is_a_canary_entry(kube: Kube, store, cli):
     path, production, newer = store
     out = cli("render", "isvc", newer, "--canary", 10, "--store", path, "--mode", "standard")
     assert out.code == 0, out.err
@@ -108,12 +99,14 @@ def test_render_isvc_canary_in_standard_mode_is_a_canary_entry(standard_crds: Ku
     assert entry["trafficPercent"] == 10 and entry["predictor"]["name"] == dns_name(newer)
     assert _uri(doc["spec"]["predictor"]) == f"{BUCKET}/spam/{production}/"
     assert _uri(entry["predictor"]) == f"{BUCKET}/spam/{newer}/"
-    accepted = standard_crds.kubectl(
-        "apply", "--server-side", "--dry-run=server", "-o", "json", "-f", "-", input=out.out
-    )
+    accepted = kube.kubectl("apply", "--server-side", "--dry-run=server", "-o", "json", "-f", "-", input=out.out)
     assert json.loads(accepted.stdout)["spec"]["canary"][0]["trafficPercent"] == 10
     serverless = yaml.safe_load(cli("render", "isvc", newer, "--canary", 10, "--store", path).out)
     assert serverless["spec"]["predictor"]["canaryTrafficPercent"] == 10 and "canary" not in serverless["spec"]
+    for switch in (["-o", "json"], ["--json"]):
+        as_json = cli("render", "isvc", newer, "--canary", 10, "--store", path, "--mode", "standard", *switch)
+        assert as_json.code == 0, as_json.err
+        assert json.loads(as_json.out) == doc  # one document, the same object
 
 
 def test_standard_canary_start_promote_and_abort_move_entry_and_route(rendered: Kube, store, cli):

@@ -17,7 +17,7 @@ from spamops.registry.versions import Registry
 
 
 def _train(cli, store, *extra) -> dict:
-    result = cli("train", "--store", store, "--json", "--quiet", *extra)
+    result = cli("train", "--store", store, "--json", "--quiet", "--force-new", *extra)
     assert result.code in (0, 3), result.err
     return result.json()
 
@@ -49,7 +49,7 @@ def test_a_crash_between_storing_and_promoting_leaves_production_on_the_previous
             os._exit(137)  # the process dies: no cleanup, no exception handling
         registry.Registry._move_pointer = crash
         from spamops.cli import main
-        sys.exit(main(["train", "--store", {str(store)!r}, "--quiet"]))
+        sys.exit(main(["train", "--store", {str(store)!r}, "--quiet", "--force-new"]))
         """
     )
     proc = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=300)
@@ -93,7 +93,7 @@ def test_rollback_walks_back_through_earlier_productions(cli, store):
     assert again.code == 0 and _production(cli, store) == v2
     assert cli("promote", v2, "--store", store).out.strip() == f"{v2} is already production"
     history = Registry(LocalStore(store), "spam").history()
-    assert [(h["action"], h["version"]) for h in history] == [
+    assert [(h.action, h.version) for h in history] == [
         ("promote", v1),
         ("promote", v2),
         ("rollback", v1),
@@ -150,10 +150,10 @@ def test_concurrent_promotions_lose_no_update(cli, store):
         t.join()
 
     history = Registry(LocalStore(store), "spam").history()
-    assert sorted(h["version"] for h in history) == sorted([v1, v2])
+    assert sorted(h.version for h in history) == sorted([v1, v2])
     final = _production(cli, store)
-    assert final == history[-1]["version"]
-    assert history[-1]["previous_version"] == history[0]["version"]
+    assert final == history[-1].version
+    assert history[-1].previous_version == history[0].version
 
 
 def test_gate_can_be_rerun_against_todays_production(cli, store, noisy_csv):

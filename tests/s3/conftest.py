@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from spamops.records import MODEL_FILE, CardContent
 from spamops.registry.store import open_store
-from spamops.registry.versions import MODEL_FILE, Registry, utc_now
-
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("spamops_seaweedfs", ROOT / "scripts" / "seaweedfs.py")
-assert _spec and _spec.loader
-seaweedfs = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = seaweedfs
-_spec.loader.exec_module(seaweedfs)
+from spamops.registry.versions import Registry, utc_now
+from spamops_dev import seaweedfs
 
 # Settings that would point the client elsewhere if the developer's shell has them.
 _FOREIGN_ENV = [
@@ -125,8 +118,9 @@ def trained_files(tmp_path_factory) -> dict:
     registry = Registry(open_store(str(local)), "spam")
     (info,) = registry.versions()
     card = registry.card(info.version)
-    files = {name: registry.store.get(f"spam/{info.version}/{name}").data for name in card["files"]}
-    return {"card": card, "model": files.pop(MODEL_FILE), "files": files}
+    files = {name: registry.store.get(f"spam/{info.version}/{name}").data for name in card.files}
+    datasets = {ref.rows: registry.dataset(ref.sha256) for ref in (card.datasets.train, card.datasets.test)}
+    return {"card": card, "model": files.pop(MODEL_FILE), "files": files, "datasets": datasets}
 
 
 _offset = iter(range(1, 10_000))
@@ -139,10 +133,12 @@ def seed_version(trained_files):
     def seed(registry: Registry) -> str:
         created = utc_now() + timedelta(seconds=next(_offset))
         version = registry.reserve_version(created, trained_files["model"])
-        card = {
-            k: v for k, v in trained_files["card"].items() if k not in ("version", "storage_uri", "files", "sha256")
-        }
-        registry.complete_version(version, trained_files["model"], trained_files["files"], card)
+        content = CardContent.model_validate(
+            {name: getattr(trained_files["card"], name) for name in CardContent.model_fields}
+        )
+        for rows, data in trained_files["datasets"].items():  # the snapshots the card names
+            registry.put_dataset(data, rows)
+        registry.complete_version(version, trained_files["model"], trained_files["files"], content)
         return version
 
     return seed

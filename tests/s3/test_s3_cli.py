@@ -25,7 +25,7 @@ def test_train_push_promote_list_pull_verify_rollback(s3_uri, s3env, cli, tmp_pa
     v1 = first.json()
     assert v1["promoted"] and v1["storage_uri"] == f"{s3_uri}/spam/{v1['version']}/"
 
-    second = cli("train", "--store", s3_uri, "--data", data_uri, "--json", "--quiet", "--no-promote")
+    second = cli("train", "--store", s3_uri, "--data", data_uri, "--json", "--quiet", "--no-promote", "--force-new")
     assert second.code == 0, second.err
     v2 = second.json()["version"]
     assert v2 != v1["version"]
@@ -83,7 +83,8 @@ def test_missing_s3_source_is_bad_input(s3_uri, cli):
 def test_kserve_storage_initializer_downloads_the_version_prefix(s3_uri, s3env, seed_version, tmp_path):
     """KServe's own downloader, given the same env, fetches exactly the files the card lists."""
     storage = pytest.importorskip("kserve_storage")
-    from spamops.registry.versions import CARD_FILE, Registry
+    from spamops.records import CARD_FILE
+    from spamops.registry.versions import Registry
 
     registry = Registry(open_store(s3_uri), "spam")
     version = seed_version(registry)
@@ -92,12 +93,36 @@ def test_kserve_storage_initializer_downloads_the_version_prefix(s3_uri, s3env, 
     stamp = datetime.strptime(version.removeprefix("spam_model_"), "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
     assert registry.reserve_version(stamp, b"sibling") == f"{version}_2"
     card = registry.card(version)
-    assert card["storage_uri"].endswith(f"/{version}/")
+    assert card.storage_uri.endswith(f"/{version}/")
     out = tmp_path / "mnt-models"
     out.mkdir()
-    storage.Storage.download(card["storage_uri"], str(out))
+    storage.Storage.download(card.storage_uri, str(out))
     got = {
         p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*") if p.is_file()
     }
     assert got.pop(CARD_FILE)
-    assert got == card["files"]
+    assert got == card.files
+
+
+def test_dataset_snapshots_are_shared_and_verified_on_s3(s3_uri, s3env, cli):
+    first = cli("train", "--store", s3_uri, "--json", "--quiet")
+    second = cli("train", "--store", s3_uri, "--json", "--quiet", "--force-new", "--no-promote")
+    assert first.code == 0 and second.code == 0, second.err
+    cards = [cli("models", "show", r.json()["version"], "--store", s3_uri, "--json").json() for r in (first, second)]
+    assert cards[0]["datasets"] == cards[1]["datasets"]
+    keys = open_store(s3_uri).list("spam/datasets/")
+    assert sorted(keys) == sorted(f"spam/datasets/{cards[0]['datasets'][s]['sha256']}.csv" for s in ("train", "test"))
+
+    rerun = cli("gate", second.json()["version"], "--store", s3_uri, "--json")
+    assert rerun.code == 0, rerun.err
+    assert [r["rule"] for r in rerun.json()["rules"]][-2:] == [
+        "champion_on_challenger_rows",
+        "champion_on_champion_rows",
+    ]
+
+    sha = cards[0]["datasets"]["test"]["sha256"]
+    bucket, prefix = s3_uri[5:].split("/", 1)
+    s3env.client().put_object(Bucket=bucket, Key=f"{prefix}/spam/datasets/{sha}.csv", Body=b"label,length,punct\n")
+    tampered = cli("gate", second.json()["version"], "--store", s3_uri)
+    assert tampered.code == 1
+    assert f"{s3_uri}/spam/datasets/{sha}.csv: dataset snapshot was altered" in tampered.err

@@ -13,9 +13,10 @@ import time
 import pytest
 
 from spamops.errors import ConflictError
+from spamops.records import MODEL_FILE
 from spamops.registry.store import open_store
 from spamops.registry.store.s3 import S3Store
-from spamops.registry.versions import MODEL_FILE, Registry
+from spamops.registry.versions import Registry
 
 pytestmark = pytest.mark.s3
 
@@ -46,7 +47,7 @@ def test_server_killed_mid_upload_fails_cleanly_and_a_rerun_succeeds(s3_uri, s3e
     monkeypatch.setattr(S3Store, "put", put_then_crash)
     monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "2")
     try:
-        crashed = cli("train", "--store", s3_uri, "--quiet")
+        crashed = cli("train", "--store", s3_uri, "--quiet", "--force-new")
     finally:
         monkeypatch.setattr(S3Store, "put", real_put)
         s3env.start()
@@ -64,7 +65,7 @@ def test_server_killed_mid_upload_fails_cleanly_and_a_rerun_succeeds(s3_uri, s3e
     assert refused.code == 2 and "no complete version" in refused.err
 
     monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "10")
-    rerun = cli("train", "--store", s3_uri, "--json", "--quiet")
+    rerun = cli("train", "--store", s3_uri, "--json", "--quiet", "--force-new")
     assert rerun.code == 0, rerun.err
     final = _list(cli, s3_uri)
     assert final["production"]["version"] == rerun.json()["version"]
@@ -123,14 +124,14 @@ def test_two_promoters_at_the_same_moment_lose_no_update(s3_uri, s3env, seed_ver
 
     pointer = registry.production()
     history = registry.history()
-    assert sorted(h["version"] for h in history) == sorted([base, a, b])
-    winner = pointer["version"]
+    assert sorted(h.version for h in history) == sorted([base, a, b])
+    winner = pointer.version
     loser = a if winner == b else b
     assert winner in (a, b)
     # The later move was made on top of the earlier one: nothing was overwritten blindly.
-    assert pointer["previous_version"] == loser and pointer["lineage"] == [loser, base]
+    assert pointer.previous_version == loser and pointer.lineage == [loser, base]
     assert cli("rollback", "--store", s3_uri).code == 0
-    assert registry.production()["version"] == loser
+    assert registry.production().version == loser
 
 
 def test_many_threads_promoting_keep_one_linear_history(s3_uri, s3env, seed_version):
@@ -161,7 +162,7 @@ def test_many_threads_promoting_keep_one_linear_history(s3_uri, s3env, seed_vers
     # Every successful move is in the history, and each was made on top of the one before it:
     # a lost update would leave the pointer's lineage shorter than the history.
     assert len(history) == len(moved) >= 2
-    assert len(pointer["lineage"]) + 1 == len(history)
+    assert len(pointer.lineage) + 1 == len(history)
 
 
 def test_tampered_model_is_refused_at_pull_and_promote(s3_uri, s3env, seed_version, cli, tmp_path):
@@ -195,7 +196,7 @@ def test_existing_version_prefix_is_immutable(s3_uri, s3env, seed_version):
 def test_two_trainers_at_the_same_moment_both_land(s3_uri, s3env):
     """Two full training runs race: version ids, uploads and promotions must all survive."""
     env = {**os.environ, "SPAMOPS_S3_DEADLINE_SECONDS": "20"}
-    cmd = [sys.executable, "-m", "spamops", "train", "--store", s3_uri, "--quiet", "--json"]
+    cmd = [sys.executable, "-m", "spamops", "train", "--store", s3_uri, "--quiet", "--json", "--force-new"]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
     results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
     assert [r[0] for r in results] == [0, 0], results
@@ -206,7 +207,7 @@ def test_two_trainers_at_the_same_moment_both_land(s3_uri, s3env):
     registry = Registry(open_store(s3_uri), "spam")
     assert sorted(v.version for v in registry.versions() if v.complete) == sorted(versions)
     history = registry.history()
-    assert sorted(h["version"] for h in history) == sorted(versions)
+    assert sorted(h.version for h in history) == sorted(versions)
     pointer = registry.production()
-    (other,) = versions - {pointer["version"]}
-    assert pointer["lineage"] == [other]
+    (other,) = versions - {pointer.version}
+    assert pointer.lineage == [other]

@@ -1,16 +1,15 @@
-"""scripts/seaweedfs.py without a server: private files and no leaked handles when weed fails to start."""
+"""The SeaweedFS launcher (spamops_dev.seaweedfs) without a server: private files and no leaked handles when weed fails to start."""
 
 from __future__ import annotations
 
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.s3
+from spamops_dev import seaweedfs
 
-seaweedfs = sys.modules["spamops_seaweedfs"]  # loaded from scripts/ by tests/s3/conftest.py
+pytestmark = pytest.mark.s3
 
 
 def _no_chmod(monkeypatch) -> None:

@@ -28,7 +28,7 @@ def trained_store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def production_version(trained_store: Path) -> str:
-    return Registry(open_store(str(trained_store)), "spam").production()["version"]
+    return Registry(open_store(str(trained_store)), "spam").production().version
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,23 +11,15 @@ from servinghelpers import Predictor
 from spamops.cli import main
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
+from spamops_dev.seaweedfs import SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.s3
 
 
-def _seaweedfs_module():
-    spec = importlib.util.spec_from_file_location("spamops_seaweedfs_serving", ROOT / "scripts" / "seaweedfs.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory) -> Iterator:
-    server = _seaweedfs_module().SeaweedFS.create(tmp_path_factory.mktemp("seaweedfs"), bucket="serving")
+    server = SeaweedFS.create(tmp_path_factory.mktemp("seaweedfs"), bucket="serving")
     server.start()
     try:
         yield server
@@ -55,7 +45,7 @@ def test_storage_uri_pulls_from_s3_and_refuses_a_tampered_object(s3, s3_env, tmp
     store = f"s3://{s3.bucket}/serving-test"
     assert main(["train", "--store", store, "--quiet"]) == 0
     registry = Registry(open_store(store), "spam")
-    version = registry.production()["version"]
+    version = registry.production().version
 
     server = Predictor(
         ["--model_dir", str(tmp_path / "pulled"), "--storage-uri", registry.version_uri(version)],

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
 from spamops.errors import BadInputError
-from spamops.training.data import load_dataset
+from spamops.training.data import csv_chunks, load_dataset
 
 
 def store_files(store: Path) -> list[str]:
@@ -138,3 +139,86 @@ def test_data_with_a_single_class_cannot_train(tmp_path, cli, store):
     assert result.code == 2
     assert "only_ham.csv: too few rows per class to train (ham=50, spam=0)" in result.err
     assert store_files(store) == []
+
+
+# Bad-data rules (issue 8 item 7): every unusable row is a bad row, counted against the same 1% limit.
+BAD_ROWS = [
+    # (header, bad line as bytes, reason fragment)
+    ("label,message", "ham,caf\xe9 ok\n".encode("latin-1"), "undecodable byte 0xe9; save the file as UTF-8"),
+    ("label,message", b"ham,\n", "empty message"),
+    ("label,message", b'spam,""\n', "empty message"),
+    ("label,length,punct", b"spam,10.5,1\n", "length '10.5' must be a whole number"),
+    ("label,length,punct", b",,\n", "empty row"),
+]
+
+
+@pytest.mark.parametrize(
+    ("header", "bad", "reason"), BAD_ROWS, ids=["undecodable", "ham-comma", "empty-quoted", "fraction", "commas"]
+)
+def test_one_unusable_row_is_a_bad_row_within_the_tolerance_not_a_stop(tmp_path, header, bad, reason):
+    good = (
+        GOOD_ROWS
+        if header == "label,length,punct"
+        else "".join(f"{'spam' if i % 5 == 0 else 'ham'},{'x!' * (1 + i % 9)}\n" for i in range(200))
+    )
+    path = _write(tmp_path, "one_bad.csv", (header + "\n" + good).encode() + bad)
+
+    dataset = load_dataset([str(path)], max_bad_row_share=0.01)
+
+    assert len(dataset.y) == 200
+    assert [f"line {b.line}" for b in dataset.bad_rows] == ["line 202"]
+    assert reason in dataset.bad_rows[0].reason
+    assert dataset.record()["bad_rows"] == 1
+
+
+def test_an_extra_column_is_ignored_and_reported_once(tmp_path, cli, store):
+    rows = "".join(f"{line.rstrip()},batch-{i % 3}\n" for i, line in enumerate(GOOD_ROWS.splitlines()))
+    path = _write(tmp_path, "extra.csv", "label,length,punct,batch\n" + rows)
+    plain = _write(tmp_path, "plain.csv", "label,length,punct\n" + GOOD_ROWS)
+
+    dataset = load_dataset([str(path)])
+
+    assert dataset.sources[0].ignored_columns == ["batch"]
+    assert dataset.X.tolist() == load_dataset([str(plain)]).X.tolist()
+    result = cli("train", "--store", store, "--data", path, "--quiet", "--no-promote")
+    assert result.code in (0, 3), result.err
+    assert result.err.count("ignoring extra column(s) 'batch'") == 1
+
+
+def test_quiet_still_warns_about_skipped_rows_and_json_counts_them_per_source(tmp_path, cli, store):
+    good = _write(tmp_path, "good.csv", "label,length,punct\n" + GOOD_ROWS)
+    noisy = _write(tmp_path, "noisy.csv", "label,length,punct\n" + GOOD_ROWS + "ham,7.5,1\n")
+
+    result = cli("train", "--store", store, "--data", good, noisy, "--quiet", "--json", "--no-promote")
+
+    assert result.code in (0, 3), result.err
+    assert f"skipped {noisy}: line 202: length '7.5' must be a whole number" in result.err
+    assert [(s["uri"], s["rows"], s["bad_rows"]) for s in result.json()["sources"]] == [
+        (str(good), 200, 0),
+        (str(noisy), 200, 1),
+    ]
+
+
+def test_a_large_file_streams_and_keeps_only_examples_of_its_bad_rows(tmp_path):
+    lines = [f"{'spam' if i % 5 == 0 else 'ham'},{40 + i % 300},{i % 7}\n" for i in range(30_000)]
+    lines[::200] = ["ham,x,1\n"] * len(lines[::200])  # 150 bad rows: 0.5%
+    path = _write(tmp_path, "big.csv", "label,length,punct\n" + "".join(lines))
+
+    dataset = load_dataset([str(path)])
+
+    assert dataset.record()["bad_rows"] == 150 and len(dataset.y) == 30_000 - 150
+    assert len(dataset.bad_rows) == 100  # examples for people; the count stays exact
+    assert dataset.sources[0].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_csv_chunks_write_the_rows_the_fingerprint_hashes(tmp_path):
+    path = _write(tmp_path, "rows.csv", "label,length,punct\n" + GOOD_ROWS)
+    dataset = load_dataset([str(path)])
+
+    chunks = list(csv_chunks(dataset.X, dataset.y, chunk_rows=64))
+
+    assert len(chunks) == 1 + 4
+    assert chunks[0] == b"label,length,punct\n"
+    assert f"sha256:{hashlib.sha256(b''.join(chunks[1:])).hexdigest()}" == dataset.fingerprint
+    again = load_dataset([str(_write(tmp_path, "again.csv", b"".join(chunks)))])
+    assert again.fingerprint == dataset.fingerprint and again.y.tolist() == dataset.y.tolist()

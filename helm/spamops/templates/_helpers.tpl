@@ -3,6 +3,27 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+Prefix of every object name: the release name, with the chart name appended
+unless the release name already contains it (helm install spamops ... gives
+plain "spamops"); fullnameOverride replaces it. Kubernetes names end at 63
+characters.
+*/}}
+{{- define "spamops.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* One object's name: include "spamops.name" (list . "trainer") -> <fullname>-trainer */}}
+{{- define "spamops.name" -}}
+{{- printf "%s-%s" (include "spamops.fullname" (index . 0)) (index . 1) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{/* Namespace every namespaced object goes into. */}}
 {{- define "spamops.namespace" -}}
 {{- .Values.namespace.name -}}
@@ -36,13 +57,23 @@ app.kubernetes.io/component: {{ .component }}
 argocd.argoproj.io/sync-wave: {{ . | quote }}
 {{- end -}}
 
+{{/*
+Image of one component: <repository>/<component>@<digest> once `make pin` wrote a
+digest (deploy by digest, never by a mutable tag), else <repository>/<component>:<tag>.
+*/}}
 {{- define "spamops.image" -}}
+{{- $digest := get (.ctx.Values.image.digests | default dict) .component -}}
+{{- if $digest -}}
+{{- printf "%s/%s@%s" .ctx.Values.image.repository .component $digest -}}
+{{- else -}}
 {{- printf "%s/%s:%s" .ctx.Values.image.repository .component .ctx.Values.image.tag -}}
 {{- end -}}
+{{- end -}}
 
-{{- define "spamops.trainerServiceAccount" -}}spamops-trainer{{- end -}}
-{{- define "spamops.predictorServiceAccount" -}}spamops-predictor{{- end -}}
-{{- define "spamops.configMapName" -}}spamops-training-config{{- end -}}
+{{- define "spamops.trainerServiceAccount" -}}{{ include "spamops.name" (list . "trainer") }}{{- end -}}
+{{- define "spamops.predictorServiceAccount" -}}{{ include "spamops.name" (list . "predictor") }}{{- end -}}
+{{- define "spamops.configMapName" -}}{{ include "spamops.name" (list . "training-config") }}{{- end -}}
+{{- define "spamops.cronJobName" -}}{{ include "spamops.name" (list . "retrain") }}{{- end -}}
 
 {{/* "true"/"false" -> "1"/"0" as KServe and boto expect in env and annotations. */}}
 {{- define "spamops.bool01" -}}
@@ -57,7 +88,7 @@ argocd.argoproj.io/sync-wave: {{ . | quote }}
 {{- default (printf "http://%s-predictor.%s.svc.cluster.local" .Values.modelName (include "spamops.namespace" .)) .Values.smokeTest.url -}}
 {{- end -}}
 
-{{/* Pod-level security context shared by trainer and smoke test. */}}
+{{/* Pod-level security context of every pod: trainer, predictor and smoke test. */}}
 {{- define "spamops.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: 10001
@@ -67,9 +98,13 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/*
+Container security context of every container: include with the root context,
+or with (dict "writableRoot" true) for one that writes outside its volumes.
+*/}}
 {{- define "spamops.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
+readOnlyRootFilesystem: {{ not .writableRoot }}
 runAsNonRoot: true
 capabilities:
   drop: [ALL]
@@ -99,7 +134,7 @@ it first): S3_ENDPOINT/S3_USE_HTTPS would only repeat it. */}}
 
 {{/* Name of the one-off training Job: a hash of its (immutable) spec. */}}
 {{- define "spamops.trainJobName" -}}
-spamops-train-{{ include "spamops.trainerJobSpec" . | sha256sum | trunc 8 }}
+{{ include "spamops.name" (list . "train") | trunc 54 }}-{{ include "spamops.trainerJobSpec" . | sha256sum | trunc 8 }}
 {{- end -}}
 
 {{/*

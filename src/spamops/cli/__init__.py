@@ -1,7 +1,8 @@
 """The ``spamops`` command line.  Exit codes are in :class:`spamops.errors.ExitCode`.
 
 One module per command group (``train``, ``models``, ``rollout``, ``config``); each
-registers its subcommands on the parser built here.
+registers its subcommands on the parser built here.  Help texts are plain text (no
+markup: users read them in a terminal) and every command's help ends with an example.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from spamops import __version__
 from spamops.cli import config, models, render, rollout, train
@@ -18,17 +19,47 @@ from spamops.errors import ExitCode, SpamopsError
 
 DEBUG_ENV = "SPAMOPS_DEBUG"
 COMMAND_GROUPS = (train, models, rollout, render, config)
+DESCRIPTION = "Retrain, gate, version and serve the SMS spam classifier."
+EPILOG = """\
+Every command takes -o json (or --json) for one JSON document on stdout; progress goes to stderr.
+Without a command (or a group without its subcommand) spamops prints that help and exits 0.
+
+exit codes: 0 ok, 1 retryable or unexpected, 2 bad input or config, 3 gate refused
+
+example:
+  spamops train --data data/sms.csv -o json
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; README's command table is checked against it."""
-    parser = argparse.ArgumentParser(prog="spamops", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"spamops {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="spamops",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"spamops {__version__}", help="print the version")
+    parser.set_defaults(func=None, help_parser=parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     parents = parent_parsers()
     for group in COMMAND_GROUPS:
         group.register(sub, parents)
     return parser
+
+
+def commands(parser: argparse.ArgumentParser | None = None) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every runnable command as ("models list", its parser): what the README table and the tests walk."""
+    yield from _leaves(parser or build_parser(), "")
+
+
+def _leaves(parser: argparse.ArgumentParser, prefix: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix, parser
+    for action in subs:
+        for name, child in action.choices.items():
+            yield from _leaves(child, f"{prefix} {name}".strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    if args.func is None:  # bare `spamops` or `spamops models`: the help of that level
+        args.help_parser.print_help()
+        return int(ExitCode.OK)
     try:
         return int(args.func(args))
     except SpamopsError as exc:

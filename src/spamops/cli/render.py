@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from spamops.cli.common import registry, settings
+from spamops.cli.common import add_command, add_group, print_json, registry, settings
 from spamops.errors import ExitCode
 
 
@@ -18,7 +18,7 @@ def cmd_render_isvc(args: argparse.Namespace) -> int:
     reg = registry(args)
     card = card_or_production(reg, args.version)
     production = reg.production()
-    stable = reg.card(production["version"]) if production and production["version"] != card["version"] else None
+    stable = reg.card(production.version) if production and production.version != card.version else None
     doc = render_isvc(
         card,
         mode=args.mode,
@@ -27,19 +27,21 @@ def cmd_render_isvc(args: argparse.Namespace) -> int:
         chart=Path(args.chart) if args.chart else CHART,
         namespace=args.namespace or settings(args).rollout.namespace,
     )
-    print(yaml.safe_dump(doc, sort_keys=False), end="")
+    if args.json:
+        print_json(doc)  # kubectl apply -f - reads JSON too
+    else:
+        print(yaml.safe_dump(doc, sort_keys=False), end="")
     return ExitCode.OK
 
 
 def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:
-    render = sub.add_parser("render", help="manifests for a version, rendered from the Helm chart").add_subparsers(
-        dest="render_command", required=True
-    )
-    p = render.add_parser(
+    render = add_group(sub, "render", help="manifests for a version, rendered from the Helm chart")
+    p = add_command(
+        render,
         "isvc",
-        parents=[parents["common"]],
-        help="the InferenceService serving a version",
-        description="Example: spamops render isvc spam_model_20260101T000000Z --canary 10 --mode standard | kubectl apply --server-side -f -",
+        parents=[parents["common"], parents["json"]],
+        help="the InferenceService serving a version, as YAML (or -o json) on stdout",
+        example="spamops render isvc spam_model_20260101T000000Z --canary 10 --mode standard",
     )
     p.add_argument("version", nargs="?", help="version (default: current production)")
     p.add_argument("--canary", type=int, metavar="N", help="as a canary with N%% of traffic (stable = production)")

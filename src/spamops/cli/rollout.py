@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from spamops.cli.common import registry, settings
+from spamops.cli.common import add_command, add_group, print_json, registry, settings
 from spamops.errors import ExitCode
 
 
@@ -29,7 +29,7 @@ def _target(args: argparse.Namespace):
 
 
 def _as_json(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "json", False) or getattr(args, "output", None) == "json")
+    return bool(getattr(args, "json", False))
 
 
 def _rollouts(args: argparse.Namespace, *, stream: bool = False):
@@ -84,9 +84,7 @@ def status_row(name: str, split) -> list[str]:
 
 def _print_split(args: argparse.Namespace, rollouts, split) -> None:
     if _as_json(args):
-        print(
-            json.dumps({"inference_service": rollouts.cluster.target.name, **split.to_json()}, indent=2, sort_keys=True)
-        )
+        print_json({"inference_service": rollouts.cluster.target.name, **split.to_json()})
         return
     rows = [STATUS_COLUMNS, status_row(rollouts.cluster.target.name, split)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(STATUS_COLUMNS))]
@@ -148,7 +146,6 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
     cluster.add_argument("--namespace", metavar="NS", help="its namespace (default: rollout.namespace)")
     cluster.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, $KUBECONFIG)")
     cluster.add_argument("--context", metavar="NAME", help="kubeconfig context")
-    cluster.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
     cluster.add_argument(
         "--gitops",
         metavar="DIR",
@@ -156,14 +153,24 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
     )
     cluster.add_argument("--push", action="store_true", help="with --gitops: git push after each commit")
     shared = [common, cluster, as_json]
-    rollout = sub.add_parser("rollout", help="traffic on the KServe InferenceService").add_subparsers(
-        dest="rollout_command", required=True
+    rollout = add_group(sub, "rollout", help="traffic on the KServe InferenceService (canary, analysis, blue/green)")
+    p = add_command(
+        rollout,
+        "start",
+        parents=shared,
+        help="route a share of traffic to a version (a canary)",
+        example=["spamops rollout start --percent 10", "spamops rollout start spam_model_20251119_063257 -o json"],
     )
-    p = rollout.add_parser("start", parents=shared, help="route a share of traffic to a version (a canary)")
     p.add_argument("version", nargs="?", help="version to roll out (default: current production)")
     p.add_argument("--percent", type=int, help="traffic share for it (default: rollout.canary_percent)")
     p.set_defaults(func=cmd_start)
-    p = rollout.add_parser("auto", parents=shared, help="analyse the canary step by step; promote or abort")
+    p = add_command(
+        rollout,
+        "auto",
+        parents=shared,
+        help="analyse the canary step by step; promote or abort",
+        example=["spamops rollout auto spam_model_20251119_063257", "spamops rollout auto --once -o json"],
+    )
     p.add_argument("version", nargs="?", help="start a canary of this version first (default: drive the current one)")
     p.add_argument("--once", action="store_true", help="one check and its decision, then exit (CronJob/CI driver)")
     p.add_argument("--prometheus", metavar="URL", help="Prometheus URL (default: rollout.prometheus_url)")
@@ -171,8 +178,12 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
         "--interval", type=float, metavar="SECONDS", help="seconds between checks (default: rollout.analysis.interval)"
     )
     p.set_defaults(func=cmd_auto)
-    p = rollout.add_parser(
-        "switch", parents=shared, help="blue/green: deploy a version at 0%%, wait for Ready, then 100%%"
+    p = add_command(
+        rollout,
+        "switch",
+        parents=shared,
+        help="blue/green: deploy a version at 0%%, wait for Ready, then 100%%",
+        example="spamops rollout switch spam_model_20251119_063257 -o json",
     )
     p.add_argument("version", nargs="?", help="version to switch to (default: current production)")
     p.set_defaults(func=cmd_switch)
@@ -182,7 +193,10 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
         ("abort", "all traffic to stable; the registry pointer moves back if the canary was production"),
         ("switch-back", "blue/green: all traffic back to the previous version at once"),
     ):
-        p = rollout.add_parser(name, parents=shared, help=text)
+        example = f"spamops rollout {name} --namespace spamops"
+        if name in ("promote", "abort"):
+            example += f" --reason '{name} by hand'"
+        p = add_command(rollout, name, parents=shared, help=text, example=example)
         if name in ("promote", "abort"):
             p.add_argument("--reason", metavar="TEXT", help="recorded in the Event and the rollout record")
         p.set_defaults(func=cmd_simple)

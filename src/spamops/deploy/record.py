@@ -3,37 +3,13 @@
 ``<store>/<model>/<version>/rollouts/<started-at>-<id>/<seq>-<action>.json``,
 each entry written create-only, so a record is never rewritten - the store
 keeps what the loop decided even if the cluster's Events expire (after an hour
-by default).  Kept here until the registry's typed records (card, pointer)
-exist in one module; it then moves there.
+by default).  The entry itself is typed in :mod:`spamops.records` with the card and
+the production pointer.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
-
-Action = Literal["started", "advanced", "held", "aborted", "promoted", "switched", "switched-back"]
-
-
-class RolloutEntry(BaseModel):
-    """One decision: what was done, at which weight, on what evidence."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rollout_id: str
-    seq: int = Field(ge=0)
-    at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
-    inference_service: str
-    mode: Literal["serverless", "standard"]
-    stable_version: str | None
-    canary_version: str
-    action: Action
-    weight: int = Field(ge=0, le=100)
-    verdict: str | None = None
-    reason: str = ""
-    check: dict | None = None
+from spamops.records import RolloutEntry
 
 
 class RolloutLog:

@@ -20,6 +20,7 @@ import yaml
 
 from spamops.deploy import traffic
 from spamops.errors import BadInputError
+from spamops.records import ModelCard, ProductionPointer
 
 CHART = Path(__file__).resolve().parents[3] / "helm" / "spamops"
 HELM_ENV = "SPAMOPS_HELM"
@@ -81,11 +82,11 @@ def helm_template(values: dict, *, chart: Path = CHART, namespace: str = "spamop
 
 
 def render_isvc(
-    card: dict,
+    card: ModelCard | ProductionPointer,
     *,
     mode: str = "serverless",
     canary: int | None = None,
-    stable: dict | None = None,
+    stable: ModelCard | ProductionPointer | None = None,
     chart: Path = CHART,
     namespace: str = "spamops",
 ) -> dict:
@@ -104,23 +105,23 @@ def render_isvc(
         raise BadInputError("--canary in standard mode needs a stable version: nothing is in production yet")
     base = stable if (mode == "standard" and canary is not None) else card
     doc = helm_template(
-        chart_values(base["storage_uri"], canary if mode == "serverless" else None), chart=chart, namespace=namespace
+        chart_values(base.storage_uri, canary if mode == "serverless" else None), chart=chart, namespace=namespace
     )
     md = doc["metadata"]
     md.setdefault("annotations", {})[traffic.MODE_ANNOTATION] = "Standard" if mode == "standard" else "Serverless"
-    md.setdefault("labels", {})[VERSION_LABEL] = base["version"]
-    md["annotations"][SHA_ANNOTATION] = base["sha256"]
+    md.setdefault("labels", {})[VERSION_LABEL] = base.version
+    md["annotations"][SHA_ANNOTATION] = base.sha256
     where = f"inferenceservice {namespace}/{md['name']}"
     if canary is not None:
-        md["annotations"][traffic.CANARY_URI] = card["storage_uri"]
-        md["annotations"][traffic.STABLE_URI] = (stable or {}).get("storage_uri") or ""
+        md["annotations"][traffic.CANARY_URI] = card.storage_uri
+        md["annotations"][traffic.STABLE_URI] = stable.storage_uri if stable is not None else ""
         if mode == "standard":
             predictor = doc["spec"]["predictor"]
             doc["spec"]["canary"] = [
                 {
                     "predictor": {
-                        "name": traffic.dns_name(card["version"]),
-                        "containers": traffic.with_storage_uri(predictor, card["storage_uri"], where),
+                        "name": traffic.dns_name(card.version),
+                        "containers": traffic.with_storage_uri(predictor, card.storage_uri, where),
                     },
                     "trafficPercent": canary,
                 }

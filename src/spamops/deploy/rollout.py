@@ -20,8 +20,12 @@ from spamops.deploy import analysis, traffic
 from spamops.deploy.cluster import Cluster
 from spamops.deploy.lease import Lease
 from spamops.deploy.prometheus import Prometheus
-from spamops.deploy.record import RolloutEntry, RolloutLog
+from spamops.deploy.record import RolloutLog
 from spamops.errors import BadInputError, NotFoundError, SpamopsError
+from spamops.records import ModelCard, ProductionPointer, RolloutEntry
+
+# What a rollout needs of a version: its name, storage URI and sha256 (a card or a production pointer).
+Deployable = ModelCard | ProductionPointer
 
 REASONS = {
     "started": "CanaryStarted",
@@ -114,7 +118,7 @@ class Rollouts:
         return {**state, **changes, "seq": int(state.get("seq", 0)) + 1, "at": _now()}
 
     # -- operations -------------------------------------------------------
-    def start(self, card: dict, percent: int) -> traffic.Split:
+    def start(self, card: Deployable, percent: int) -> traffic.Split:
         """Route ``percent`` to ``card``'s version as a canary."""
         if not 0 <= percent <= 100:
             raise BadInputError(f"--percent {percent}: must be between 0 and 100")
@@ -124,7 +128,7 @@ class Rollouts:
             "seq": 0,
             "at": _now(),
             "started_at": time.time(),
-            "canary_version": card["version"],
+            "canary_version": card.version,
             "stable_version": before.stable_version,
             "gate": _gate_line(card),
             "weight": percent,
@@ -134,7 +138,7 @@ class Rollouts:
             "inconclusive": 0,
         }
         with self.lease():
-            split = self.backend().start(card["storage_uri"], percent, state)
+            split = self.backend().start(card.storage_uri, percent, state)
             self._record("started", split, state, f"canary started (stable {before.stable_version})")
         return split
 
@@ -179,11 +183,11 @@ class Rollouts:
         if self.registry is None or version is None:
             return None
         production = self.registry.production()
-        if not production or production["version"] != version or not production.get("lineage"):
+        if not production or production.version != version or not production.lineage:
             return None
-        return self.registry.rollback(reason=f"canary aborted: {reason}")["version"]
+        return self.registry.rollback(reason=f"canary aborted: {reason}").version
 
-    def switch(self, card: dict, *, poll: float = 1.0) -> traffic.Split:
+    def switch(self, card: Deployable, *, poll: float = 1.0) -> traffic.Split:
         """Blue/green: the new version at 0 %, wait until Ready, then 100 % in one step."""
         deadline = time.monotonic() + self.settings.analysis.progress_deadline
         with self.lease() as lease:
@@ -193,7 +197,7 @@ class Rollouts:
                 "seq": 0,
                 "at": _now(),
                 "started_at": time.time(),
-                "canary_version": card["version"],
+                "canary_version": card.version,
                 "stable_version": before.stable_version,
                 "weight": 0,
                 "step": 0,
@@ -201,7 +205,7 @@ class Rollouts:
                 "failed": 0,
                 "inconclusive": 0,
             }
-            split = self.backend().start(card["storage_uri"], 0, state)
+            split = self.backend().start(card.storage_uri, 0, state)
             self._record("started", split, state, "blue/green: deployed at 0%, waiting for Ready")
             while not split.canary_ready:
                 if time.monotonic() > deadline:
@@ -228,7 +232,7 @@ class Rollouts:
             return split
 
     # -- the analysis loop ------------------------------------------------
-    def auto(self, prom: Prometheus, *, card: dict | None = None, once: bool = False) -> str:
+    def auto(self, prom: Prometheus, *, card: Deployable | None = None, once: bool = False) -> str:
         """Check, decide, act until promoted or aborted (or after one check with ``once``).
 
         Returns the final verdict: ``promoted``, ``aborted`` or (``once``) the check's.
@@ -261,7 +265,7 @@ class Rollouts:
                 lease.release()
                 split = self.start(card, weights[0])
                 lease.acquire()
-            elif card is not None and split.canary_version != card["version"]:
+            elif card is not None and split.canary_version != card.version:
                 raise BadInputError(
                     f"{self.cluster.target.where}: a canary of {split.canary_version} is in progress, not {card['version']}; "
                     "promote or abort it first"
@@ -335,12 +339,12 @@ class Rollouts:
         return check.verdict
 
 
-def _gate_line(card: dict) -> str:
-    gate = card.get("gate") or {}
-    if not gate:
+def _gate_line(card: Deployable) -> str:
+    gate = getattr(card, "gate", None)  # a production pointer carries no gate; its card does
+    if gate is None:
         return "gate: not recorded"
-    rules = "; ".join(r.get("detail", r.get("rule", "")) for r in gate.get("rules", [])[:3])
-    return f"gate: {'passed' if gate.get('passed') else 'refused'}" + (f" ({rules})" if rules else "")
+    rules = "; ".join(r.detail or r.rule for r in gate.rules[:3])
+    return f"gate: {'passed' if gate.passed else 'refused'}" + (f" ({rules})" if rules else "")
 
 
 def _dumps(state: dict) -> str:
@@ -349,7 +353,7 @@ def _dumps(state: dict) -> str:
     return json.dumps(state, sort_keys=True)
 
 
-def card_or_production(registry, version: str | None) -> dict:
+def card_or_production(registry, version: str | None) -> ModelCard:
     """The card of ``version``, or production's when none is named."""
     if version:
         return registry.card(version)
@@ -358,4 +362,4 @@ def card_or_production(registry, version: str | None) -> dict:
         raise NotFoundError(
             f"{registry.store.uri(registry.model_name)}: nothing in production to roll out; name a VERSION"
         )
-    return {**registry.card(production["version"]), **production}
+    return registry.card(production.version)

@@ -7,16 +7,15 @@ Layout under the store root::
     <model>/<version>/model-card.json     written last: a version without it is incomplete
     <model>/production.json               the pointer, replaced by conditional writes only
     <model>/history/<time>-<version>-<nonce>.json   one create-only object per pointer move
+    <model>/datasets/<sha256>.csv         content-addressed data snapshots, shared by versions
 
-Versions are immutable (create-only writes), and every pointer move is a
+Versions and snapshots are immutable (create-only writes), and every pointer move is a
 compare-and-swap, so concurrent promoters never lose an update.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,12 +31,27 @@ from spamops.errors import (
     NotFoundError,
     SpamopsError,
 )
+from spamops.records import (
+    CARD_FILE,
+    MODEL_FILE,
+    CardContent,
+    DatasetRef,
+    ModelCard,
+    ProductionPointer,
+    RecordError,
+    dump_record,
+    isoformat,
+    parse_card,
+    parse_pointer,
+    sha256_hex,
+)
 from spamops.registry.store import ObjectStore
 
-MODEL_FILE = "model.joblib"
-CARD_FILE = "model-card.json"
+__all__ = ["Registry", "VersionInfo", "GateRefusedError", "utc_now"]
+
 POINTER_FILE = "production.json"
 HISTORY_DIR = "history"
+DATASETS_DIR = "datasets"
 LINEAGE_DEPTH = 50  # how many earlier productions rollback can walk back through
 _CAS_ATTEMPTS = 20
 
@@ -50,26 +64,19 @@ class GateRefusedError(SpamopsError):
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """A stored version as listed; ``card`` is ``None`` while it is incomplete."""
+    """A stored version as listed; ``card`` is ``None`` while it is incomplete or when it is invalid."""
 
     version: str
-    card: dict | None
+    card: ModelCard | None
+    problem: str | None = None  # why a stored card could not be read
 
     @property
     def complete(self) -> bool:
         return self.card is not None
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def isoformat(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Registry:
@@ -104,7 +111,9 @@ class Registry:
                 continue
         raise ConflictError(f"{self.store.uri(self.model_name)}: cannot find a free version id for {base}")
 
-    def complete_version(self, version: str, model_bytes: bytes, files: dict[str, bytes], card: dict) -> dict:
+    def complete_version(
+        self, version: str, model_bytes: bytes, files: dict[str, bytes], content: CardContent
+    ) -> ModelCard:
         """Store the rest of a reserved version, verify every file, then write the card last.
 
         The card (which marks the version complete) is written only after each
@@ -119,43 +128,54 @@ class Registry:
         for name, expected in checksums.items():
             if sha256_hex(self.store.get(self._key(version, name)).data) != expected:
                 raise IntegrityError(f"{self.version_uri(version)}{name}: read-back checksum differs from upload")
-        card = {
-            **card,
-            "model_name": self.model_name,
-            "version": version,
-            "storage_uri": self.version_uri(version),
-            "sha256": checksums[MODEL_FILE],
-            "files": checksums,
-        }
-        self.store.put(self._key(version, CARD_FILE), _dumps(card), if_absent=True)
+        card = ModelCard(
+            **dict(content),
+            model_name=self.model_name,
+            version=version,
+            storage_uri=self.version_uri(version),
+            sha256=checksums[MODEL_FILE],
+            files=checksums,
+        )
+        self.store.put(self._key(version, CARD_FILE), dump_record(card), if_absent=True)
         return card
 
     def versions(self) -> list[VersionInfo]:
-        """Every version, oldest first, complete or not."""
+        """Every version, oldest first, complete or not; an unreadable card is listed with its problem."""
         found: dict[str, bool] = {}
         for key in self.store.list(self.model_name + "/"):
             parts = key.split("/")
-            if len(parts) == 3 and parts[1] != HISTORY_DIR:
+            if len(parts) == 3 and parts[1] not in (HISTORY_DIR, DATASETS_DIR):
                 found[parts[1]] = found.get(parts[1], False) or parts[2] == CARD_FILE
-        return [VersionInfo(v, self.card(v) if complete else None) for v, complete in sorted(found.items())]
+        infos = []
+        for version, complete in sorted(found.items()):
+            if not complete:
+                infos.append(VersionInfo(version, None))
+                continue
+            try:
+                infos.append(VersionInfo(version, self.card(version)))
+            except RecordError as exc:
+                infos.append(VersionInfo(version, None, exc.problem))
+        return infos
 
-    def card(self, version: str) -> dict:
-        """The model card of a complete version."""
+    def card(self, version: str) -> ModelCard:
+        """The model card of a complete version, validated (:class:`RecordError` names a bad field)."""
+        key = self._key(version, CARD_FILE)
         try:
-            return json.loads(self.store.get(self._key(version, CARD_FILE)).data)
+            data = self.store.get(key).data
         except NotFoundError:
             raise NotFoundError(
                 f"{self.version_uri(version)}: no complete version {version!r}; see 'spamops models list'"
             ) from None
+        return parse_card(data, self.store.uri(key))
 
     def model_bytes(self, version: str) -> bytes:
         """``model.joblib`` of a version, verified against its card before anyone unpickles it."""
         card = self.card(version)
         data = self.store.get(self._key(version, MODEL_FILE)).data
-        if sha256_hex(data) != card["sha256"]:
+        if sha256_hex(data) != card.sha256:
             raise IntegrityError(
                 f"{self.version_uri(version)}{MODEL_FILE}: sha256 {sha256_hex(data)[:12]}… does not match "
-                f"the model card's {card['sha256'][:12]}…; the artifact was altered, refusing to load it"
+                f"the model card's {card.sha256[:12]}…; the artifact was altered, refusing to load it"
             )
         return data
 
@@ -163,36 +183,84 @@ class Registry:
         """The fitted pipeline of a version (checksum verified first: a joblib file is code)."""
         return joblib.load(io.BytesIO(self.model_bytes(version)))
 
-    def pull(self, version: str, dest: Path) -> Path:
-        """Copy a version's files into ``dest`` after verifying each against the card."""
+    def pull(self, version: str, dest: Path, *, overwrite: bool = False) -> Path:
+        """Copy a version's files into ``dest`` after verifying each against the card.
+
+        A non-empty ``dest`` is refused unless ``overwrite``: mixing two versions'
+        files in one model directory would serve a card that vouches for the other one.
+        """
         card = self.card(version)
-        dest.mkdir(parents=True, exist_ok=True)
-        for name, expected in card["files"].items():
+        if dest.exists() and not dest.is_dir():
+            raise BadInputError(f"{dest}: exists and is not a directory")
+        if not overwrite and dest.is_dir() and any(dest.iterdir()):
+            raise BadInputError(f"{dest}: directory is not empty; choose an empty one or pass --overwrite")
+        blobs = {}
+        for name, expected in card.files.items():
             data = self.store.get(self._key(version, name)).data
             if sha256_hex(data) != expected:
                 raise IntegrityError(f"{self.version_uri(version)}{name}: checksum mismatch; refusing to pull it")
+            blobs[name] = data
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, data in blobs.items():
             (dest / name).write_bytes(data)
-        (dest / CARD_FILE).write_bytes(_dumps(card))
+        (dest / CARD_FILE).write_bytes(dump_record(card))
         return dest
 
-    # -- production pointer ----------------------------------------------
-    def production(self) -> dict | None:
-        """The current pointer record, or ``None`` before the first promotion."""
+    # -- dataset snapshots -------------------------------------------------
+    def _dataset_key(self, sha256: str) -> str:
+        return self._key(DATASETS_DIR, f"{sha256}.csv")
+
+    def put_dataset(self, data: bytes, rows: int) -> DatasetRef:
+        """Store a snapshot under its own sha256 (create-only); versions with the same rows share it.
+
+        An existing object under that name is re-read and checked: a tampered snapshot
+        is reported, not silently reused by the new version.
+        """
+        digest = sha256_hex(data)
+        key = self._dataset_key(digest)
         try:
-            return json.loads(self.store.get(self._key(POINTER_FILE)).data)
+            self.store.put(key, data, if_absent=True)
+        except ConflictError:
+            self.dataset(digest)  # already there: prove it still holds these bytes
+        return DatasetRef(sha256=digest, rows=rows, uri=self.store.uri(key))
+
+    def dataset(self, sha256: str) -> bytes:
+        """A snapshot's bytes, verified against the sha256 that names it."""
+        key = self._dataset_key(sha256)
+        try:
+            data = self.store.get(key).data
+        except NotFoundError:
+            raise IntegrityError(
+                f"{self.store.uri(key)}: dataset snapshot is missing; the version that names it cannot be re-judged"
+            ) from None
+        actual = sha256_hex(data)
+        if actual != sha256:
+            raise IntegrityError(
+                f"{self.store.uri(key)}: dataset snapshot was altered (its sha256 is {actual[:12]}…, "
+                f"its name and the model card say {sha256[:12]}…); refusing to judge a model on it"
+            )
+        return data
+
+    # -- production pointer ----------------------------------------------
+    def production(self) -> ProductionPointer | None:
+        """The current pointer record, or ``None`` before the first promotion."""
+        key = self._key(POINTER_FILE)
+        try:
+            data = self.store.get(key).data
         except NotFoundError:
             return None
+        return parse_pointer(data, self.store.uri(key))
 
-    def promote(self, version: str, *, force: bool = False, reason: str | None = None) -> dict | None:
+    def promote(self, version: str, *, force: bool = False, reason: str | None = None) -> ProductionPointer | None:
         """Point production at ``version``; ``None`` when it already is production.
 
         A version whose gate refused it needs ``force`` and a recorded ``reason``.
         """
         card = self.card(version)
-        passed = card["gate"]["passed"]
+        passed = card.gate.passed
         if not passed and not force:
             raise GateRefusedError(
-                f"{version}: its quality gate refused it ({'; '.join(card['gate']['reasons'])}); "
+                f"{version}: its quality gate refused it ({'; '.join(card.gate.reasons)}); "
                 "use --force --reason TEXT to override"
             )
         if force and not (reason and reason.strip()):
@@ -200,68 +268,66 @@ class Registry:
         self.model_bytes(version)  # never point production at a tampered artifact
         return self._move_pointer(card, action="promote", forced=not passed, reason=reason)
 
-    def rollback(self, *, reason: str | None = None) -> dict:
+    def rollback(self, *, reason: str | None = None) -> ProductionPointer:
         """Move production back to the version it replaced (``reason`` is recorded, e.g. a canary abort)."""
         current = self.production()
         if current is None:
             raise BadInputError(f"{self.store.uri(self.model_name)}: nothing in production to roll back")
-        if not current.get("lineage"):
-            raise BadInputError(f"{current['version']}: is the first production version; nothing to roll back to")
-        card = self.card(current["lineage"][0])
-        self.model_bytes(card["version"])
+        if not current.lineage:
+            raise BadInputError(f"{current.version}: is the first production version; nothing to roll back to")
+        card = self.card(current.lineage[0])
+        self.model_bytes(card.version)
         record = self._move_pointer(card, action="rollback", forced=False, reason=reason)
         assert record is not None
         return record
 
-    def _move_pointer(self, card: dict, *, action: str, forced: bool, reason: str | None) -> dict | None:
+    def _move_pointer(
+        self, card: ModelCard, *, action: str, forced: bool, reason: str | None
+    ) -> ProductionPointer | None:
         key = self._key(POINTER_FILE)
         for _ in range(_CAS_ATTEMPTS):
             try:
                 blob = self.store.get(key)
-                current, token = json.loads(blob.data), blob.token
+                current, token = parse_pointer(blob.data, self.store.uri(key)), blob.token
             except NotFoundError:
                 current, token = None, None
-            if current is not None and current["version"] == card["version"]:
+            if current is not None and current.version == card.version:
                 return None
             if action == "rollback":
-                if current is None or not current.get("lineage") or current["lineage"][0] != card["version"]:
+                if current is None or not current.lineage or current.lineage[0] != card.version:
                     raise ConflictError(f"{key}: production changed during rollback; check 'spamops models list'")
-                lineage = current["lineage"][1:]
+                lineage = current.lineage[1:]
             else:
-                lineage = ([current["version"], *current.get("lineage", [])] if current else [])[:LINEAGE_DEPTH]
-            record = {
-                "model_name": self.model_name,
-                "version": card["version"],
-                "storage_uri": card["storage_uri"],
-                "sha256": card["sha256"],
-                "promoted_at": isoformat(utc_now()),
-                "previous_version": current["version"] if current else None,
-                "lineage": lineage,
-                "action": action,
-                "forced": forced,
-                "reason": reason,
-            }
+                lineage = ([current.version, *current.lineage] if current else [])[:LINEAGE_DEPTH]
+            record = ProductionPointer(
+                model_name=self.model_name,
+                version=card.version,
+                storage_uri=card.storage_uri,
+                sha256=card.sha256,
+                promoted_at=utc_now(),
+                previous_version=current.version if current else None,
+                lineage=lineage,
+                action=action,
+                forced=forced,
+                reason=reason,
+            )
             try:
                 if token is None:
-                    self.store.put(key, _dumps(record), if_absent=True)
+                    self.store.put(key, dump_record(record), if_absent=True)
                 else:
-                    self.store.put(key, _dumps(record), if_token=token)
+                    self.store.put(key, dump_record(record), if_token=token)
             except ConflictError:
                 continue
             self._append_history(record)
             return record
         raise ConflictError(f"{self.store.uri(key)}: too many concurrent pointer updates; retry")
 
-    def _append_history(self, record: dict) -> None:
-        stamp = record["promoted_at"].replace(":", "").replace("-", "")
-        name = f"{stamp}-{record['version']}-{uuid.uuid4().hex[:8]}.json"
-        self.store.put(self._key(HISTORY_DIR, name), _dumps(record), if_absent=True)
+    def _append_history(self, record: ProductionPointer) -> None:
+        stamp = isoformat(record.promoted_at).replace(":", "").replace("-", "")
+        name = f"{stamp}-{record.version}-{uuid.uuid4().hex[:8]}.json"
+        self.store.put(self._key(HISTORY_DIR, name), dump_record(record), if_absent=True)
 
-    def history(self) -> list[dict]:
-        """Every pointer move, oldest first."""
+    def history(self) -> list[ProductionPointer]:
+        """Every pointer move, oldest first (``spamops models history``)."""
         keys = self.store.list(self._key(HISTORY_DIR) + "/")
-        return [json.loads(self.store.get(k).data) for k in keys]
-
-
-def _dumps(obj: dict) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n").encode()
+        return [parse_pointer(self.store.get(k).data, self.store.uri(k)) for k in keys]

@@ -11,7 +11,6 @@ operator needs.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import joblib
 import numpy as np
 
 from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from spamops.registry.versions import CARD_FILE, MODEL_FILE, sha256_hex
+from spamops.records import CARD_FILE, MODEL_FILE, RecordError, parse_card, sha256_hex
 
 
 class ArtifactError(Exception):
@@ -48,63 +47,24 @@ class Artifact:
 
 
 def read_card(model_dir: Path) -> dict:
-    """The model card of ``model_dir``, checked for the keys serving relies on."""
+    """The model card of ``model_dir``, validated by the same typed record the trainer writes.
+
+    A hand-edited or truncated card must leave the model not ready with a message
+    naming the field at fault, not crash the process (or a later request) on a
+    ``None`` checksum or a string where a number belongs.
+    """
     path = model_dir / CARD_FILE
     if not path.is_file():
         raise ArtifactError("missing_card", f"{path}: no model card; refusing to load a model without one")
     try:
-        card = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise ArtifactError("bad_card", f"{path}: unreadable model card ({exc})") from None
-    if not isinstance(card, dict):
-        raise ArtifactError("bad_card", f"{path}: model card is not a JSON object")
-    missing = [k for k in ("version", "sha256", "feature_spec") if k not in card]
-    if missing:
-        raise ArtifactError("bad_card", f"{path}: model card lacks {', '.join(missing)}")
-    problem = card_problem(card)
-    if problem:
-        raise ArtifactError("bad_card", f"{path}: {problem}")
-    return card
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def card_problem(card: dict) -> str | None:
-    """What is wrong with the types of the card fields serving reads, or ``None``.
-
-    A hand-edited or truncated card must leave the model not ready with this
-    message, not crash the process (or a later request) on a ``None`` checksum
-    or a string where a number belongs.
-    """
-    if not isinstance(card["version"], str) or not card["version"]:
-        return "'version' must be a non-empty string"
-    if not isinstance(card["sha256"], str):
-        return "'sha256' must be a string"
-    files = card.get("files")
-    if files is not None and (not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values())):
-        return "'files' must be an object of file name to sha256 string"
-    spec = card["feature_spec"]
-    if not isinstance(spec, dict):
-        return "'feature_spec' must be an object"
-    statistics = card.get("feature_statistics")
-    if statistics is None:
-        return None
-    if not isinstance(statistics, dict):
-        return "'feature_statistics' must be an object"
-    for name, stats in statistics.items():
-        if not isinstance(stats, dict):
-            return f"feature_statistics.{name} must be an object"
-        for key in ("min", "max", "mean"):
-            if key in stats and not _is_number(stats[key]):
-                return f"feature_statistics.{name}.{key} must be a number"
-        percentiles = stats.get("percentiles")
-        if percentiles is not None and (
-            not isinstance(percentiles, list) or not all(_is_number(v) for v in percentiles)
-        ):
-            return f"feature_statistics.{name}.percentiles must be an array of numbers"
-    return None
+    try:
+        card = parse_card(data, str(path))
+    except RecordError as exc:
+        raise ArtifactError("bad_card", str(exc)) from None
+    return card.model_dump(mode="json", by_alias=True)  # the JSON document, now known to be valid
 
 
 def check_feature_spec(card: dict, source: str) -> None:

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from spamops.features import FEATURE_NAMES
-from spamops.training.data import LABELS
+from spamops.features import FEATURE_NAMES, LABELS
 
 _NOUNS = {"length": ("character", "characters"), "punct": ("punctuation mark", "punctuation marks")}
 _MORE = {"length": ("longer", "shorter"), "punct": ("more", "fewer")}

@@ -15,8 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from spamops.errors import BadInputError
+from spamops.records import CARD_FILE
 from spamops.registry.store import open_store, split_last
-from spamops.registry.versions import CARD_FILE, Registry
+from spamops.registry.versions import Registry
 
 
 def resolve(uri: str) -> tuple[Registry, str]:
@@ -25,7 +26,7 @@ def resolve(uri: str) -> tuple[Registry, str]:
     as_model = Registry(open_store(parent), last)
     production = as_model.production()
     if production is not None:
-        return as_model, production["version"]
+        return as_model, production.version
     root, model_name = split_last(parent)
     as_version = Registry(open_store(root), model_name)
     if not as_version.store.exists(f"{model_name}/{last}/{CARD_FILE}"):

@@ -18,8 +18,8 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from spamops.features import LABELS
 from spamops.serving.settings import SMALL_BATCH
-from spamops.training.data import LABELS
 
 PROBABILITY_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))
 LENGTH_BUCKETS = (10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0, 160.0, 200.0, 300.0, 500.0, 1000.0)

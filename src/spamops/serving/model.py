@@ -19,14 +19,13 @@ from kserve.errors import ModelNotReady
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION, LABELS
 from spamops.serving import metrics
 from spamops.serving.artifact import Artifact, ArtifactError, load_artifact
 from spamops.serving.explain import Explainer
 from spamops.serving.inputs import BadRequest, parse_v1, parse_v2
 from spamops.serving.lookup import DecisionTable, Row, Scores, grid_bounds
 from spamops.serving.settings import ServingSettings
-from spamops.training.data import LABELS
 
 logger = logging.getLogger("kserve.spamops")
 

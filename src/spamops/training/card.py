@@ -11,7 +11,7 @@ import numpy as np
 from spamops import __version__
 from spamops.config import RunConfig
 from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from spamops.registry.versions import isoformat
+from spamops.records import CardContent, ChampionRecord, DatasetsRecord
 from spamops.training.data import Dataset
 from spamops.training.gate import GateDecision
 from spamops.training.train import TrainResult
@@ -21,7 +21,7 @@ _LIBRARIES = ("scikit-learn", "numpy", "joblib", "scipy")
 
 
 def feature_statistics(X: np.ndarray) -> dict:
-    """Per-feature summary of the training rows: the reference for drift checks and explanations."""
+    """Per-feature summary of the training rows: what explanations compare with (and, planned, drift checks)."""
     stats = {}
     for i, name in enumerate(FEATURE_NAMES):
         col = X[:, i]
@@ -42,19 +42,21 @@ def build_card(
     dataset: Dataset,
     result: TrainResult,
     metrics: dict,
-    champion: dict | None,
+    champion: ChampionRecord | None,
     decision: GateDecision,
     X_train: np.ndarray,
     config: RunConfig,
-) -> dict:
-    """The card's content; the registry adds version, URIs and checksums when it stores it."""
-    return {
-        "created_at": isoformat(created_at),
+    datasets: DatasetsRecord,
+) -> CardContent:
+    """The card's content, validated; the registry adds version, URIs and checksums when it stores it."""
+    raw = {
+        "created_at": created_at,
         "code_version": __version__,
         "python": platform.python_version(),
         "libraries": {name: dist_version(name) for name in _LIBRARIES},
         "feature_spec": {"version": FEATURE_SPEC_VERSION, "names": list(FEATURE_NAMES)},
         "data": dataset.record(),
+        "datasets": datasets,
         "params": result.best_params,
         "training": {
             "scoring": config.train.scoring,
@@ -62,9 +64,10 @@ def build_card(
             "candidates": result.candidates,
             "train_rows": int(len(X_train)),
         },
-        "config": config.model_dump(mode="json"),
+        "config": config,
         "metrics": metrics,
         "champion": champion,
-        "gate": decision.to_json(),
+        "gate": decision.record(),
         "feature_statistics": feature_statistics(X_train),
     }
+    return CardContent.model_validate(raw)

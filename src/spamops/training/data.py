@@ -1,9 +1,18 @@
 """Ingestion: combine CSV sources into one validated, fingerprinted dataset.
 
 Two schemas are recognised from the header: numeric ``label,length,punct`` and
-text ``label,message`` (features computed by :mod:`spamops.features`).  Bad rows
-are counted and reported by source and line; above the configured share the run
-stops, because silently dropping much of a dataset changes what the model learns.
+text ``label,message`` (features computed by :mod:`spamops.features`); other columns
+are ignored and reported once.  Every row that cannot be used (an undecodable byte,
+an unknown label, an empty message, a length that is not a whole number, a row of
+empty fields) is a *bad row*, counted and reported by source and line; above the
+configured share the run stops, because silently dropping much of a dataset changes
+what the model learns.
+
+Sources are read as a stream of lines (local files are never loaded whole), the
+features go into compact arrays and the fingerprint is hashed as rows arrive, so
+memory grows with the rows kept (16 bytes of features each) and the distinct rows,
+not with the file.  :func:`csv_chunks` writes rows back as CSV in bounded chunks,
+the same normalised lines the fingerprint hashes (for dataset snapshots).
 """
 
 from __future__ import annotations
@@ -12,22 +21,25 @@ import csv
 import hashlib
 import io
 import math
-from collections import Counter
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from spamops.errors import BadInputError
-from spamops.features import FEATURE_NAMES, message_features
-from spamops.registry.store import read_uri
+from spamops.features import FEATURE_NAMES, LABELS, message_features
+from spamops.registry.store import read_uri, split_uri
 
-LABELS: tuple[str, ...] = ("ham", "spam")  # index = class id; spam (1) is the positive class
 SCHEMAS: dict[str, tuple[str, ...]] = {
     "numeric": ("label", "length", "punct"),
     "text": ("label", "message"),
 }
 _MAX_REASONS_IN_ERROR = 3
+_MAX_BAD_ROWS_KEPT = 100  # examples kept per source; the count is always exact
+_HASH_BATCH = 8192  # normalised lines hashed per update call
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,15 @@ class SourceReport:
     schema: str
     sha256: str
     rows: int = 0
-    bad_rows: list[BadRow] = field(default_factory=list)
+    bad_rows: list[BadRow] = field(default_factory=list)  # the first examples, for people
+    bad_count: int = 0  # all of them, for the share rule and the record
     class_counts: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def add_bad(self, line: int, reason: str) -> None:
+        self.bad_count += 1
+        if len(self.bad_rows) < _MAX_BAD_ROWS_KEPT:
+            self.bad_rows.append(BadRow(self.uri, line, reason))
 
     def to_json(self) -> dict:
         return {
@@ -59,7 +78,8 @@ class SourceReport:
             "schema": self.schema,
             "sha256": self.sha256,
             "rows": self.rows,
-            "bad_rows": len(self.bad_rows),
+            "bad_rows": self.bad_count,
+            "ignored_columns": self.ignored_columns,
             "class_counts": self.class_counts,
         }
 
@@ -90,7 +110,7 @@ class Dataset:
             "rows": int(len(self.y)),
             "class_counts": self.class_counts,
             "duplicate_rows": self.duplicate_rows,
-            "bad_rows": len(self.bad_rows),
+            "bad_rows": sum(src.bad_count for src in self.sources),
             "sources": [src.to_json() for src in self.sources],
         }
 
@@ -103,117 +123,239 @@ def load_dataset(sources: Sequence[str], max_bad_row_share: float = 0.01) -> Dat
     """
     if not sources:
         raise BadInputError("no data sources given: pass --data FILE or set data.sources in the config")
-    features: list[tuple[float, float]] = []
-    labels: list[int] = []
-    normalized: list[str] = []
+    features = array("d")
+    labels = array("b")
+    fingerprint = hashlib.sha256()
     reports: list[SourceReport] = []
-    raw_rows: Counter[tuple[str, ...]] = Counter()
+    duplicates = 0
     for uri in sources:
-        report, rows = _read_source(uri)
+        report, source_duplicates = _read_source(uri, features, labels, fingerprint)
         _check_bad_share(report, max_bad_row_share)
         reports.append(report)
-        for raw, label, feats in rows:
-            raw_rows[raw] += 1
-            labels.append(label)
-            features.append(feats)
-            normalized.append(f"{LABELS[label]},{feats[0]:.17g},{feats[1]:.17g}\n")  # exact, "10" not "10.0"
+        duplicates += source_duplicates
     if not labels:
         raise BadInputError(f"{', '.join(sources)}: no valid data rows")
-    digest = hashlib.sha256("".join(normalized).encode()).hexdigest()
     return Dataset(
-        X=np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)),
-        y=np.asarray(labels, dtype=np.int64),
+        X=np.frombuffer(features, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)).copy(),
+        y=np.frombuffer(labels, dtype=np.int8).astype(np.int64),
         sources=reports,
-        duplicate_rows=sum(n - 1 for n in raw_rows.values()),
-        fingerprint=f"sha256:{digest}",
+        duplicate_rows=duplicates,
+        fingerprint=f"sha256:{fingerprint.hexdigest()}",
     )
+
+
+def data_warnings(dataset: Dataset, per_source: int = 20) -> list[str]:
+    """The lines a person must see about a dataset: ignored columns once, then skipped rows."""
+    lines = []
+    for src in dataset.sources:
+        if src.ignored_columns:
+            lines.append(f"warning: {src.uri}: ignoring extra column(s) {', '.join(map(repr, src.ignored_columns))}")
+        lines += [f"warning: skipped {bad}" for bad in src.bad_rows[:per_source]]
+        if src.bad_count > per_source:
+            lines.append(f"warning: {src.uri}: {src.bad_count - per_source} more bad rows skipped")
+    return lines
+
+
+def normalized_line(label: int, length: float, punct: float) -> str:
+    """One row as the fingerprint hashes it and snapshots store it: exact, ``10`` not ``10.0``."""
+    return f"{LABELS[label]},{length:.17g},{punct:.17g}\n"
+
+
+def csv_chunks(X: np.ndarray, y: np.ndarray, chunk_rows: int = 65_536) -> Iterator[bytes]:
+    """``label,length,punct`` CSV of the rows, header first, in chunks of at most ``chunk_rows`` rows.
+
+    For writing (and hashing) a dataset snapshot without holding the whole CSV in memory; the
+    lines are :func:`normalized_line`, so the rows of a whole dataset hash to its fingerprint
+    (header excluded).
+    """
+    yield (",".join(SCHEMAS["numeric"]) + "\n").encode()
+    cache: dict[tuple[int, float, float], str] = {}
+    for start in range(0, len(y), chunk_rows):
+        lines = []
+        for label, length, punct in zip(
+            y[start : start + chunk_rows].tolist(), *X[start : start + chunk_rows].T.tolist(), strict=True
+        ):
+            key = (label, length, punct)
+            line = cache.get(key)
+            if line is None:
+                line = cache[key] = normalized_line(label, length, punct)
+            lines.append(line)
+        yield "".join(lines).encode()
 
 
 def _check_bad_share(report: SourceReport, max_share: float) -> None:
     """Judge each source on its own, so a small garbage file is not diluted by a big good one."""
-    bad = report.bad_rows
-    total = report.rows + len(bad)
-    if not bad or len(bad) <= max_share * total:
+    bad = report.bad_count
+    total = report.rows + bad
+    if not bad or bad <= max_share * total:
         return
-    shown = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:_MAX_REASONS_IN_ERROR])
-    more = f" (and {len(bad) - _MAX_REASONS_IN_ERROR} more)" if len(bad) > _MAX_REASONS_IN_ERROR else ""
+    shown = "; ".join(f"line {b.line}: {b.reason}" for b in report.bad_rows[:_MAX_REASONS_IN_ERROR])
+    more = f" (and {bad - _MAX_REASONS_IN_ERROR} more)" if bad > _MAX_REASONS_IN_ERROR else ""
     raise BadInputError(
-        f"{report.uri}: {len(bad)} of {total} rows invalid ({len(bad) / total:.1%} > {max_share:.1%} allowed): "
+        f"{report.uri}: {bad} of {total} rows invalid ({bad / total:.1%} > {max_share:.1%} allowed): "
         f"{shown}{more}; fix the rows or raise data.max_bad_row_share"
     )
 
 
-def _decode(uri: str, payload: bytes) -> str:
-    if b"\x00" in payload:
-        raise BadInputError(f"{uri}: not a CSV text file (contains NUL bytes); expected UTF-8 CSV")
+@contextmanager
+def _open_binary(uri: str) -> Iterator[io.BufferedIOBase]:
+    """The source as a binary stream: local files are streamed, other URIs come whole from the store."""
+    scheme, location = split_uri(uri)
+    if scheme != "file":
+        yield io.BytesIO(read_uri(uri))
+        return
+    path = Path(location)
+    if not path.exists():
+        raise BadInputError(f"{uri}: file does not exist")
+    if path.is_dir():
+        raise BadInputError(f"{uri}: is a directory, expected a file")
     try:
-        return payload.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = payload[: exc.start].count(b"\n") + 1
-        raise BadInputError(
-            f"{uri}: line {line}: undecodable byte 0x{payload[exc.start]:02x}; save the file as UTF-8"
-        ) from None
+        fh = path.open("rb")
+    except OSError as exc:
+        raise BadInputError(f"{uri}: cannot read: {exc.strerror}") from None
+    with fh:
+        yield fh
 
 
-def _detect_schema(uri: str, header: list[str]) -> str:
-    names = tuple(h.strip().lower() for h in header)
+class _Lines:
+    """Decoded lines of a binary stream, hashing the bytes as they pass and noting undecodable lines.
+
+    An undecodable byte makes its row bad (not the file): the line is decoded with
+    ``surrogateescape`` and the byte is queued in ``undecodable`` for the row reader.
+    """
+
+    def __init__(self, uri: str, stream: io.BufferedIOBase) -> None:
+        self.uri = uri
+        self.stream = stream
+        self.sha256 = hashlib.sha256()
+        self.undecodable: list[int] = []
+        if b"\x00" in stream.read(8192):
+            raise BadInputError(f"{uri}: not a CSV text file (contains NUL bytes); expected UTF-8 CSV")
+        stream.seek(0)
+
+    def __iter__(self) -> Iterator[str]:
+        first = True
+        for raw in self.stream:
+            self.sha256.update(raw)
+            if first:
+                first = False
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.undecodable.append(raw[exc.start])
+                yield raw.decode("utf-8", errors="surrogateescape")
+
+
+def _detect_schema(uri: str, header: list[str]) -> tuple[str, dict[str, int], list[str]]:
+    """Schema, column index and the extra (ignored) columns of a header."""
+    names = [h.strip().lower() for h in header]
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in index:
+            raise BadInputError(f"{uri}: line 1: column {header[i]!r} appears twice")
+        index[name] = i
     for schema, columns in SCHEMAS.items():
-        if sorted(names) == sorted(columns):
-            return schema
+        if set(columns) <= set(names):
+            ignored = [header[i] for i, name in enumerate(names) if name not in columns]
+            return schema, {name: index[name] for name in columns}, ignored
     expected = " or ".join(",".join(cols) for cols in SCHEMAS.values())
     raise BadInputError(f"{uri}: line 1: unexpected columns {','.join(header)!r}; expected {expected}")
 
 
-def _read_source(uri: str) -> tuple[SourceReport, list[tuple[tuple[str, ...], int, tuple[float, float]]]]:
-    payload = read_uri(uri)
-    text = _decode(uri, payload)
-    if not text.strip():
-        raise BadInputError(f"{uri}: file is empty; expected a header row label,length,punct or label,message")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise BadInputError(f"{uri}: line 1: malformed CSV header: {exc}") from None
-    schema = _detect_schema(uri, header)
-    index = {h.strip().lower(): i for i, h in enumerate(header)}
-    report = SourceReport(uri=uri, schema=schema, sha256=hashlib.sha256(payload).hexdigest())
-    rows = []
-    counts: Counter[str] = Counter()
-    while True:
+def _read_source(uri: str, features: array, labels: array, fingerprint: hashlib._Hash) -> tuple[SourceReport, int]:
+    """Append the good rows of ``uri`` to ``features``/``labels``; its report and its duplicate-row count."""
+    with _open_binary(uri) as stream:
+        lines = _Lines(uri, stream)
+        reader = csv.reader(lines)
         try:
-            cells = next(reader)
+            header = next(reader)
         except StopIteration:
-            break
+            raise BadInputError(
+                f"{uri}: file is empty; expected a header row label,length,punct or label,message"
+            ) from None
         except csv.Error as exc:
-            report.bad_rows.append(BadRow(uri, reader.line_num, f"malformed CSV: {exc}"))
-            continue
-        if not cells or all(not c.strip() for c in cells):
-            continue  # blank lines carry no data
-        parsed = _parse_row(schema, index, cells)
-        if isinstance(parsed, str):
-            report.bad_rows.append(BadRow(uri, reader.line_num, parsed))
-            continue
-        label, feats = parsed
-        counts[LABELS[label]] += 1
-        rows.append((tuple(cells), label, feats))
-    if not rows and not report.bad_rows:
+            raise BadInputError(f"{uri}: line 1: malformed CSV header: {exc}") from None
+        if lines.undecodable:
+            raise BadInputError(f"{uri}: line 1: undecodable byte 0x{lines.undecodable[0]:02x}; save the file as UTF-8")
+        if not any(h.strip() for h in header):
+            raise BadInputError(f"{uri}: file is empty; expected a header row label,length,punct or label,message")
+        schema, index, ignored = _detect_schema(uri, header)
+        report = SourceReport(uri=uri, schema=schema, sha256="", ignored_columns=ignored)
+        width = len(header)
+        seen: set = set()
+        counts = [0, 0]
+        normalized: dict[tuple[int, float, float], bytes] = {}
+        pending: list[bytes] = []
+        rows = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                lines.undecodable.clear()
+                report.add_bad(reader.line_num, f"malformed CSV: {exc}")
+                continue
+            if lines.undecodable:
+                report.add_bad(
+                    reader.line_num, f"undecodable byte 0x{lines.undecodable[0]:02x}; save the file as UTF-8"
+                )
+                lines.undecodable.clear()
+                continue
+            if not cells:
+                continue  # a blank line carries no data and no mistake
+            parsed = _parse_row(schema, index, width, cells)
+            if isinstance(parsed, str):
+                report.add_bad(reader.line_num, parsed)
+                continue
+            label, length, punct = parsed
+            rows += 1
+            counts[label] += 1
+            features.append(length)
+            features.append(punct)
+            labels.append(label)
+            seen.add(tuple(cells) if schema == "numeric" else _digest(cells))
+            key = (label, length, punct)
+            line = normalized.get(key)
+            if line is None:
+                line = normalized[key] = normalized_line(label, length, punct).encode()
+            pending.append(line)
+            if len(pending) >= _HASH_BATCH:
+                fingerprint.update(b"".join(pending))
+                pending.clear()
+        fingerprint.update(b"".join(pending))
+    if not rows and not report.bad_count:
         raise BadInputError(f"{uri}: line 1: header only, no data rows")
-    report.rows = len(rows)
-    report.class_counts = {label: counts.get(label, 0) for label in LABELS}
-    return report, rows
+    report.sha256 = lines.sha256.hexdigest()
+    report.rows = rows
+    report.class_counts = {label: counts[i] for i, label in enumerate(LABELS)}
+    return report, rows - len(seen)
 
 
-def _parse_row(schema: str, index: dict[str, int], cells: list[str]) -> tuple[int, tuple[float, float]] | str:
-    """The parsed row, or the reason it is invalid."""
-    if len(cells) != len(index):
-        return f"expected {len(index)} fields, found {len(cells)}"
+def _digest(cells: list[str]) -> bytes:
+    """A short stand-in for a text row in the duplicate count, so long messages are not all kept."""
+    return hashlib.blake2b("\x1f".join(cells).encode(errors="surrogateescape"), digest_size=16).digest()
+
+
+def _parse_row(schema: str, index: dict[str, int], width: int, cells: list[str]) -> tuple[int, float, float] | str:
+    """The parsed row ``(label, length, punct)``, or the reason it is invalid."""
+    if len(cells) != width:
+        if all(not c.strip() for c in cells):
+            return "empty row"
+        return f"expected {width} fields, found {len(cells)}"
     raw_label = cells[index["label"]].strip()
     label = raw_label.lower()
     if label not in LABELS:
+        if all(not c.strip() for c in cells):
+            return "empty row"
         return f"unknown label {raw_label!r}; expected ham or spam"
     if schema == "text":
-        length, punct = message_features(cells[index["message"]])
-        return LABELS.index(label), (float(length), float(punct))
+        message = cells[index["message"]]
+        if not message.strip():
+            return "empty message"
+        length, punct = message_features(message)
+        return LABELS.index(label), float(length), float(punct)
     values = []
     for name in ("length", "punct"):
         raw = cells[index[name]].strip()
@@ -223,5 +365,7 @@ def _parse_row(schema: str, index: dict[str, int], cells: list[str]) -> tuple[in
             return f"{name} {raw!r} is not a number"
         if not math.isfinite(value) or value < 0:
             return f"{name} {raw!r} must be a finite number >= 0"
-        values.append(value)
-    return LABELS.index(label), (values[0], values[1])
+        if not value.is_integer():
+            return f"{name} {raw!r} must be a whole number (it counts characters)"
+        values.append(value + 0.0)
+    return LABELS.index(label), values[0], values[1]

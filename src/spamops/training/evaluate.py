@@ -20,20 +20,32 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from spamops.training.search import unique_rows
+
 
 def spam_probability(model, X: np.ndarray) -> np.ndarray:
     """P(spam) from any classifier exposing ``predict_proba`` with classes [0, 1]."""
-    proba = model.predict_proba(X)
+    return predictions(model, X)[1]
+
+
+def predictions(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label and P(spam) of every row, asking the model once per *distinct* row.
+
+    A fitted classifier's answer for a row depends on that row alone, so this is exactly
+    ``(model.predict(X), model.predict_proba(X)[:, spam])``; a KNN over a million rows with a
+    few thousand distinct feature pairs is then evaluated in a fraction of a second.
+    """
+    keys, inverse = unique_rows(X)
+    labels = np.asarray(model.predict(keys))[inverse]
     classes = list(getattr(model, "classes_", [0, 1]))
     if 1 not in classes:
-        return np.zeros(len(X))
-    return proba[:, classes.index(1)]
+        return labels, np.zeros(len(X))
+    return labels, model.predict_proba(keys)[:, classes.index(1)][inverse]
 
 
 def evaluate(model, X: np.ndarray, y: np.ndarray) -> dict:
     """All metrics the gate and the report use, as plain JSON-able numbers."""
-    y_pred = np.asarray(model.predict(X))
-    scores = spam_probability(model, X)
+    y_pred, scores = predictions(model, X)
     majority = int(np.bincount(y, minlength=2).argmax())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)

@@ -2,16 +2,25 @@
 
 Accuracy alone lets an always-ham model through (about 85% of SMS are ham), so
 the gate also demands spam F1 and recall, a margin over the majority-class
-baseline, and no regression against the production champion on the same rows.
+baseline, and no regression against the production champion.
+
+The champion comparison runs on two sets of held-out rows: the challenger's own
+and the champion's (its stored snapshot).  On the challenger's rows alone a model
+trained on unrelated data passes trivially (the champion has never seen that kind
+of data); on the champion's rows it must show it still does production's job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from tabulate import tabulate
 
 from spamops.config import GateConfig
+from spamops.records import Comparison, GateRecord
+
+_WHOSE_ROWS = {"challenger": "the challenger's", "champion": "production's"}
 
 
 @dataclass(frozen=True)
@@ -40,9 +49,13 @@ class GateDecision:
     def to_json(self) -> dict:
         return {"passed": self.passed, "reasons": self.reasons, "rules": [asdict(r) for r in self.rules]}
 
+    def record(self) -> GateRecord:
+        """The card's typed copy of this decision."""
+        return GateRecord.model_validate(self.to_json())
+
     @classmethod
-    def from_json(cls, raw: dict) -> GateDecision:
-        return cls(passed=bool(raw["passed"]), rules=[RuleResult(**r) for r in raw["rules"]])
+    def from_record(cls, record: GateRecord) -> GateDecision:
+        return cls(passed=record.passed, rules=[RuleResult(**r.model_dump()) for r in record.rules])
 
     def table(self) -> str:
         """A readable table of the rules, for terminals and the report."""
@@ -64,11 +77,15 @@ def _at_least(rule: str, measured: float, threshold: float, what: str) -> RuleRe
     return RuleResult(rule, measured, threshold, ok, f"{what} {measured:.4f} {word} {threshold:.4f}")
 
 
-def decide(metrics: dict, cfg: GateConfig, champion_metrics: dict | None = None) -> GateDecision:
+def decide(
+    metrics: dict, cfg: GateConfig, comparisons: Sequence[Comparison] = (), *, itself: bool = False
+) -> GateDecision:
     """Apply every rule to the challenger's held-out ``metrics``.
 
-    ``champion_metrics`` are the production model's metrics on the *same* rows,
-    or ``None`` when nothing is in production yet.
+    ``comparisons`` are challenger and production champion scored on the same rows,
+    one per set of held-out rows (empty when nothing is in production yet); each must
+    show no regression beyond ``champion_tolerance``.  ``itself`` says the version
+    judged *is* production, so there is nothing to compare it with.
     """
     baseline = metrics["baseline_accuracy"]
     rules = [
@@ -83,15 +100,21 @@ def decide(metrics: dict, cfg: GateConfig, champion_metrics: dict | None = None)
         ),
     ]
     metric = cfg.primary_metric
-    if champion_metrics is None:
+    if itself:
+        rules.append(
+            RuleResult("champion", None, None, True, "this version is production: comparing production with itself")
+        )
+    elif not comparisons:
         rules.append(RuleResult("champion", None, None, True, "no production model yet; nothing to compare"))
-    else:
+    for c in () if itself else comparisons:
+        theirs = getattr(c.champion, metric)
         rules.append(
             _at_least(
-                "champion",
-                metrics[metric],
-                champion_metrics[metric] - cfg.champion_tolerance,
-                f"{metric} vs champion {champion_metrics[metric]:.4f} - tolerance {cfg.champion_tolerance:.4f}:",
+                f"champion_on_{c.rows}_rows",
+                getattr(c.challenger, metric),
+                theirs - cfg.champion_tolerance,
+                f"{metric} on {_WHOSE_ROWS[c.rows]} {c.challenger.rows} held-out rows vs champion "
+                f"{theirs:.4f} - tolerance {cfg.champion_tolerance:.4f}:",
             )
         )
     return GateDecision(passed=all(r.passed for r in rules), rules=rules)

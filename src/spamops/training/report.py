@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
 
-from spamops.training.data import LABELS  # noqa: E402
+from spamops.features import LABELS  # noqa: E402
+from spamops.records import CardContent  # noqa: E402
 from spamops.training.gate import GateDecision  # noqa: E402
 
 PLOTS = ("confusion_matrix.png", "roc_curve.png", "precision_recall.png")
@@ -43,42 +44,45 @@ def plots(y_true: np.ndarray, y_pred: np.ndarray, spam_score: np.ndarray) -> dic
     return out
 
 
-def markdown(card: dict, decision: GateDecision) -> str:
+def markdown(card: CardContent, model_name: str, version: str, decision: GateDecision) -> str:
     """A readable summary of one version: data, parameters, metrics, gate, plots."""
-    m = card["metrics"]
-    data = card["data"]
+    m = card.metrics
+    data = card.data
     sources = "\n".join(
-        f"| {s['uri']} | {s['schema']} | {s['rows']} | {s['bad_rows']} | `{s['sha256'][:12]}` |"
-        for s in data["sources"]
+        f"| {s.uri} | {s.source_schema} | {s.rows} | {s.bad_rows} | `{s.sha256[:12]}` |" for s in data.sources
     )
-    (tn, fp), (fn, tp) = m["confusion_matrix"]
-    return f"""# {card["model_name"]} {card["version"]}
+    snaps = card.datasets
+    (tn, fp), (fn, tp) = m.confusion_matrix
+    return f"""# {model_name} {version}
 
-Created {card["created_at"]} by spamops {card["code_version"]}; gate **{"passed" if decision.passed else "refused"}**.
+Created {card.created_at:%Y-%m-%dT%H:%M:%SZ} by spamops {card.code_version}; gate **{"passed" if decision.passed else "refused"}**.
 
-## Data ({data["rows"]} rows, fingerprint `{data["fingerprint"]}`)
+## Data ({data.rows} rows, fingerprint `{data.fingerprint}`)
 
 | source | schema | rows | bad rows | sha256 |
 |---|---|---|---|---|
 {sources}
 
-Class balance: {data["class_counts"]}; exact duplicate rows kept: {data["duplicate_rows"]}.
+Class balance: {data.class_counts}; exact duplicate rows kept: {data.duplicate_rows}.
+
+Snapshots (what this version was trained and judged on): training rows `{snaps.train.sha256[:12]}` ({snaps.train.rows}),
+held-out rows `{snaps.test.sha256[:12]}` ({snaps.test.rows}), under `{model_name}/datasets/`.
 
 ## Model
 
-`{card["params"]}` (cross-validated {card["training"]["scoring"]} = {card["training"]["cv_score"]:.4f}).
+`{card.params}` (cross-validated {card.training.scoring} = {card.training.cv_score:.4f}).
 
-## Held-out evaluation ({m["rows"]} rows)
+## Held-out evaluation ({m.rows} rows)
 
 | metric | value |
 |---|---|
-| accuracy | {m["accuracy"]:.4f} |
-| always-ham baseline accuracy | {m["baseline_accuracy"]:.4f} |
-| balanced accuracy | {m["balanced_accuracy"]:.4f} |
-| spam precision | {m["spam_precision"]:.4f} |
-| spam recall | {m["spam_recall"]:.4f} |
-| spam F1 | {m["spam_f1"]:.4f} |
-| ROC-AUC | {m["roc_auc"]:.4f} |
+| accuracy | {m.accuracy:.4f} |
+| always-ham baseline accuracy | {m.baseline_accuracy:.4f} |
+| balanced accuracy | {m.balanced_accuracy:.4f} |
+| spam precision | {m.spam_precision:.4f} |
+| spam recall | {m.spam_recall:.4f} |
+| spam F1 | {m.spam_f1:.4f} |
+| ROC-AUC | {m.roc_auc:.4f} |
 
 Confusion matrix: {tn} ham kept, {fp} ham flagged as spam, {fn} spam missed, {tp} spam caught.
 

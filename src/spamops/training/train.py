@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from dataclasses import dataclass
 from typing import TextIO
 
 import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.model_selection import ParameterGrid, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from spamops.config import TrainConfig
 from spamops.errors import BadInputError
 from spamops.training.data import Dataset
+from spamops.training.search import build_pipeline, grid, refit, scheduler_address, search
+
+__all__ = ["Split", "TrainResult", "build_pipeline", "fit", "split_dataset"]
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,6 @@ class TrainResult:
     candidates: int
 
 
-def build_pipeline() -> Pipeline:
-    """Scaling matters for KNN: length spans hundreds, punct tens."""
-    return Pipeline([("scale", StandardScaler()), ("knn", KNeighborsClassifier())])
-
-
 def split_dataset(dataset: Dataset, cfg: TrainConfig) -> Split:
     """A stratified, seeded split, so a rerun on the same data judges on the same rows."""
     counts = np.bincount(dataset.y, minlength=2)
@@ -61,35 +55,19 @@ def split_dataset(dataset: Dataset, cfg: TrainConfig) -> Split:
 
 
 def fit(split: Split, cfg: TrainConfig, progress: TextIO | None = sys.stderr) -> TrainResult:
-    """Grid-search the pipeline with stratified K-fold on the training part only."""
-    max_k = int(len(split.y_train) * (cfg.cv_folds - 1) / cfg.cv_folds)
-    grid = {
-        "knn__n_neighbors": [k for k in cfg.grid.n_neighbors if k <= max_k] or [1],
-        "knn__weights": list(cfg.grid.weights),
-        "knn__p": list(cfg.grid.p),
-    }
-    candidates = len(grid["knn__n_neighbors"]) * len(grid["knn__weights"]) * len(grid["knn__p"])
+    """Grid-search the pipeline with stratified K-fold on the training part only, then refit the best.
+
+    The decisions are ``GridSearchCV``'s; :mod:`spamops.training.search` says why it is exact and cheaper.
+    """
+    candidates = len(ParameterGrid(grid(cfg, len(split.y_train))))
     if progress is not None:
+        where = "local" if cfg.backend == "local" else f"dask at {scheduler_address(cfg)}"
         print(
-            f"grid search: {candidates} candidates x {cfg.cv_folds} folds on {len(split.y_train)} rows",
+            f"grid search: {candidates} candidates x {cfg.cv_folds} folds on {len(split.y_train)} rows ({where})",
             file=progress,
             flush=True,
         )
-    search = GridSearchCV(
-        build_pipeline(),
-        grid,
-        scoring=cfg.scoring,
-        cv=StratifiedKFold(n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.seed),
-        n_jobs=cfg.n_jobs,
-        refit=True,
-        verbose=1 if progress is not None else 0,
-        error_score="raise",
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        try:
-            search.fit(split.X_train, split.y_train)
-        except ValueError as exc:
-            raise BadInputError(f"train.scoring {cfg.scoring!r}: {exc}".splitlines()[0]) from None
-    params = {k.removeprefix("knn__"): v for k, v in search.best_params_.items()}
-    return TrainResult(search.best_estimator_, params, float(search.best_score_), candidates)
+    found = search(split.X_train, split.y_train, cfg)
+    pipeline = refit(split.X_train, split.y_train, found.best_params)
+    params = {k.removeprefix("knn__"): v for k, v in found.best_params.items()}
+    return TrainResult(pipeline, params, found.best_score, candidates)

@@ -44,9 +44,20 @@ class ObjectStore(ABC):
     def list(self, prefix: str) -> list[str]:
         """All keys under ``prefix`` (recursive), sorted."""
 
-    @abstractmethod
-    def delete(self, key: str) -> None:
-        """Remove an object if present."""
+    def check_exists(self) -> None:
+        """Raise :class:`~spamops.errors.BadInputError` when the store itself does not exist.
+
+        Reading commands call it so that a mistyped ``--store`` is reported as such,
+        not as an empty store.  Backends that cannot tell cheaply accept every root.
+        """
+        return None
+
+    def check_writable(self) -> None:
+        """Fail fast (exit 2) when nothing could be written here, before a run spends minutes training.
+
+        The default trusts the first real write; the local backend probes the directory.
+        """
+        return None
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` holds an object."""

@@ -3,6 +3,8 @@
 Writes go to a temporary file first and are renamed (or hard-linked, for
 create-only writes) into place, so a crash never leaves a half-written object.
 Conditional overwrites hold an ``flock`` on a sidecar lock file while comparing.
+Files get the permissions the process umask allows (``0o666 & ~umask``), like any
+file the user creates; a temporary file's private mode is not kept.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError
+from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
 from spamops.registry.store.base import Blob, ObjectStore
 
 _LOCK_SUFFIX = ".lock"
@@ -26,12 +28,37 @@ def _token(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _file_mode() -> int:
+    """``0o666`` less the process umask (read without changing it for long: umask is process-wide)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 class LocalStore(ObjectStore):
     """Objects as files under a root directory."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
         self.root_uri = self.root.as_uri()
+        self._mode = _file_mode()
+
+    def check_exists(self) -> None:
+        if not self.root.exists():
+            raise BadInputError(f"{self.root}: store does not exist; check --store (or train into it first)")
+        if not self.root.is_dir():
+            raise BadInputError(f"{self.root}: is not a directory, so it cannot be a store; check --store")
+
+    def check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise StoreSettingsError(
+                f"{self.root}: store cannot be written ({exc.strerror}); choose a writable --store"
+            ) from None
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).absolute()
@@ -84,13 +111,9 @@ class LocalStore(ObjectStore):
                 keys.append(path.relative_to(self.root).as_posix())
         return sorted(keys)
 
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
-
-    @staticmethod
-    def _write_temp(path: Path, data: bytes) -> str:
+    def _write_temp(self, path: Path, data: bytes) -> str:
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+        os.fchmod(fd, self._mode)  # mkstemp's 0600 would make every stored file private
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

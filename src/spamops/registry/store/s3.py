@@ -288,9 +288,6 @@ class S3Store(ObjectStore):
 
         return self._call(prefix, "list", call)
 
-    def delete(self, key: str) -> None:
-        self._call(key, "delete", lambda: self._client.delete_object(Bucket=self.bucket, Key=self._full(key)))
-
     # -- conditional writes ---------------------------------------------------
     def _own_write(self, full_key: str, write_id: str) -> str | None:
         """The ETag of ``full_key`` when its current content is the write ``write_id``."""

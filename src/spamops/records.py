@@ -1,0 +1,315 @@
+"""The records spamops writes for others to read: the model card, the production pointer, the rollout record.
+
+They cross every boundary (trainer → store → CLI, predictor, users' own tools), so
+they are typed here once, validated on every read, and written by one function.
+``SCHEMA_VERSION`` changes whenever a field changes meaning or becomes required; a
+reader refuses a record it does not understand, naming the field at fault, instead
+of failing later on a missing key.  ``docs/model-card.schema.json`` is generated
+from :class:`ModelCard` (``spamops models schema``) and a test keeps it current.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic_core import ErrorDetails
+
+from spamops.config import RunConfig
+from spamops.errors import BadInputError
+
+SCHEMA_VERSION = 1
+# The files of a stored version that these records describe (the registry writes them, the
+# predictor and KServe's storage initializer read them).
+MODEL_FILE = "model.joblib"
+CARD_FILE = "model-card.json"
+
+
+def sha256_hex(data: bytes) -> str:
+    """The checksum recorded for every file of a version (and for dataset snapshots)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+def isoformat(moment: datetime) -> str:
+    """UTC with microseconds and a ``Z``: sortable, and the same text in every record."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(isoformat, return_type=str, when_used="json")]
+Sha256 = Annotated[str, Field(pattern=SHA256_HEX, description="lower-case hex sha256")]
+
+
+class Record(BaseModel):
+    """Strict (no type coercion), immutable, and NaN-preserving (an undefined ROC-AUC is NaN)."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, ser_json_inf_nan="constants", populate_by_name=True
+    )
+
+
+class OpenRecord(Record):
+    """A part other modules may grow (ingest reports): unknown fields are kept, known ones checked."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# -- model card parts ---------------------------------------------------------
+class FeatureSpec(Record):
+    version: str
+    names: list[str]
+
+
+class SourceRecord(OpenRecord):
+    """One data source as read: its bytes' sha256 names the exact file version."""
+
+    uri: str
+    source_schema: str = Field(alias="schema", description="numeric (label,length,punct) or text (label,message)")
+    sha256: Sha256
+    rows: int
+    bad_rows: int
+    class_counts: dict[str, int]
+
+
+class DataRecord(OpenRecord):
+    """The combined, validated dataset; ``fingerprint`` hashes the normalised rows in order."""
+
+    fingerprint: str
+    rows: int
+    class_counts: dict[str, int]
+    duplicate_rows: int
+    bad_rows: int
+    sources: list[SourceRecord]
+
+
+class DatasetRef(Record):
+    """A content-addressed snapshot ``<model>/datasets/<sha256>.csv`` in the version's store."""
+
+    sha256: Sha256
+    rows: int
+    uri: str = Field(description="where it was written (informational; readers locate it by sha256)")
+
+
+class DatasetsRecord(Record):
+    """The exact rows this version was trained and judged on (data versioning)."""
+
+    train: DatasetRef
+    test: DatasetRef
+
+
+class TrainingRecord(OpenRecord):
+    scoring: str
+    cv_score: float
+    candidates: int
+    train_rows: int
+
+
+class Metrics(Record):
+    """Held-out metrics; ``baseline_accuracy`` is the always-majority-class score on the same rows."""
+
+    rows: int
+    accuracy: float
+    balanced_accuracy: float
+    spam_precision: float
+    spam_recall: float
+    spam_f1: float
+    roc_auc: float
+    confusion_matrix: list[list[int]]
+    baseline_accuracy: float
+
+
+class Comparison(Record):
+    """Challenger and champion scored on the same held-out rows (``rows`` says whose)."""
+
+    rows: Literal["challenger", "champion"]
+    dataset_sha256: Sha256
+    challenger: Metrics
+    champion: Metrics
+
+
+class ChampionRecord(Record):
+    """The production version this one was compared with, on both versions' held-out rows."""
+
+    version: str
+    comparisons: list[Comparison]
+
+
+class RuleRecord(Record):
+    rule: str
+    measured: float | None
+    threshold: float | None
+    passed: bool
+    detail: str
+
+
+class GateRecord(Record):
+    passed: bool
+    reasons: list[str]
+    rules: list[RuleRecord]
+
+
+class FeatureStatistics(Record):
+    """Training-row summary of one feature: the reference for explanations and drift checks."""
+
+    count: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    percentiles: list[float]
+
+
+class CardContent(Record):
+    """Everything the trainer knows about a version before the registry stores it."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    created_at: Timestamp
+    code_version: str
+    python: str
+    libraries: dict[str, str]
+    feature_spec: FeatureSpec
+    data: DataRecord
+    datasets: DatasetsRecord
+    params: dict[str, int | float | str | None]
+    training: TrainingRecord
+    config: RunConfig
+    metrics: Metrics
+    champion: ChampionRecord | None
+    gate: GateRecord
+    feature_statistics: dict[str, FeatureStatistics]
+
+
+class ModelCard(CardContent):
+    """``model-card.json``: what one version is, what it was trained and tested on, and why it was (not) promoted."""
+
+    model_name: str
+    version: str
+    storage_uri: str = Field(description="the version prefix, as KServe's storageUri")
+    sha256: Sha256 = Field(description="sha256 of model.joblib")
+    files: dict[str, Sha256] = Field(description="sha256 of every file of the version except the card")
+
+
+class ProductionPointer(Record):
+    """``production.json`` (and each ``history/`` entry): which version is production, and how it got there."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    model_name: str
+    version: str
+    storage_uri: str
+    sha256: Sha256
+    promoted_at: Timestamp
+    previous_version: str | None
+    lineage: list[str] = Field(description="earlier productions, newest first (what rollback walks back through)")
+    action: Literal["promote", "rollback"]
+    forced: bool
+    reason: str | None
+
+
+RolloutAction = Literal["started", "advanced", "held", "aborted", "promoted", "switched", "switched-back"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class RolloutEntry(Record):
+    """One entry of the append-only rollout record: what was done, at which weight, on what evidence.
+
+    Stored create-only as ``<model>/<version>/rollouts/<started-at>-<id>/<seq>-<action>.json``
+    (spamops.deploy.record), so the store keeps what the loop decided after the cluster's Events expire.
+    """
+
+    rollout_id: str
+    seq: int = Field(ge=0)
+    at: str = Field(default_factory=_now)
+    inference_service: str
+    mode: Literal["serverless", "standard"]
+    stable_version: str | None
+    canary_version: str
+    action: RolloutAction
+    weight: int = Field(ge=0, le=100)
+    verdict: str | None = None
+    reason: str = ""
+    check: dict[str, Any] | None = None
+
+
+# -- reading and writing ------------------------------------------------------
+class RecordError(BadInputError):
+    """A stored record is malformed: retrying cannot fix it, so it is bad input (exit 2)."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+_PHRASES = {
+    "string_type": "must be a string",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_type": "must be true or false",
+    "list_type": "must be an array",
+    "missing": "is missing",
+    "extra_forbidden": "is not a known field",
+    "string_pattern_mismatch": "must be a lower-case hex sha256",
+}
+
+
+def _describe(error: ErrorDetails) -> str:
+    loc = [str(p) for p in error["loc"]]
+    name = f"'{loc[0]}'" if len(loc) == 1 else ".".join(loc)
+    phrase = _PHRASES.get(error["type"], error["msg"][:1].lower() + error["msg"][1:])
+    return f"{name} {phrase}"
+
+
+def describe(exc: ValidationError) -> str:
+    """The first problem in words with the field's dotted path, plus how many more there are."""
+    errors = exc.errors(include_url=False)
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return _describe(errors[0]) + more
+
+
+def _parse(kind: type[Record], data: bytes | str, source: str, what: str) -> Any:
+    try:
+        return kind.model_validate_json(data)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            problem = f"not valid JSON ({exc.errors()[0]['msg']})"
+        else:
+            problem = describe(exc)
+        raise RecordError(f"{source}: invalid {what}: {problem}", problem) from None
+
+
+def parse_card(data: bytes | str, source: str) -> ModelCard:
+    """A stored model card, validated; :class:`RecordError` names the field at fault."""
+    return _parse(ModelCard, data, source, f"model card (schema {SCHEMA_VERSION})")
+
+
+def parse_pointer(data: bytes | str, source: str) -> ProductionPointer:
+    """A production pointer or history entry, validated like a card."""
+    return _parse(ProductionPointer, data, source, f"production pointer (schema {SCHEMA_VERSION})")
+
+
+def dump_record(record: Record) -> bytes:
+    """The one serialisation of every record: sorted keys, indented, NaN kept, newline-terminated."""
+    data = record.model_dump(mode="json", by_alias=True)
+    return (json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n").encode()
+
+
+def card_json_schema() -> dict:
+    """JSON Schema of ``model-card.json``, for users' tools (committed as docs/model-card.schema.json)."""
+    schema = ModelCard.model_json_schema(by_alias=True, mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "model-card.schema.json", **schema}
+
+
+def card_json_schema_text() -> str:
+    return json.dumps(card_json_schema(), indent=2, sort_keys=True) + "\n"

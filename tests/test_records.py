@@ -1,0 +1,119 @@
+"""The model card and the production pointer are typed records: they round-trip, and a bad one is refused by name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spamops.records import (
+    ModelCard,
+    ProductionPointer,
+    card_json_schema_text,
+    dump_record,
+    parse_card,
+    parse_pointer,
+)
+from spamops.serving.artifact import ArtifactError, load_artifact
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_FILE = ROOT / "docs" / "model-card.schema.json"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, str]:
+    """A store with one promoted demo version: (store, version)."""
+    from spamops.cli import main
+
+    store = tmp_path_factory.mktemp("records") / "store"
+    assert main(["train", "--store", str(store), "--quiet"]) == 0
+    (version,) = [p.name for p in (store / "spam").iterdir() if p.name.startswith("spam_model_")]
+    return store, version
+
+
+def _card_path(store: Path, version: str) -> Path:
+    return store / "spam" / version / "model-card.json"
+
+
+def test_card_and_pointer_round_trip_byte_for_byte(trained):
+    store, version = trained
+    raw = _card_path(store, version).read_bytes()
+    card = parse_card(raw, "card")
+    assert isinstance(card, ModelCard) and card.version == version and card.schema_version == 1
+    assert dump_record(card) == raw
+    assert parse_card(dump_record(card), "again") == card
+
+    pointer_raw = (store / "spam" / "production.json").read_bytes()
+    pointer = parse_pointer(pointer_raw, "pointer")
+    assert isinstance(pointer, ProductionPointer) and pointer.version == version and pointer.action == "promote"
+    assert dump_record(pointer) == pointer_raw
+
+
+def test_the_committed_json_schema_is_generated_from_the_card_model(cli):
+    result = cli("models", "schema")
+    assert result.code == 0
+    assert result.out == card_json_schema_text()
+    assert SCHEMA_FILE.read_text() == result.out, (
+        "docs/model-card.schema.json is stale: run 'spamops models schema > docs/model-card.schema.json'"
+    )
+    schema = json.loads(result.out)
+    assert {"datasets", "gate", "metrics", "sha256"} <= set(schema["required"])
+    assert schema["properties"]["schema_version"]["const"] == 1
+
+
+def _damaged(store: Path, version: str, tmp_path: Path, damage) -> Path:
+    """A copy of the store whose card was edited by ``damage(card_dict)``."""
+    import shutil
+
+    copy = tmp_path / "damaged-store"
+    shutil.copytree(store, copy)
+    path = _card_path(copy, version)
+    card = json.loads(path.read_text())
+    damage(card)
+    path.write_text(json.dumps(card))
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda c: c["metrics"].update(spam_f1="high"), "metrics.spam_f1 must be a number"),
+        (lambda c: c.pop("datasets"), "'datasets' is missing"),
+        (lambda c: c["gate"].update(passed="yes"), "gate.passed must be true or false"),
+        (lambda c: c.update(schema_version=99), "'schema_version'"),
+    ],
+    ids=["wrong-type", "missing-field", "string-for-bool", "unknown-schema"],
+)
+def test_a_bad_card_is_refused_naming_the_field_in_models_show(trained, tmp_path, cli, damage, words):
+    store, version = trained
+    copy = _damaged(store, version, tmp_path, damage)
+    result = cli("models", "show", version, "--store", copy)
+    assert result.code == 2, result.err
+    assert "invalid model card" in result.err and words in result.err
+    listing = cli("models", "list", "--store", copy, "--json")
+    assert listing.code == 0
+    (row,) = listing.json()["versions"]
+    assert row["status"] == "invalid" and words in row["reason"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda c: c.pop("gate"), "'gate' is missing"),
+        (lambda c: c["feature_statistics"]["punct"].update(std=None), "feature_statistics.punct.std must be a number"),
+    ],
+    ids=["missing-gate", "null-std"],
+)
+def test_a_bad_card_is_refused_naming_the_field_at_predictor_load(trained, tmp_path, cli, damage, words):
+    store, version = trained
+    model_dir = tmp_path / "model"
+    assert cli("models", "pull", version, model_dir, "--store", store).code == 0
+    assert load_artifact(model_dir).version == version  # intact: loads
+    path = model_dir / "model-card.json"
+    card = json.loads(path.read_text())
+    damage(card)
+    path.write_text(json.dumps(card))
+    with pytest.raises(ArtifactError) as err:
+        load_artifact(model_dir)
+    assert err.value.reason == "bad_card" and words in str(err.value)
