@@ -164,6 +164,24 @@ class FeatureStatistics(Record):
     percentiles: list[float]
 
 
+class FeatureBuckets(Record):
+    """Training rows counted in the predictor's histogram buckets (Prometheus ``le`` semantics).
+
+    ``counts[i]`` holds the rows with ``bounds[i-1] < value <= bounds[i]``; the last entry those
+    above every bound, so production bucket increases compare with it directly.
+    """
+
+    bounds: list[float]
+    counts: list[int]
+
+
+class FeatureReference(Record):
+    """The drift monitor's reference (``spamops monitor``): per-feature buckets and the training spam rate."""
+
+    buckets: dict[str, FeatureBuckets]
+    spam_rate: float | None
+
+
 class CardContent(Record):
     """Everything the trainer knows about a version before the registry stores it."""
 
@@ -182,6 +200,9 @@ class CardContent(Record):
     champion: ChampionRecord | None
     gate: GateRecord
     feature_statistics: dict[str, FeatureStatistics]
+    feature_reference: FeatureReference | None = Field(
+        default=None, description="drift reference; absent on versions trained before drift monitoring"
+    )
 
 
 class ModelCard(CardContent):

@@ -38,7 +38,7 @@ def demo_model_dir(demo_store: Path, tmp_path_factory) -> Path:
     """The production version pulled into a model dir, as /mnt/models holds it."""
     registry = Registry(open_store(str(demo_store)), "spam")
     dest = tmp_path_factory.mktemp("mnt-models") / "model"
-    registry.pull(registry.production()["version"], dest)
+    registry.pull(registry.production().version, dest)
     return dest
 
 
