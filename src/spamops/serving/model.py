@@ -49,9 +49,11 @@ class NotReady(ModelNotReady):
     internal error instead of ``UNAVAILABLE``.
     """
 
-    def __init__(self, model_name: str, detail: str | None = None) -> None:
+    def __init__(self, model_name: str, detail: str | None = None, reason_code: str = "not_loaded") -> None:
         super().__init__(model_name, detail)
+        self.detail = detail
         self.reason = self.error_msg
+        self.reason_code = reason_code  # the load failure's label, as in spamops_model_load_failures_total
 
 
 class SpamModel(Model):
@@ -65,6 +67,7 @@ class SpamModel(Model):
         self.table: DecisionTable | None = None
         self.explainer: Explainer | None = None
         self.load_error: str | None = None
+        self.load_reason: str | None = None  # e.g. checksum_mismatch: what the 503 bodies carry as "reason"
         self._metrics: metrics.VersionMetrics | None = None
         metrics.MODEL_READY.labels(name).set(0)
 
@@ -121,6 +124,7 @@ class SpamModel(Model):
         """Mark the model not ready for ``reason``, with the log line an operator will look for."""
         self.ready = False
         self.load_error = message
+        self.load_reason = reason
         metrics.LOAD_FAILURES.labels(self.name, reason).inc()
         metrics.MODEL_READY.labels(self.name).set(0)
         logger.error("model %s NOT READY (%s): %s", self.name, reason, message)
@@ -156,7 +160,7 @@ class SpamModel(Model):
     def check_ready(self) -> None:
         """503 (gRPC ``UNAVAILABLE``) with the load error, before anything touches the missing table."""
         if not self.ready or self.table is None:
-            raise NotReady(self.name, self.load_error or "not loaded")
+            raise NotReady(self.name, self.load_error or "not loaded", self.load_reason or "not_loaded")
 
     def predict(self, payload: Any, headers: dict[str, str] | None = None) -> dict | InferResponse:
         """Score V1 ``:predict`` bodies and V2 requests (REST ``InferRequest`` or gRPC ``ModelInferRequest``)."""
