@@ -151,7 +151,7 @@ def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> 
     """
     import kserve.model_server as kserve_app
 
-    from spamops.serving import http, workers
+    from spamops.serving import http, openapi, workers
 
     server = ModelServer(
         http_port=args.http_port,
@@ -169,6 +169,7 @@ def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> 
         ssl_keyfile=args.ssl_keyfile,
     )
     http.install(kserve_app.app, server.registered_models, settings.max_body_bytes)
+    openapi.document(kserve_app.app, settings)
     server.model_repository_extension = http.ReadOnlyRepository(server.registered_models)  # gRPC load/unload
     # Registered even when not ready: KServe would refuse to start without a ready model,
     # and a process that exits on a bad artifact crash-loops; a not-ready one says 503 and why.
@@ -181,7 +182,7 @@ def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> 
     gc.freeze()
 
     def start(sock) -> None:
-        workers.serve_rest_on(sock)
+        workers.serve_rest_on(sock, lambda app: http.claim_error_handlers(app, server.registered_models))
         server.start([])
 
     return workers.run(start, args.bind, server.http_port, args.workers)

@@ -197,13 +197,36 @@ def _not_ready(model: Any) -> JSONResponse:
     return JSONResponse(status_code=503, content=body)
 
 
-async def not_ready_handler(_: Request, exc: NotReady) -> JSONResponse:
-    """A prediction on a model that is not ready: KServe's 503, with our reason label and no traceback."""
-    detail = getattr(exc, "detail", None)
-    return JSONResponse(
-        status_code=503,
-        content=not_ready_body(exc.model_name, detail, getattr(exc, "reason_code", None)),
-    )
+def not_ready_handler(registry: ModelRepository) -> Any:
+    """The handler of KServe's ``ModelNotReady`` (503): with the model's load error and reason, no traceback."""
+
+    async def handle(_: Request, exc: ModelNotReady) -> JSONResponse:
+        model = registry.get_model(exc.model_name)
+        detail = getattr(exc, "detail", None) or getattr(model, "load_error", None)
+        reason = getattr(exc, "reason_code", None) or getattr(model, "load_reason", None)
+        return JSONResponse(status_code=503, content=not_ready_body(exc.model_name, detail, reason))
+
+    return handle
+
+
+def claim_error_handlers(app: FastAPI, registry: ModelRepository) -> None:
+    """Re-register the handlers KServe replaces with its own when it creates the application.
+
+    Call after KServe's ``create_application`` (``workers.serve_rest_on`` does).
+    """
+    app.add_exception_handler(ModelNotReady, not_ready_handler(registry))
+    app.add_exception_handler(InvalidInput, kserve_bad_request_handler)
+
+
+async def kserve_bad_request_handler(request: Request, exc: InvalidInput) -> JSONResponse:
+    """A 400 KServe raised itself (its V1 decoder on a body that is not JSON): our body, with a reason."""
+    if isinstance(exc, BadRequest):
+        return await bad_request_handler(request, exc)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    reason = "invalid_json" if content_type in JSON_CONTENT_TYPES else "unsupported_content_type"
+    note_reason(reason)
+    logger.info("400 %s: %s", reason, exc)
+    return JSONResponse(status_code=400, content={"error": str(exc), "reason": reason})
 
 
 class Routes:
@@ -222,6 +245,7 @@ class Routes:
         app.add_api_route("/v2/models/{model_name}/infer", self.v2_infer, methods=["POST"])
         app.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", self.v2_infer, methods=["POST"])
         app.add_api_route("/v1/models/{model_name}", self.v1_model, methods=["GET"])
+        app.add_api_route("/v2/models/{model_name}/ready", self.v2_model_ready, methods=["GET"])
         for action in ("load", "unload"):
             app.add_api_route(
                 f"/v2/repository/models/{{model_name}}/{action}", self.repository_change, methods=["POST"]
@@ -260,6 +284,13 @@ class Routes:
         if not model.ready:
             return _not_ready(model)
         return JSONResponse({"name": model_name, "ready": True, "version": getattr(model, "version", None)})
+
+    async def v2_model_ready(self, model_name: str) -> JSONResponse:
+        """V2 model readiness; unlike KServe's, the 503 says why."""
+        model = self.model(model_name)
+        if not model.ready:
+            return _not_ready(model)
+        return JSONResponse({"name": model_name, "ready": True})
 
     async def v2_model_metadata(self, model_name: str) -> JSONResponse:
         """V2 metadata with the model version in ``versions`` (KServe's leaves it empty)."""
@@ -342,8 +373,7 @@ def install(app: FastAPI, registry: ModelRepository, max_body_bytes: int) -> Non
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     app.add_exception_handler(BadRequest, bad_request_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    # On our subclass: KServe registers its own ModelNotReady handler when the server starts.
-    app.add_exception_handler(NotReady, not_ready_handler)
+    app.add_exception_handler(NotReady, not_ready_handler(registry))  # KServe's own is claimed back at start
     add_routes(app, registry)
 
 

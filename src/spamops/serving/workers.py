@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import kserve.model_server as kserve_model_server
 from kserve.protocol.rest.server import RESTServer
@@ -46,17 +47,20 @@ def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket
     return sock
 
 
-def serve_rest_on(sock: socket.socket) -> None:
+def serve_rest_on(sock: socket.socket, on_app: Callable[[Any], None] | None = None) -> None:
     """Make KServe's ``ModelServer.start`` run its REST server on ``sock`` instead of binding 0.0.0.0 itself.
 
     ``ModelServer.start`` builds its ``RESTServer`` by the name it imported; a
     subclass under that name that hands uvicorn our socket changes nothing else
     (same app, middlewares, handlers, event loop and signal handling).
+    ``on_app`` runs once KServe has created the application (its handlers installed).
     """
 
     class BoundRESTServer(RESTServer):
         async def start(self) -> None:
             self.create_application()
+            if on_app is not None:
+                on_app(kserve_model_server.app)
             await self._server.serve(sockets=[sock])
 
     kserve_model_server.RESTServer = BoundRESTServer
