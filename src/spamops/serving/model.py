@@ -9,11 +9,11 @@ log says why, instead of the process exiting and crash-looping.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from kserve import Model
 from kserve.errors import ModelNotReady
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
@@ -86,8 +86,10 @@ class SpamModel(Model):
         """
         if self.load_error is not None:
             return self.ready
+        started = time.perf_counter()
         try:
             artifact = load_artifact(self.model_dir)
+            verify_seconds = time.perf_counter() - started
             max_length, max_punct = grid_bounds(
                 artifact.feature_statistics,
                 self.settings.table_max_length,
@@ -109,10 +111,11 @@ class SpamModel(Model):
         metrics.MODEL_INFO.labels(self.name, artifact.version, FEATURE_SPEC_VERSION).set(1)
         metrics.MODEL_READY.labels(self.name).set(1)
         logger.info(
-            "model %s READY: version %s from %s (sha256 verified); decision table %dx%d (%d cells) built in %.2fs",
+            "model %s READY: version %s from %s (sha256 verified in %.2fs); decision table %dx%d (%d cells) built in %.2fs",
             self.name,
             artifact.version,
             self.model_dir,
+            verify_seconds,
             table.max_length + 1,
             table.max_punct + 1,
             table.cells,
@@ -154,7 +157,7 @@ class SpamModel(Model):
     def score(self, rows: list[Row]) -> Scores:
         """Score validated rows and count them in the metrics."""
         scores = self.table.score(rows)
-        self._metrics.record(rows, scores.probability, sum(scores.is_spam), scores.fallbacks)
+        self._metrics.record(rows, scores.probability, scores.spam_count, scores.fallbacks)
         return scores
 
     def check_ready(self) -> None:
@@ -198,8 +201,8 @@ class SpamModel(Model):
         scores = self.score(rows)
         n = len(rows)
         data = {
-            "label": [LABELS[s] for s in scores.is_spam],
-            "spam_probability": np.asarray(scores.probability, dtype=np.float32).tolist(),
+            "label": scores.labels(),
+            "spam_probability": scores.probability_fp32(),
         }
         names = [o.name for o in requested] or list(OUTPUT_NAMES)
         binary = (
