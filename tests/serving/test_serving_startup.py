@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
-from servinghelpers import Predictor
+from servinghelpers import Predictor, free_port
 
 from spamops.serving.__main__ import DEFAULT_MODEL_DIR, build_parser
 from spamops.serving.settings import ServingSettings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_kserve_flags_are_kept_and_defaults_documented():
@@ -153,3 +160,43 @@ def test_storage_uri_with_a_model_dir_that_is_a_file_is_refused_clearly(trained_
         timeout=60,
     )
     assert proc.returncode == 2 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_make_serve_binds_what_it_prints_and_leaves_no_temp_dir(trained_store, production_version, tmp_path):
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    port = free_port()
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "serve", f"STORE={trained_store}", f"SERVE_PORT={port}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "TMPDIR": str(scratch_root)},
+        start_new_session=True,  # its own process group, as a terminal gives it: Ctrl-C reaches make and the server
+    )
+    try:
+        printed = make.stdout.readline().decode()
+        assert f"on http://127.0.0.1:{port}" in printed, printed
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not listening_addresses(port):
+            assert make.poll() is None, make.stdout.read().decode()
+            time.sleep(0.2)
+        assert listening_addresses(port) == {"0100007F"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models/spam", timeout=10) as reply:
+            assert json.loads(reply.read())["version"] == production_version
+    finally:
+        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C
+        make.wait(timeout=30)
+    assert list(scratch_root.iterdir()) == []
+
+
+def test_make_serve_of_a_version_that_does_not_exist_exits_at_once(trained_store):
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "serve", f"STORE={trained_store}", "VERSION=spam_model_19990101_000000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "spam_model_19990101_000000" in proc.stderr
+    assert "neither a complete model version" in proc.stderr

@@ -169,7 +169,7 @@ def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> 
         ssl_keyfile=args.ssl_keyfile,
     )
     http.install(kserve_app.app, server.registered_models, settings.max_body_bytes)
-    openapi.document(kserve_app.app, settings)
+    openapi.document(kserve_app.app, settings, server.registered_models)
     server.model_repository_extension = http.ReadOnlyRepository(server.registered_models)  # gRPC load/unload
     # Registered even when not ready: KServe would refuse to start without a ready model,
     # and a process that exits on a bad artifact crash-loops; a not-ready one says 503 and why.

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from kserve.model_repository import ModelRepository
 
 from spamops.features import FEATURE_NAMES
 from spamops.serving.inputs import MAX_FEATURE_VALUE, NUMERIC_DATATYPES
@@ -218,8 +219,15 @@ OPERATIONS: dict[tuple[str, str], tuple[str | None, str | None, dict[str, dict]]
 }
 
 
-def build(app: FastAPI, settings: ServingSettings) -> dict[str, Any]:
-    """FastAPI's document for ``app``, corrected from :data:`OPERATIONS`."""
+def build(app: FastAPI, settings: ServingSettings, registry: ModelRepository | None = None) -> dict[str, Any]:
+    """FastAPI's document for ``app``, corrected from :data:`OPERATIONS`.
+
+    With ``registry``, the ``model_name`` and ``model_version`` path parameters
+    list the served names and versions: anything else is a documented 404.
+    """
+    served = list(registry.get_models().values()) if registry is not None else []
+    names = [m.name for m in served]
+    versions = [v for v in (getattr(m, "version", None) for m in served) if v]
     doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     components.update(schemas(settings))
@@ -227,6 +235,11 @@ def build(app: FastAPI, settings: ServingSettings) -> dict[str, Any]:
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)  # FastAPI's validation errors are answered as 400s
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter["name"] == "model_name" and names:
+                    parameter["schema"] = {"type": "string", "enum": names}
+                elif parameter.get("in") == "path" and parameter["name"] == "model_version" and versions:
+                    parameter["schema"] = {"type": "string", "enum": versions}
             body, ok, others = OPERATIONS.get((path, method), (None, None, {}))
             if body is not None:
                 operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
@@ -240,12 +253,12 @@ def build(app: FastAPI, settings: ServingSettings) -> dict[str, Any]:
     return doc
 
 
-def document(app: FastAPI, settings: ServingSettings) -> None:
-    """Serve the corrected document on ``/openapi.json`` (built once, on first request)."""
+def document(app: FastAPI, settings: ServingSettings, registry: ModelRepository) -> None:
+    """Serve the corrected document on ``/openapi.json`` (built once, on first request, when the model is loaded)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = build(app, settings)
+            app.openapi_schema = build(app, settings, registry)
         return app.openapi_schema
 
     app.openapi = openapi  # FastAPI's documented way to customise the document
