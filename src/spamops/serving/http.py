@@ -243,7 +243,9 @@ class Routes:
     def add_to(self, app: FastAPI) -> None:
         app.add_api_route("/v2/health/ready", self.server_ready, methods=["GET"])
         app.add_api_route("/v2/models/{model_name}/infer", self.v2_infer, methods=["POST"])
-        app.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", self.v2_infer, methods=["POST"])
+        app.add_api_route(
+            "/v2/models/{model_name}/versions/{model_version}/infer", self.v2_infer_version, methods=["POST"]
+        )
         app.add_api_route("/v1/models/{model_name}", self.v1_model, methods=["GET"])
         app.add_api_route("/v2/models/{model_name}/ready", self.v2_model_ready, methods=["GET"])
         for action in ("load", "unload"):
@@ -307,8 +309,16 @@ class Routes:
             }
         )
 
-    async def v2_infer(self, model_name: str, request: Request, model_version: str | None = None) -> Response:
-        """The lean V2 ``/infer`` (see the module docstring); ``model_version`` must be the served one."""
+    async def v2_infer(self, model_name: str, request: Request) -> Response:
+        """The lean V2 ``/infer`` (see the module docstring)."""
+        return await self.infer(model_name, request, None)
+
+    async def v2_infer_version(self, model_name: str, model_version: str, request: Request) -> Response:
+        """``/versions/<version>/infer``: ``model_version`` must be the served one."""
+        return await self.infer(model_name, request, model_version)
+
+    async def infer(self, model_name: str, request: Request, model_version: str | None) -> Response:
+        """Score a V2 request; a version, when named, must be the served one."""
         model = self.model(model_name)
         if not model.ready:  # before the version check: a not-ready model serves no version, which is a 503
             return _not_ready(model)

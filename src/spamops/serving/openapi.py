@@ -235,6 +235,10 @@ def build(app: FastAPI, settings: ServingSettings, registry: ModelRepository | N
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)  # FastAPI's validation errors are answered as 400s
+            if (path, method) in OPERATIONS:
+                # KServe's shadowed route of the same path would add a model_version query parameter
+                # that the route answering (ours) does not read
+                operation["parameters"] = [p for p in operation.get("parameters", []) if p.get("in") != "query"]
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path" and parameter["name"] == "model_name" and names:
                     parameter["schema"] = {"type": "string", "enum": names}
