@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from servinghelpers import Predictor, free_port
 
+from spamops.serving import workers
 from spamops.serving.__main__ import DEFAULT_MODEL_DIR, build_parser
 from spamops.serving.settings import ServingSettings
 
@@ -200,3 +202,13 @@ def test_make_serve_of_a_version_that_does_not_exist_exits_at_once(trained_store
     )
     assert proc.returncode != 0 and "spam_model_19990101_000000" in proc.stderr
     assert "neither a complete model version" in proc.stderr
+
+
+def test_the_listening_socket_sends_small_responses_at_once():
+    # uvloop sets TCP_NODELAY only on sockets it binds itself; ours must, or each small answer
+    # waits for the client's delayed ACK (about 40 ms).
+    sock = workers.listening_socket("127.0.0.1", 0, reuse_port=False)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()

@@ -36,12 +36,15 @@ BACKLOG = 2048  # uvicorn's default
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """A TCP socket listening on ``host:port`` (``port`` 0 picks a free one)."""
+    """A TCP socket listening on ``host:port`` (``port`` 0 picks a free one), small responses sent at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    # Accepted connections inherit it. uvloop sets it only on sockets it binds itself; without it
+    # Nagle's algorithm meets the client's delayed ACK and every small response waits ~40 ms.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(BACKLOG)
     return sock
