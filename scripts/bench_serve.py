@@ -560,7 +560,11 @@ def compare_peers(args: argparse.Namespace, model_dir: Path, stats: dict, work: 
         for name, rows, conc in scenarios:
             for s in order:  # A B C A B C ...: alternating, so drift hits everyone
                 url = f"http://{HOST}:{s.port}/v2/models/spam/infer"
+                pids = process_tree(s.proc.pid)
+                before = cpu_seconds(pids)
                 res = run_wrk(url, v2_body(rows, s.name == "mlserver"), conc, args.duration, work, client_cpus)
+                # CPU time per request: what the server spends, whatever share of the CPU it was given
+                res["server_cpu_us"] = (cpu_seconds(pids) - before) / res["requests"] * 1e6
                 runs.setdefault((name, s.name), []).append(res)
                 log(
                     f"round {rnd} {name:>16} {s.name:>9}: {res['rps']:8.0f} req/s  p50 {res['p50_us'] / 1000:6.2f} ms"
@@ -573,8 +577,8 @@ def compare_peers(args: argparse.Namespace, model_dir: Path, stats: dict, work: 
 
 def summarise(runs: list[dict]) -> dict:
     return {
-        **{m: statistics.median(r[m] for r in runs) for m in ("rps", "p50_us", "p99_us")},
-        **{f"{m}_all": [r[m] for r in runs] for m in ("rps", "p50_us", "p99_us")},
+        **{m: statistics.median(r[m] for r in runs) for m in ("rps", "p50_us", "p99_us", "server_cpu_us")},
+        **{f"{m}_all": [r[m] for r in runs] for m in ("rps", "p50_us", "p99_us", "server_cpu_us")},
         # The tail is what background load disturbs most; the quietest round shows the undisturbed one.
         "p99_min_us": min(r["p99_us"] for r in runs),
     }
@@ -675,10 +679,26 @@ def target_checks(scenarios, medians) -> list[str]:
         if len(rows) > 1:
             checks.append((f"{name}: instances/s >= 3x MLServer", ratio(name, "rps", "mlserver"), 3.0, True))
             checks.append((f"{name}: instances/s >= 0.95x ceiling", ratio(name, "rps", "ceiling"), 0.95, True))
+            checks.append(
+                (
+                    f"{name}: CPU per request <= 1/0.95 of ceiling's",
+                    ratio(name, "server_cpu_us", "ceiling"),
+                    1 / 0.95,
+                    False,
+                )
+            )
         elif conc in (8, 32):
             checks.append((f"{name}: req/s >= 3x MLServer", ratio(name, "rps", "mlserver"), 3.0, True))
             checks.append((f"{name}: p99 <= 1/3 of MLServer's", ratio(name, "p99_us", "mlserver"), 1 / 3, False))
             checks.append((f"{name}: req/s >= 0.95x ceiling", ratio(name, "rps", "ceiling"), 0.95, True))
+            checks.append(
+                (
+                    f"{name}: CPU per request <= 1/0.95 of ceiling's",
+                    ratio(name, "server_cpu_us", "ceiling"),
+                    1 / 0.95,
+                    False,
+                )
+            )
     return [
         f"{'met    ' if (value >= bound if at_least else value <= bound) else 'NOT met'} {label}: {value:.2f}x"
         for label, value, bound, at_least in checks
@@ -695,6 +715,7 @@ def print_table(scenarios, medians, inproc, args, card, mlserver_setup: str | No
             ("rps", "inst/s" if per > 1 else "req/s", "n"),
             ("p50_us", "p50 ms", "ms"),
             ("p99_us", "p99 ms", "ms"),
+            ("server_cpu_us", "server CPU us/request", "n"),
         ):
             scale = per if metric == "rps" else 1
             ours = medians[(name, "ours")]
