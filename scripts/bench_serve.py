@@ -56,7 +56,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -69,6 +68,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spamops.records import CARD_FILE, MODEL_FILE, FeatureStatistics, ModelCard, parse_card
+from spamops_dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("SPAMOPS_CACHE", Path.home() / ".cache" / "spamops"))
@@ -126,12 +126,6 @@ args = build_parser().parse_args(sys.argv[1:])
 configure_logging(args)
 serve(ConstantModel(args.model_name), args, settings_from(args))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def log(msg: str) -> None:

@@ -32,17 +32,10 @@ from spamops.features import features_matrix
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
 from spamops.training.evaluate import spam_probability
+from spamops_dev.ports import free_port
 
 SPAMMY = "WINNER!! You have won a £1000 prize. Call 09061701461 now to claim, T&C apply, 18+ only!!"
 HAMMY = "Ok see you at 8"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method: str, url: str, doc=None) -> tuple[int, dict]:
