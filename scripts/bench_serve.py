@@ -62,12 +62,11 @@ import sys
 import tempfile
 import time
 import timeit
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from spamops.records import CARD_FILE, MODEL_FILE, FeatureStatistics, ModelCard, parse_card
+from spamops_dev import processes
 from spamops_dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,19 +190,15 @@ class Server:
         )
         if self.cpus:
             os.sched_setaffinity(self.proc.pid, self.cpus)  # inherited by its threads and children
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{self.name} exited early:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"http://{HOST}:{self.port}/v2/health/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return time.perf_counter() - started
-            except (OSError, urllib.error.HTTPError):
-                pass
-            time.sleep(0.02)
-        self.stop()
-        raise SystemExit(f"{self.name} not ready within {timeout}s:\n{self.log_tail()}")
+        ready = f"http://{HOST}:{self.port}/v2/health/ready"
+        try:
+            processes.wait_ready(
+                self.name, self.proc, lambda: processes.http_ok(ready), timeout, self.workdir / f"{self.name}.log", 0.02
+            )
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise SystemExit(str(exc)) from None
+        return time.perf_counter() - started
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,15 +156,15 @@ class Dockerd:
         )
         self.pid = self.proc.pid
         self._owner_file.write_text(f"{self.pid}\n")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dockerd exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            if self.socket.exists() and self.docker("version", check=False, timeout=10).returncode == 0:
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"dockerd did not answer within {timeout}s:\n{self.log()[-3000:]}")
+        try:
+            processes.wait_ready("dockerd", self.proc, self._answers, timeout, self.run_dir / "dockerd.log")
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+        return self
+
+    def _answers(self) -> bool:
+        return self.socket.exists() and self.docker("version", check=False, timeout=10).returncode == 0
 
     def log(self) -> str:
         path = self.run_dir / "dockerd.log"
@@ -213,18 +212,18 @@ class DockerRegistry:
             [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.pid = self.proc.pid
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2) as reply:
-                    if reply.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"docker-registry did not answer within {timeout}s:\n{self.log()}")
+        try:
+            processes.wait_ready(
+                "docker-registry",
+                self.proc,
+                lambda: processes.http_ok(f"http://{self.address}/v2/"),
+                timeout,
+                self.data_dir / "registry.log",
+            )
+        except (RuntimeError, TimeoutError):
+            self.stop()
+            raise
+        return self
 
     def log(self) -> str:
         path = self.data_dir / "registry.log"
