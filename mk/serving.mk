@@ -2,6 +2,7 @@
 # Included from the Makefile (-include mk/*.mk); uses its BIN, STAMP, STORE and DATA.
 SERVE_MODEL ?= spam
 SERVE_PORT ?= 8080
+SERVE_BIND ?= 127.0.0.1
 SERVE_ARGS ?=
 VERSION ?=
 STORAGE_URI ?=
@@ -9,13 +10,13 @@ BENCH_ARGS ?=
 
 .PHONY: serve bench-serve
 
-serve: $(STAMP) ## serve production from STORE on :8080 (VERSION=v for another version, STORAGE_URI=file://|s3://... to pull one)
+# The pull goes to a scratch directory the predictor removes at exit; it binds what it prints.
+serve: $(STAMP) ## serve production from STORE on 127.0.0.1:8080 (VERSION=v for another version, STORAGE_URI=file://|s3://... to pull one)
 	@set -euo pipefail; \
 	uri="$(if $(STORAGE_URI),$(STORAGE_URI),$(STORE)/$(SERVE_MODEL)$(if $(VERSION),/$(VERSION)))"; \
-	dir="$$(mktemp -d -t spamops-serve-XXXXXX)"; \
-	echo "serving $$uri (pulled into $$dir) on http://127.0.0.1:$(SERVE_PORT)"; \
-	exec $(BIN)/python -m spamops.serving --model_name $(SERVE_MODEL) --model_dir "$$dir" \
-	  --storage-uri "$$uri" --http_port $(SERVE_PORT) --enable_grpc false $(SERVE_ARGS)
+	echo "serving $$uri on http://$(SERVE_BIND):$(SERVE_PORT)"; \
+	exec $(BIN)/python -m spamops.serving --model_name $(SERVE_MODEL) --storage-uri "$$uri" \
+	  --bind $(SERVE_BIND) --http_port $(SERVE_PORT) --enable_grpc false $(SERVE_ARGS)
 
 bench-serve: $(STAMP) ## benchmark the predictor against MLServer and the framework ceiling (needs wrk; BENCH_ARGS=..., DATA=csv)
 	@command -v wrk >/dev/null || { echo "bench-serve needs wrk: apt-get install -y wrk" >&2; exit 1; }

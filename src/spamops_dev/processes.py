@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -63,8 +64,22 @@ def wait_until(fn: Callable[[], T], timeout: float = 20.0, interval: float = 0.3
         time.sleep(interval)
 
 
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when ``url`` answers 200 now (a readiness probe); refused, timed out or any other status is False."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - loopback test servers
+            return reply.status == 200
+    except OSError:  # URLError and HTTPError are OSErrors
+        return False
+
+
 def wait_ready(
-    name: str, proc: subprocess.Popen, ready: Callable[[], bool], timeout: float, log: Path | None = None
+    name: str,
+    proc: subprocess.Popen,
+    ready: Callable[[], bool],
+    timeout: float,
+    log: Path | None = None,
+    interval: float = 0.2,
 ) -> None:
     """Wait until ``ready()``; fail at once (RuntimeError, with the log's tail) if the process exits.
 
@@ -76,7 +91,7 @@ def wait_ready(
             raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log_tail(log) if log else ''}")
         if ready():
             return
-        time.sleep(0.2)
+        time.sleep(interval)
     raise TimeoutError(f"{name} not ready after {timeout:.0f}s:\n{log_tail(log) if log else ''}")
 
 

@@ -1,7 +1,7 @@
 """Fixtures of the container tests: a Docker daemon, a registry and SeaweedFS started here, and the images.
 
 Everything runs on this machine only: ``dockerd`` with its own socket and no host
-network changes (scripts/images/daemons.py), Debian's ``docker-registry`` on
+network changes (spamops_dev.docker), Debian's ``docker-registry`` on
 127.0.0.1, SeaweedFS on loopback.  The images are built by ``make images
 BASE_IMAGE=local`` (the Debian base from scripts/images/base.sh, as no public
 registry is reachable) into the daemon's persistent data root, so a second run
@@ -10,7 +10,6 @@ only re-checks the build cache; ``make push`` pushes them to the registry.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -21,26 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from imagehelpers import make
+
+from spamops_dev import docker as daemons
+from spamops_dev import seaweedfs
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from imagehelpers import make  # noqa: E402
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-daemons = _load("spamops_image_daemons", ROOT / "scripts" / "images" / "daemons.py")
-seaweedfs = _load("spamops_seaweedfs_images", ROOT / "scripts" / "seaweedfs.py")
 
 TEST_TAG = "tests"
 BUCKET = "spamops"  # the chart's default store and data sources live in s3://spamops/

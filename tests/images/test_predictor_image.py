@@ -26,23 +26,16 @@ from pathlib import Path
 import joblib
 import pytest
 from podspec import chart_values, predictor_run, render, storage_initializer_env
-from spamops.evaluate import spam_probability
-from spamops.store import open_store
 
 from spamops.cli import main
 from spamops.features import features_matrix
-from spamops.registry import Registry
+from spamops.registry.store import open_store
+from spamops.registry.versions import Registry
+from spamops.training.evaluate import spam_probability
+from spamops_dev.ports import free_port
 
 SPAMMY = "WINNER!! You have won a £1000 prize. Call 09061701461 now to claim, T&C apply, 18+ only!!"
 HAMMY = "Ok see you at 8"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method: str, url: str, doc=None) -> tuple[int, dict]:
@@ -65,7 +58,7 @@ def version_uri(seaweed) -> str:
         store = f"s3://{seaweed.bucket}/serving-{uuid.uuid4().hex[:8]}"
         assert main(["train", "--store", store, "--quiet"]) == 0
         registry = Registry(open_store(store), "spam")
-        return registry.version_uri(registry.production()["version"])
+        return registry.version_uri(registry.production().version)
     finally:
         for key, value in saved.items():
             if value is None:

@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 from podspec import chart_values, render, trainer_run
-from spamops.store import open_store
 
-from spamops.registry import Registry
+from spamops.registry.store import open_store
+from spamops.registry.versions import Registry
 
 pytestmark = pytest.mark.realdata
 REAL = "smsspamcollection-1k.csv"
@@ -52,9 +52,9 @@ def test_good_data_is_promoted_then_noisy_data_is_refused_and_bad_config_is_exit
     assert good.returncode == 0, good.stdout + good.stderr
     assert "promoted: production is now" in good.stdout
     store = registry(seaweed, s3_env, monkeypatch)
-    production = store.production()["version"]
+    production = store.production().version
     assert production in good.stdout
-    assert store.card(production)["data"]["sources"][0]["uri"] == uploaded[REAL]
+    assert store.card(production).data.sources[0].uri == uploaded[REAL]
 
     noisy = run_trainer(
         dockerd,
@@ -64,12 +64,12 @@ def test_good_data_is_promoted_then_noisy_data_is_refused_and_bad_config_is_exit
         **{"training.config.data.sources": "{" + uploaded[REAL] + "," + uploaded[NOISY] + "}"},
     )
     assert noisy.returncode == 3, noisy.stdout + noisy.stderr
-    assert store.production()["version"] == production  # unchanged
+    assert store.production().version == production  # unchanged
     refused = [v for v in store.versions() if v.version != production]
-    assert len(refused) == 1 and store.card(refused[0].version)["gate"]["passed"] is False
+    assert len(refused) == 1 and store.card(refused[0].version).gate.passed is False
 
     # The chart's schema refuses this value; a ConfigMap edited in the cluster is not checked by it.
     bad = run_trainer(dockerd, built, seaweed, tmp_path / "bad", config_suffix="gate:\n  min_accuracy: 2\n")
     assert bad.returncode == 2, bad.stdout + bad.stderr
     assert "min_accuracy" in bad.stderr
-    assert store.production()["version"] == production
+    assert store.production().version == production

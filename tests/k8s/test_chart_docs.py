@@ -11,14 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
+import chart_values_docs  # scripts/k8s is on pytest's pythonpath (pyproject.toml)
 import pytest
 import yaml
 from k8shelpers import CHART, MANIFESTS, REPO, load_docs
-
-sys.path.insert(0, str(REPO / "scripts" / "k8s"))
-import chart_values_docs  # noqa: E402
 
 CHART_DOCS = REPO / "scripts" / "k8s" / "chart-docs.sh"
 COMPONENT = MANIFESTS / "components" / "no-one-off-training-job"

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servinghelpers import Predictor
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from servinghelpers import Predictor  # noqa: E402
-
-from spamops.cli import main  # noqa: E402
-from spamops.registry.store import open_store  # noqa: E402
-from spamops.registry.versions import Registry  # noqa: E402
+from spamops.cli import main
+from spamops.registry.store import open_store
+from spamops.registry.versions import Registry
 
 
 @pytest.fixture(scope="session")

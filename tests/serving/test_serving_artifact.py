@@ -29,13 +29,13 @@ def test_tampered_model_is_refused_and_the_server_stays_not_ready(start_predicto
     for path in NOT_READY_PATHS:
         reply = server.get(path)
         assert reply.status == 503, (path, reply.body)
-    assert "sha256" in server.get("/v2/health/ready").json()["error"]
+        assert reply.json()["reason"] == "checksum_mismatch" and "sha256" in reply.json()["error"], (path, reply.body)
     reply = server.post_json("/v1/models/spam:predict", {"instances": ["hi"]})
-    assert reply.status == 503
+    assert reply.status == 503 and reply.json()["reason"] == "checksum_mismatch", reply.body
     reply = server.post_json(
         "/v2/models/spam/infer", {"inputs": [{"name": "t", "datatype": "BYTES", "shape": [1], "data": ["hi"]}]}
     )
-    assert reply.status == 503
+    assert reply.status == 503 and reply.json()["reason"] == "checksum_mismatch", reply.body
     assert server.get("/v2/health/live").status == 200  # alive: no crash loop
     time.sleep(1)
     assert server.proc.poll() is None

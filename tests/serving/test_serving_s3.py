@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,14 +62,13 @@ def test_storage_uri_pulls_from_s3_and_refuses_a_tampered_object(s3, s3_env, tmp
         server.stop()
 
     registry.store.put(f"spam/{version}/model.joblib", b"not the model")  # tampered in the bucket
-    server = Predictor(
-        ["--model_dir", str(tmp_path / "tampered"), "--storage-uri", registry.version_uri(version)],
-        tmp_path / "bad.log",
-        env=s3_env,
-    ).start()
-    try:
-        reply = server.get("/v2/health/ready")
-        assert reply.status == 503 and "checksum" in reply.json()["error"]
-        assert "NOT READY (pull_failed)" in server.log()
-    finally:
-        server.stop()
+    proc = subprocess.run(
+        [sys.executable, "-m", "spamops.serving", "--model_dir", str(tmp_path / "tampered"), "--enable_grpc", "false"]
+        + ["--storage-uri", registry.version_uri(version)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **s3_env},
+        timeout=60,
+    )
+    assert proc.returncode != 0 and registry.version_uri(version) in proc.stderr, proc.stderr
+    assert "sha256" in proc.stderr or "checksum" in proc.stderr, proc.stderr

@@ -2,32 +2,74 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
-from servinghelpers import Predictor
+from servinghelpers import Predictor, free_port
 
-from spamops.serving.__main__ import build_parser
+from spamops.serving import workers
+from spamops.serving.__main__ import DEFAULT_MODEL_DIR, build_parser
 from spamops.serving.settings import ServingSettings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_kserve_flags_are_kept_and_defaults_documented():
     args = build_parser().parse_args(["--http_port", "9000", "--grpc_port", "9001", "--enable_grpc", "false"])
     assert (args.http_port, args.grpc_port, args.enable_grpc, args.model_name) == (9000, 9001, False, "spam")
-    assert args.model_dir == "/mnt/models" and args.max_batch_size == 1000 == ServingSettings().max_batch
+    assert args.model_dir is None and DEFAULT_MODEL_DIR == "/mnt/models"  # None: /mnt/models, or scratch on a pull
+    assert args.max_batch_size == 1000 == ServingSettings().max_batch
+    assert args.bind == "0.0.0.0"  # KServe's, for the pod network
     help_text = subprocess.run(
         [sys.executable, "-m", "spamops.serving", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for flag in ("--http_port", "--workers", "--max_asyncio_workers", "--storage-uri", "--max_batch_size"):
+    for flag in ("--http_port", "--workers", "--max_asyncio_workers", "--storage-uri", "--max_batch_size", "--bind"):
         assert flag in help_text
 
 
-def test_workers_other_than_one_are_refused_with_a_reason():
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp writes them) of the sockets listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_bind_listens_on_the_address_given_only(start_predictor, model_dir):
+    server = start_predictor("--model_dir", str(model_dir), "--bind", "127.0.0.1")
+    assert listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1, not 0.0.0.0
+
+
+def test_two_workers_share_one_port_and_one_table_build(start_predictor, model_dir):
+    server = start_predictor("--model_dir", str(model_dir), "--bind", "127.0.0.1", "--workers", "2")
+    workers = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    assert len(workers) == 2
+    assert len(listening_addresses(server.port)) == 1  # both on 127.0.0.1
+    for _ in range(20):  # a new connection each: the kernel spreads them over both workers
+        assert server.post_json("/v1/models/spam:predict", {"instances": ["hi", [30, 1]]}).status == 200
+    log = server.log()
+    assert log.count("decision table") == 1 and "serving with 2 worker processes" in log
+    server.stop()
+    assert server.proc.returncode == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_workers_below_one_are_refused_with_a_reason():
     proc = subprocess.run(
-        [sys.executable, "-m", "spamops.serving", "--workers", "2"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "spamops.serving", "--workers", "0"], capture_output=True, text=True, timeout=60
     )
-    assert proc.returncode == 2 and "--workers must be 1" in proc.stderr
+    assert proc.returncode == 2 and "--workers must be at least 1" in proc.stderr
 
 
 def test_storage_uri_pulls_a_version_then_serves_it(start_predictor, trained_store: Path, production_version, tmp_path):
@@ -45,12 +87,31 @@ def test_storage_uri_of_a_model_prefix_serves_its_production(
     assert server.get("/v1/models/spam").json()["version"] == production_version
 
 
-def test_storage_uri_that_fails_leaves_the_model_not_ready(start_predictor, tmp_path):
-    server = start_predictor("--model_dir", str(tmp_path / "m"), "--storage-uri", f"file://{tmp_path}/nostore/spam/v1/")
-    reply = server.get("/v2/health/ready")
-    assert reply.status == 503 and "nostore" in reply.json()["error"]
-    assert "neither a complete model version" in reply.json()["error"]
-    assert "NOT READY (pull_failed)" in server.log()
+def test_storage_uri_that_names_nothing_fails_fast_naming_it(trained_store, tmp_path):
+    for uri in (f"file://{tmp_path}/nostore/spam/v1/", f"file://{trained_store}/spam/spam_model_19990101_000000/"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "spamops.serving", "--storage-uri", uri, "--enable_grpc", "false"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert uri in proc.stderr and "neither a complete model version" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_storage_uri_without_model_dir_pulls_into_scratch_removed_at_exit(trained_store, production_version, tmp_path):
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    server = Predictor(
+        ["--storage-uri", f"file://{trained_store}/spam"], tmp_path / "p.log", env={"TMPDIR": str(scratch_root)}
+    ).start()
+    try:
+        assert server.get("/v1/models/spam").json()["version"] == production_version
+        assert len(list(scratch_root.iterdir())) == 1
+    finally:
+        server.stop()
+    assert list(scratch_root.iterdir()) == []
 
 
 def test_a_cell_limit_below_the_punct_axis_is_refused_at_start():
@@ -101,3 +162,53 @@ def test_storage_uri_with_a_model_dir_that_is_a_file_is_refused_clearly(trained_
         timeout=60,
     )
     assert proc.returncode == 2 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_make_serve_binds_what_it_prints_and_leaves_no_temp_dir(trained_store, production_version, tmp_path):
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    port = free_port()
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "serve", f"STORE={trained_store}", f"SERVE_PORT={port}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "TMPDIR": str(scratch_root)},
+        start_new_session=True,  # its own process group, as a terminal gives it: Ctrl-C reaches make and the server
+    )
+    try:
+        printed = make.stdout.readline().decode()
+        assert f"on http://127.0.0.1:{port}" in printed, printed
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not listening_addresses(port):
+            assert make.poll() is None, make.stdout.read().decode()
+            time.sleep(0.2)
+        assert listening_addresses(port) == {"0100007F"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models/spam", timeout=10) as reply:
+            assert json.loads(reply.read())["version"] == production_version
+    finally:
+        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C
+        make.wait(timeout=30)
+    assert list(scratch_root.iterdir()) == []
+
+
+def test_make_serve_of_a_version_that_does_not_exist_exits_at_once(trained_store):
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "serve", f"STORE={trained_store}", "VERSION=spam_model_19990101_000000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "spam_model_19990101_000000" in proc.stderr
+    assert "neither a complete model version" in proc.stderr
+
+
+def test_the_listening_socket_sends_small_responses_at_once():
+    # uvloop sets TCP_NODELAY only on sockets it binds itself; ours must, or each small answer
+    # waits for the client's delayed ACK (about 40 ms).
+    sock = workers.listening_socket("127.0.0.1", 0, reuse_port=False)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()

@@ -4,6 +4,11 @@ Every ``kserve.model_server`` flag is accepted (KServe's own parser is the
 parent of ours), so the container takes the same arguments as any KServe
 custom predictor.  The process never exits because of a bad artifact: the
 model stays registered but not ready (503 on readiness) and the log says why.
+Only a ``--storage-uri`` (the local path: in the cluster KServe's storage
+initializer pulls) that cannot be pulled exits, at once and naming the URI.
+
+``--workers N`` forks N processes after the model is verified and its decision
+table built, so they share it (:mod:`spamops.serving.workers`).
 
 Two defaults differ from stock KServe, both because at thousands of requests
 per second per-request log lines cost a quarter of the throughput and the
@@ -15,19 +20,21 @@ and uvicorn's access log and KServe's per-request timing lines are off unless
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
 import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from kserve import Model, ModelServer, model_server
 from kserve.utils.utils import strtobool
 
 from spamops.config import DEFAULT_MODEL_NAME
+from spamops.errors import BadInputError, ExitCode, SpamopsError
 from spamops.serving.settings import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
@@ -38,6 +45,8 @@ from spamops.serving.settings import (
 )
 
 logger = logging.getLogger("kserve.spamops")
+
+DEFAULT_MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts the model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(model_name=DEFAULT_MODEL_NAME, enable_latency_logging=False)
     parser.add_argument(
-        "--model_dir", "--model-dir", default="/mnt/models", help="directory holding model.joblib and model-card.json"
+        "--model_dir",
+        "--model-dir",
+        default=None,
+        help=f"directory holding model.joblib and model-card.json (default {DEFAULT_MODEL_DIR}; "
+        "with --storage-uri, a scratch directory removed at exit)",
+    )
+    parser.add_argument(
+        "--bind",
+        default="0.0.0.0",  # noqa: S104 - KServe's own address, for the pod network; make serve passes 127.0.0.1
+        help="address the HTTP server listens on (KServe's 0.0.0.0 in a pod; 127.0.0.1 for local use)",
     )
     parser.add_argument(
         "--storage_uri",
@@ -124,16 +142,21 @@ def configure_logging(args: argparse.Namespace) -> None:
     kserve_configure(config)
 
 
-def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> None:
-    """Run KServe's ``ModelServer`` with our guard, handlers and routes around ``model``."""
+def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> int:
+    """Run KServe's ``ModelServer`` with our guard, handlers and routes around ``model``; the exit code.
+
+    Everything is built before :func:`spamops.serving.workers.run` binds and
+    (with ``--workers`` > 1) forks, so the workers share one verified model and
+    one decision table.
+    """
     import kserve.model_server as kserve_app
 
-    from spamops.serving import http
+    from spamops.serving import http, openapi, workers
 
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
-        workers=args.workers,
+        workers=1,  # each of our worker processes runs KServe's single-process server
         max_threads=args.max_threads,
         max_asyncio_workers=args.max_asyncio_workers,
         enable_grpc=args.enable_grpc,
@@ -146,61 +169,93 @@ def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> 
         ssl_keyfile=args.ssl_keyfile,
     )
     http.install(kserve_app.app, server.registered_models, settings.max_body_bytes)
+    openapi.document(kserve_app.app, settings, server.registered_models)
     server.model_repository_extension = http.ReadOnlyRepository(server.registered_models)  # gRPC load/unload
     # Registered even when not ready: KServe would refuse to start without a ready model,
     # and a process that exits on a bad artifact crash-loops; a not-ready one says 503 and why.
     server.register_model(model)
     model.enable_latency_logging = args.enable_latency_logging
     # Everything allocated so far (KServe, FastAPI, scikit-learn, the model) lives until exit:
-    # moving it out of the collector's generations keeps full collections, and so tail latency, short.
+    # moving it out of the collector's generations keeps full collections, and so tail latency, short,
+    # and keeps forked workers from writing to (and so copying) the pages they share.
     gc.collect()
     gc.freeze()
-    server.start([])
+
+    def start(sock) -> None:
+        workers.serve_rest_on(sock, lambda app: http.claim_error_handlers(app, server.registered_models))
+        server.start([])
+
+    return workers.run(start, args.bind, server.http_port, args.workers)
+
+
+class PullFailed(SpamopsError):
+    """``--storage-uri`` could not be pulled: the URI and the store's reason, with the store error's exit code."""
+
+    def __init__(self, uri: str, cause: Exception) -> None:
+        text = str(cause) if uri in str(cause) else f"{uri}: {type(cause).__name__}: {cause}"
+        super().__init__(f"--storage-uri {text}")
+        self.exit_code = getattr(cause, "exit_code", ExitCode.FAILURE)
+
+
+@contextlib.contextmanager
+def model_directory(args: argparse.Namespace) -> Iterator[Path]:
+    """The directory to load: ``--model_dir``, or with ``--storage-uri`` the version pulled (verified) into it.
+
+    Without ``--model_dir`` (or when it already holds files, which a fresh pull
+    must never mix with) the pull goes to a scratch directory that is removed
+    at exit.  A pull that fails raises: ``--storage-uri`` is the local path
+    (in the cluster KServe's storage initializer pulls), where failing fast
+    with the URI beats serving 503s forever.
+    """
+    if not args.storage_uri:
+        yield Path(args.model_dir or DEFAULT_MODEL_DIR)
+        return
+    from spamops.serving import fetch
+
+    model_dir = Path(args.model_dir) if args.model_dir else None
+    if model_dir is not None and model_dir.exists() and not model_dir.is_dir():
+        raise BadInputError(f"--model_dir {model_dir} is not a directory")
+    scratch: Path | None = None
+    if model_dir is None or (model_dir.exists() and any(model_dir.iterdir())):
+        model_dir = scratch = Path(tempfile.mkdtemp(prefix="spamops-model-"))
+    try:
+        try:
+            version = fetch.pull(args.storage_uri, model_dir)
+        except Exception as exc:  # noqa: BLE001 - whatever the store says, the URI is what the user can fix
+            raise PullFailed(args.storage_uri, exc) from None
+        logger.info("pulled %s (version %s) into %s, checksums verified", args.storage_uri, version, model_dir)
+        yield model_dir
+    finally:
+        if scratch is not None:  # our own scratch copy: nobody else will remove it
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, (pull,) load and serve; exit 2 only on bad flags, never on a bad artifact (see above)."""
+    """Parse, (pull,) load and serve.
+
+    Exit 2 on bad flags or a ``--storage-uri`` that names nothing, 1 when the
+    pull fails otherwise; never on a bad artifact in ``--model_dir`` (see above).
+    """
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {args.workers}")
     except ValueError as exc:
         print(f"python -m spamops.serving: {exc}", file=sys.stderr)
-        return 2
-    if args.workers != 1:
-        # KServe's multi-process mode re-creates its app in spawned children, without our
-        # guard, handlers and routes; scale with replicas instead.
-        print("python -m spamops.serving: --workers must be 1; scale with replicas", file=sys.stderr)
         return 2
     configure_logging(args)
 
     from spamops.serving.model import SpamModel
 
-    model_dir = Path(args.model_dir)
-    if args.storage_uri and model_dir.exists() and not model_dir.is_dir():
-        print(f"python -m spamops.serving: --model_dir {model_dir} is not a directory", file=sys.stderr)
-        return 2
-    model = SpamModel(args.model_name, model_dir, settings)
-    pulled_into: Path | None = None
-    if args.storage_uri:
-        from spamops.serving import fetch
-
-        if model_dir.exists() and any(model_dir.iterdir()):
-            # never mix a fresh pull into a directory that already holds files
-            model.model_dir = pulled_into = Path(tempfile.mkdtemp(prefix="spamops-model-"))
-        try:
-            version = fetch.pull(args.storage_uri, model.model_dir)
-            logger.info(
-                "pulled %s (version %s) into %s, checksums verified", args.storage_uri, version, model.model_dir
-            )
-        except Exception as exc:  # noqa: BLE001 - any pull failure leaves the model not ready, with the reason
-            model.fail("pull_failed", f"{args.storage_uri}: {exc}")
-    model.load()  # a no-op after a failed pull: the model stays not ready with that reason
     try:
-        serve(model, args, settings)
-    finally:
-        if pulled_into is not None:  # our own scratch copy: nobody else will remove it
-            shutil.rmtree(pulled_into, ignore_errors=True)
-    return 0
+        with model_directory(args) as model_dir:
+            model = SpamModel(args.model_name, model_dir, settings)
+            model.load()  # a refused artifact leaves the model registered but not ready, saying why
+            return serve(model, args, settings)
+    except SpamopsError as exc:
+        print(f"python -m spamops.serving: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
 from spamops.serving import metrics
 from spamops.serving.inputs import JSON_CONTENT_TYPES, BadRequest, v2_request_from_json
+from spamops.serving.model import NotReady
 
 logger = logging.getLogger("kserve.spamops")
 
@@ -183,35 +184,95 @@ class ReadOnlyRepository(ModelRepositoryExtension):
         raise RepositoryReadOnly(model_name)
 
 
-def _model(registry: ModelRepository, name: str) -> Any:
-    """The registered model ``name``, or KServe's 404."""
-    model = registry.get_model(name)
-    if model is None:
-        raise ModelNotFound(name)
-    return model
+def not_ready_body(model_name: str, detail: str | None, reason: str | None) -> dict[str, str]:
+    """The 503 body: the load error and its reason label, so whoever probes reads why without the pod log."""
+    return {
+        "error": f"Model with name {model_name} is not ready: {detail or 'not loaded'}",
+        "reason": reason or "not_loaded",
+    }
 
 
 def _not_ready(model: Any) -> JSONResponse:
-    """503 with the load error, so whoever probes readiness reads why without the pod log."""
-    detail = getattr(model, "load_error", None) or "not loaded"
-    return JSONResponse(status_code=503, content={"error": f"Model with name {model.name} is not ready: {detail}"})
+    body = not_ready_body(model.name, getattr(model, "load_error", None), getattr(model, "load_reason", None))
+    return JSONResponse(status_code=503, content=body)
 
 
-def add_routes(app: FastAPI, registry: ModelRepository) -> None:
-    """Readiness and metadata routes, added before KServe's so they are matched first."""
+def not_ready_handler(registry: ModelRepository) -> Any:
+    """The handler of KServe's ``ModelNotReady`` (503): with the model's load error and reason, no traceback."""
 
-    async def server_ready() -> JSONResponse:
+    async def handle(_: Request, exc: ModelNotReady) -> JSONResponse:
+        model = registry.get_model(exc.model_name)
+        detail = getattr(exc, "detail", None) or getattr(model, "load_error", None)
+        reason = getattr(exc, "reason_code", None) or getattr(model, "load_reason", None)
+        return JSONResponse(status_code=503, content=not_ready_body(exc.model_name, detail, reason))
+
+    return handle
+
+
+def claim_error_handlers(app: FastAPI, registry: ModelRepository) -> None:
+    """Re-register the handlers KServe replaces with its own when it creates the application.
+
+    Call after KServe's ``create_application`` (``workers.serve_rest_on`` does).
+    """
+    app.add_exception_handler(ModelNotReady, not_ready_handler(registry))
+    app.add_exception_handler(InvalidInput, kserve_bad_request_handler)
+
+
+async def kserve_bad_request_handler(request: Request, exc: InvalidInput) -> JSONResponse:
+    """A 400 KServe raised itself (its V1 decoder on a body that is not JSON): our body, with a reason."""
+    if isinstance(exc, BadRequest):
+        return await bad_request_handler(request, exc)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    reason = "invalid_json" if content_type in JSON_CONTENT_TYPES else "unsupported_content_type"
+    note_reason(reason)
+    logger.info("400 %s: %s", reason, exc)
+    return JSONResponse(status_code=400, content={"error": str(exc), "reason": reason})
+
+
+class Routes:
+    """Readiness, metadata, repository and V2 ``/infer`` routes over one model registry.
+
+    Each handler is a bound method (FastAPI reads its signature without
+    ``self``); :meth:`add_to` registers them before KServe's, so they are
+    matched first.
+    """
+
+    def __init__(self, registry: ModelRepository) -> None:
+        self.registry = registry
+
+    def add_to(self, app: FastAPI) -> None:
+        app.add_api_route("/v2/health/ready", self.server_ready, methods=["GET"])
+        app.add_api_route("/v2/models/{model_name}/infer", self.v2_infer, methods=["POST"])
+        app.add_api_route(
+            "/v2/models/{model_name}/versions/{model_version}/infer", self.v2_infer_version, methods=["POST"]
+        )
+        app.add_api_route("/v1/models/{model_name}", self.v1_model, methods=["GET"])
+        app.add_api_route("/v2/models/{model_name}/ready", self.v2_model_ready, methods=["GET"])
+        for action in ("load", "unload"):
+            app.add_api_route(
+                f"/v2/repository/models/{{model_name}}/{action}", self.repository_change, methods=["POST"]
+            )
+        app.add_api_route("/v2/models/{model_name}", self.v2_model_metadata, methods=["GET"])
+
+    def model(self, name: str) -> Any:
+        """The registered model ``name``, or KServe's 404."""
+        model = self.registry.get_model(name)
+        if model is None:
+            raise ModelNotFound(name)
+        return model
+
+    async def server_ready(self) -> JSONResponse:
         """200 only when at least one model is registered and every one is ready: a server with
         nothing to serve must stay out of the Service."""
-        models = registry.get_models().values()
+        models = self.registry.get_models().values()
         if not models:
-            return JSONResponse(status_code=503, content={"error": "no model is loaded"})
+            return JSONResponse(status_code=503, content={"error": "no model is loaded", "reason": "not_loaded"})
         for model in models:
             if not model.ready:
                 return _not_ready(model)
         return JSONResponse({"ready": True})
 
-    async def repository_change(model_name: str) -> JSONResponse:
+    async def repository_change(self, model_name: str) -> JSONResponse:
         """405 for KServe's REST load/unload, for the reasons given in :class:`ReadOnlyRepository`."""
         return JSONResponse(
             status_code=405,
@@ -219,16 +280,23 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
             content={"error": _read_only_message(model_name), "reason": "repository_read_only"},
         )
 
-    async def v1_model(model_name: str) -> JSONResponse:
+    async def v1_model(self, model_name: str) -> JSONResponse:
         """V1 model status; unlike KServe's it names the served version, or the reason it is not ready."""
-        model = _model(registry, model_name)
+        model = self.model(model_name)
         if not model.ready:
             return _not_ready(model)
         return JSONResponse({"name": model_name, "ready": True, "version": getattr(model, "version", None)})
 
-    async def v2_model_metadata(model_name: str) -> JSONResponse:
+    async def v2_model_ready(self, model_name: str) -> JSONResponse:
+        """V2 model readiness; unlike KServe's, the 503 says why."""
+        model = self.model(model_name)
+        if not model.ready:
+            return _not_ready(model)
+        return JSONResponse({"name": model_name, "ready": True})
+
+    async def v2_model_metadata(self, model_name: str) -> JSONResponse:
         """V2 metadata with the model version in ``versions`` (KServe's leaves it empty)."""
-        model = _model(registry, model_name)
+        model = self.model(model_name)
         version = getattr(model, "version", None)
         return JSONResponse(
             {
@@ -241,45 +309,61 @@ def add_routes(app: FastAPI, registry: ModelRepository) -> None:
             }
         )
 
-    async def v2_infer(model_name: str, request: Request, model_version: str | None = None) -> Response:
-        """The lean V2 ``/infer`` (see the module docstring); ``model_version`` must be the served one."""
-        model = _model(registry, model_name)
+    async def v2_infer(self, model_name: str, request: Request) -> Response:
+        """The lean V2 ``/infer`` (see the module docstring)."""
+        return await self.infer(model_name, request, None)
+
+    async def v2_infer_version(self, model_name: str, model_version: str, request: Request) -> Response:
+        """``/versions/<version>/infer``: ``model_version`` must be the served one."""
+        return await self.infer(model_name, request, model_version)
+
+    async def infer(self, model_name: str, request: Request, model_version: str | None) -> Response:
+        """Score a V2 request; a version, when named, must be the served one."""
+        model = self.model(model_name)
         if not model.ready:  # before the version check: a not-ready model serves no version, which is a 503
             return _not_ready(model)
         if model_version is not None and model_version != getattr(model, "version", None):
             return JSONResponse(
                 status_code=404,
-                content={"error": f"model {model_name} has no version {model_version!r}; it serves {model.version!r}"},
+                content={
+                    "error": f"model {model_name} has no version {model_version!r}; it serves {model.version!r}",
+                    "reason": "unknown_version",
+                },
             )
-        body = await request.body()
         headers = dict(request.headers)
-        json_length = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
-        if json_length is not None:  # the binary tensor extension: KServe's own decoder
-            if not json_length.isdigit():
-                raise BadRequest("invalid_v2_request", f"{INFERENCE_CONTENT_LENGTH_HEADER} must be an integer")
-            try:
-                infer_request = InferRequest.from_bytes(body, int(json_length), model_name)
-            except Exception as exc:  # noqa: BLE001 - whatever the decoder trips on, the body is the client's error
-                raise BadRequest("invalid_v2_request", f"binary inference request not decodable: {exc}") from None
-        else:
-            infer_request = v2_request_from_json(body, model_name)
+        infer_request = decode_v2(await request.body(), headers, model_name)
         response, response_headers = await model(infer_request, headers=headers)
-        if isinstance(response, InferResponse):
-            payload, json_size = response.to_rest()
-            if json_size is not None:
-                response_headers[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_size)
-        else:
-            payload = response
-        content = payload if isinstance(payload, bytes) else orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        return Response(content=content, media_type="application/json", headers=response_headers or None)
+        return encode_v2(response, response_headers)
 
-    app.add_api_route("/v2/health/ready", server_ready, methods=["GET"])
-    app.add_api_route("/v2/models/{model_name}/infer", v2_infer, methods=["POST"])
-    app.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", v2_infer, methods=["POST"])
-    app.add_api_route("/v1/models/{model_name}", v1_model, methods=["GET"])
-    for action in ("load", "unload"):
-        app.add_api_route(f"/v2/repository/models/{{model_name}}/{action}", repository_change, methods=["POST"])
-    app.add_api_route("/v2/models/{model_name}", v2_model_metadata, methods=["GET"])
+
+def decode_v2(body: bytes, headers: dict[str, str], model_name: str) -> InferRequest:
+    """A V2 body as an ``InferRequest``: our JSON decoder, or KServe's for the binary tensor extension."""
+    json_length = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
+    if json_length is None:
+        return v2_request_from_json(body, model_name)
+    if not json_length.isdigit():
+        raise BadRequest("invalid_v2_request", f"{INFERENCE_CONTENT_LENGTH_HEADER} must be an integer")
+    try:
+        return InferRequest.from_bytes(body, int(json_length), model_name)
+    except Exception as exc:  # noqa: BLE001 - whatever the decoder trips on, the body is the client's error
+        raise BadRequest("invalid_v2_request", f"binary inference request not decodable: {exc}") from None
+
+
+def encode_v2(response: Any, headers: dict[str, str] | None) -> Response:
+    """The model's answer as the HTTP response: our JSON-ready dict directly, an ``InferResponse`` via KServe."""
+    if isinstance(response, InferResponse):
+        payload, json_size = response.to_rest()
+        if json_size is not None:
+            headers = {**(headers or {}), INFERENCE_CONTENT_LENGTH_HEADER: str(json_size)}
+    else:
+        payload = response
+    content = payload if isinstance(payload, bytes) else orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(content=content, media_type="application/json", headers=headers or None)
+
+
+def add_routes(app: FastAPI, registry: ModelRepository) -> None:
+    """Readiness and metadata routes, added before KServe's so they are matched first."""
+    Routes(registry).add_to(app)
 
 
 class ClientErrorLogFilter(logging.Filter):
@@ -299,6 +383,7 @@ def install(app: FastAPI, registry: ModelRepository, max_body_bytes: int) -> Non
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     app.add_exception_handler(BadRequest, bad_request_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(NotReady, not_ready_handler(registry))  # KServe's own is claimed back at start
     add_routes(app, registry)
 
 

@@ -216,49 +216,59 @@ def parse_v2(request: InferRequest, max_batch: int) -> list[Row] | np.ndarray:
     tensor = inputs[0]
     datatype = (tensor.datatype or "").upper()
     shape = _shape(tensor)
-    name = tensor.name
     if datatype == "BYTES":
-        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-            raise BadRequest("wrong_shape", f"input {name!r}: BYTES texts need shape [N] or [N,1], got {shape}")
-        n = shape[0]
-        check_batch_size(n, max_batch, f"input {name!r}")
-        values = _flatten(_input_values(tensor), 2)
-        if len(values) != n:
-            raise BadRequest(
-                "wrong_shape", f"input {name!r}: shape {shape} says {n} texts but data holds {len(values)}"
-            )
-        rows = []
-        for i, value in enumerate(values):
-            if isinstance(value, bytes):
-                try:
-                    value = value.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise BadRequest("non_string_text", f"input {name!r}[{i}]: text is not valid UTF-8") from None
-            rows.append(text_row(value, f"input {name!r}[{i}]"))
-        return rows
+        return v2_text_rows(tensor, shape, max_batch)
     if datatype in NUMERIC_DATATYPES:
-        if len(shape) != 2 or shape[1] != N_FEATURES:
-            raise BadRequest("wrong_shape", f"input {name!r}: {datatype} features need shape [N,2], got {shape}")
-        n = shape[0]
-        check_batch_size(n, max_batch, f"input {name!r}")
-        values = _flatten(_input_values(tensor), 3)
-        if len(values) != N_FEATURES * n:
-            raise BadRequest(
-                "wrong_shape",
-                f"input {name!r}: shape {shape} needs {N_FEATURES * n} values but data holds {len(values)}",
-            )
-        integral = datatype in INTEGER_DATATYPES
-        if n > SMALL_BATCH:
-            fast = numeric_matrix(values, integral)
-            if fast is not None:
-                return fast
-        # Something is wrong: the per-value pass finds the first bad value and names it.
-        checked = [feature_value(v, f"input {name!r} value {i}", integral=integral) for i, v in enumerate(values)]
-        return list(zip(checked[0::2], checked[1::2], strict=True))
+        return v2_feature_rows(tensor, shape, datatype, max_batch)
     raise BadRequest(
         "wrong_datatype",
-        f"input {name!r}: datatype {datatype or 'none'} is not accepted; send BYTES [N] texts or FP32/INT [N,2] features",
+        f"input {tensor.name!r}: datatype {datatype or 'none'} is not accepted; "
+        "send BYTES [N] texts or FP32/INT [N,2] features",
     )
+
+
+def v2_text_rows(tensor: Any, shape: list[int], max_batch: int) -> list[Row]:
+    """A BYTES ``[N]`` (or ``[N, 1]``) tensor of texts, each through training's feature code."""
+    name = tensor.name
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise BadRequest("wrong_shape", f"input {name!r}: BYTES texts need shape [N] or [N,1], got {shape}")
+    n = shape[0]
+    check_batch_size(n, max_batch, f"input {name!r}")
+    values = _flatten(_input_values(tensor), 2)
+    if len(values) != n:
+        raise BadRequest("wrong_shape", f"input {name!r}: shape {shape} says {n} texts but data holds {len(values)}")
+    rows = []
+    for i, value in enumerate(values):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("non_string_text", f"input {name!r}[{i}]: text is not valid UTF-8") from None
+        rows.append(text_row(value, f"input {name!r}[{i}]"))
+    return rows
+
+
+def v2_feature_rows(tensor: Any, shape: list[int], datatype: str, max_batch: int) -> list[Row] | np.ndarray:
+    """A numeric ``[N, 2]`` tensor of ``(length, punct)`` pairs: one vectorised check for a batch, else per value."""
+    name = tensor.name
+    if len(shape) != 2 or shape[1] != N_FEATURES:
+        raise BadRequest("wrong_shape", f"input {name!r}: {datatype} features need shape [N,2], got {shape}")
+    n = shape[0]
+    check_batch_size(n, max_batch, f"input {name!r}")
+    values = _flatten(_input_values(tensor), 3)
+    if len(values) != N_FEATURES * n:
+        raise BadRequest(
+            "wrong_shape",
+            f"input {name!r}: shape {shape} needs {N_FEATURES * n} values but data holds {len(values)}",
+        )
+    integral = datatype in INTEGER_DATATYPES
+    if n > SMALL_BATCH:
+        fast = numeric_matrix(values, integral)
+        if fast is not None:
+            return fast
+    # Something is wrong: the per-value pass finds the first bad value and names it.
+    checked = [feature_value(v, f"input {name!r} value {i}", integral=integral) for i, v in enumerate(values)]
+    return list(zip(checked[0::2], checked[1::2], strict=True))
 
 
 def _require(condition: bool, reason: str, message: str) -> None:

@@ -26,20 +26,42 @@ from typing import Any
 
 import numpy as np
 
-from spamops.features import FEATURE_NAMES
+from spamops.features import FEATURE_NAMES, LABELS
 
 N_FEATURES = len(FEATURE_NAMES)
 Row = tuple[float, float]  # (length, punct) as the client or the feature code gave them
 _CHUNK_ROWS = 65_536  # bounds the temporary memory of the load-time batch calls
+_LABEL_NAMES = np.array(LABELS, dtype=object)
 
 
 @dataclass(frozen=True)
 class Scores:
-    """Per-row spam probability and label, plus how many rows needed the pipeline."""
+    """Per-row spam probability and label, plus how many rows needed the pipeline.
 
-    probability: list[float]
-    is_spam: list[bool]
+    Lists for rows scored one by one, numpy arrays for tensors scored by
+    :meth:`DecisionTable.score_array`: converting a batch to Python objects
+    only where the response needs them is a measurable share of its cost.
+    """
+
+    probability: list[float] | np.ndarray
+    is_spam: list[bool] | np.ndarray
     fallbacks: int
+
+    @property
+    def spam_count(self) -> int:
+        if isinstance(self.is_spam, np.ndarray):
+            return int(np.count_nonzero(self.is_spam))
+        return sum(self.is_spam)
+
+    def labels(self) -> list[str]:
+        """The label names, ``ham``/``spam``, one per row."""
+        if isinstance(self.is_spam, np.ndarray):
+            return _LABEL_NAMES.take(self.is_spam.view(np.uint8)).tolist()
+        return [LABELS[s] for s in self.is_spam]
+
+    def probability_fp32(self) -> list[float]:
+        """The probabilities rounded to FP32, the V2 output's datatype."""
+        return np.asarray(self.probability, dtype=np.float32).tolist()
 
 
 def grid_bounds(
@@ -100,6 +122,8 @@ class DecisionTable:
         # and single-row requests are the common case.
         self._probability_rows: list[list[float]] = self.probability.tolist()
         self._label_rows: list[list[bool]] = self.is_spam.tolist()
+        self._flat_probability = spam
+        self._flat_is_spam = labels
         self.build_seconds = time.perf_counter() - started
 
     @property
@@ -140,20 +164,22 @@ class DecisionTable:
         return Scores(probability, is_spam, len(missed))
 
     def score_array(self, X: np.ndarray) -> Scores:
-        """Vectorised :meth:`score` of an ``(n, 2)`` float array: what batches of feature tensors use."""
+        """Vectorised :meth:`score` of an ``(n, 2)`` float array (validated: finite, non-negative).
+
+        What batches of feature tensors use: one flat index per row and two
+        ``take`` calls, the results left as arrays (see :class:`Scores`).
+        """
         lengths, puncts = X[:, 0], X[:, 1]
-        on_grid = (
-            (lengths == np.floor(lengths))
-            & (puncts == np.floor(puncts))
-            & (lengths <= self.max_length)
-            & (puncts <= self.max_punct)
-        )
-        li = np.where(on_grid, lengths, 0).astype(np.intp)
-        pi = np.where(on_grid, puncts, 0).astype(np.intp)
-        probability = self.probability[li, pi]
-        is_spam = self.is_spam[li, pi]
+        li = lengths.astype(np.intp)
+        pi = puncts.astype(np.intp)
+        on_grid = (li == lengths) & (pi == puncts) & (li <= self.max_length) & (pi <= self.max_punct)
+        cell = li * (self.max_punct + 1) + pi
         fallbacks = int(len(X) - np.count_nonzero(on_grid))
+        if fallbacks:
+            cell[~on_grid] = 0
+        probability = self._flat_probability.take(cell)
+        is_spam = self._flat_is_spam.take(cell)
         if fallbacks:
             missed = ~on_grid
             probability[missed], is_spam[missed] = pipeline_scores(self.pipeline, X[missed])
-        return Scores(probability.tolist(), is_spam.tolist(), fallbacks)
+        return Scores(probability, is_spam, fallbacks)

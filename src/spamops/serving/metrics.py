@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from spamops.features import FEATURE_BUCKETS, FEATURE_METRICS, LABELS
 from spamops.serving.settings import SMALL_BATCH
 
+FOLD_VALUES = 8192  # queued values that trigger bucketing: bounds the queue's memory to 64 KiB per histogram
 PROBABILITY_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))
 LENGTH_BUCKETS = FEATURE_BUCKETS["length"]  # shared with the card's drift reference
 PUNCT_BUCKETS = FEATURE_BUCKETS["punct"]
@@ -35,21 +36,41 @@ class BatchHistogram(Collector):
         self.bounds = [float(b) for b in buckets]
         self._bounds_array = np.asarray(self.bounds)
         self._series: dict[str, tuple[np.ndarray, list[float]]] = {}  # version -> (bucket counts incl. +Inf, [sum])
+        self._pending: dict[str, list[np.ndarray]] = {}  # version -> arrays not yet bucketed
+        self._pending_values = 0
         self._lock = threading.Lock()
 
     def observe_many(self, version: str, values: Sequence[float] | np.ndarray) -> None:
-        """Add a whole batch under one lock: vectorised above ``SMALL_BATCH`` values, a loop below."""
+        """Add a whole batch: a loop below ``SMALL_BATCH`` values; above, the array is queued.
+
+        Bucketing happens for all queued arrays at once, when ``FOLD_VALUES`` are
+        waiting or a scrape reads the histogram: per 100-instance batch that is
+        one list append instead of a search, a bincount and a sum per histogram.
+        """
+        if len(values) > SMALL_BATCH:
+            arr = np.asarray(values, dtype=np.float64)
+            with self._lock:
+                self._pending.setdefault(version, []).append(arr)
+                self._pending_values += len(arr)
+                if self._pending_values >= FOLD_VALUES:
+                    self._fold()
+            return
         with self._lock:
             counts, total = self._series.get(version) or self._new_series(version)
-            if len(values) > SMALL_BATCH:
-                arr = np.asarray(values, dtype=np.float64)
-                counts += np.bincount(np.searchsorted(self._bounds_array, arr, side="left"), minlength=len(counts))
-                total[0] += float(arr.sum())
-            else:
-                bounds = self.bounds
-                for v in values:
-                    counts[bisect.bisect_left(bounds, v)] += 1
-                    total[0] += v
+            bounds = self.bounds
+            for v in values:
+                counts[bisect.bisect_left(bounds, v)] += 1
+                total[0] += v
+
+    def _fold(self) -> None:
+        """Bucket every queued array (the caller holds the lock)."""
+        for version, arrays in self._pending.items():
+            counts, total = self._series.get(version) or self._new_series(version)
+            arr = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+            counts += np.bincount(np.searchsorted(self._bounds_array, arr, side="left"), minlength=len(counts))
+            total[0] += float(arr.sum())
+        self._pending.clear()
+        self._pending_values = 0
 
     def _new_series(self, version: str) -> tuple[np.ndarray, list[float]]:
         series = self._series[version] = (np.zeros(len(self.bounds) + 1, dtype=np.int64), [0.0])
@@ -58,6 +79,7 @@ class BatchHistogram(Collector):
     def collect(self) -> Iterable[HistogramMetricFamily]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=["model_version"])
         with self._lock:
+            self._fold()
             snapshot = {k: (np.cumsum(counts).tolist(), total[0]) for k, (counts, total) in self._series.items()}
         labels = [*map(str, self.bounds), "+Inf"]
         for version, (cumulative, total) in snapshot.items():

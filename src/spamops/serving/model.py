@@ -9,11 +9,11 @@ log says why, instead of the process exiting and crash-looping.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from kserve import Model
 from kserve.errors import ModelNotReady
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
@@ -48,9 +48,11 @@ class NotReady(ModelNotReady):
     internal error instead of ``UNAVAILABLE``.
     """
 
-    def __init__(self, model_name: str, detail: str | None = None) -> None:
+    def __init__(self, model_name: str, detail: str | None = None, reason_code: str = "not_loaded") -> None:
         super().__init__(model_name, detail)
+        self.detail = detail
         self.reason = self.error_msg
+        self.reason_code = reason_code  # the load failure's label, as in spamops_model_load_failures_total
 
 
 class SpamModel(Model):
@@ -64,6 +66,7 @@ class SpamModel(Model):
         self.table: DecisionTable | None = None
         self.explainer: Explainer | None = None
         self.load_error: str | None = None
+        self.load_reason: str | None = None  # e.g. checksum_mismatch: what the 503 bodies carry as "reason"
         self._metrics: metrics.VersionMetrics | None = None
         metrics.MODEL_READY.labels(name).set(0)
 
@@ -82,8 +85,10 @@ class SpamModel(Model):
         """
         if self.load_error is not None:
             return self.ready
+        started = time.perf_counter()
         try:
             artifact = load_artifact(self.model_dir)
+            verify_seconds = time.perf_counter() - started
             max_length, max_punct = grid_bounds(
                 artifact.feature_statistics,
                 self.settings.table_max_length,
@@ -105,10 +110,11 @@ class SpamModel(Model):
         metrics.MODEL_INFO.labels(self.name, artifact.version, FEATURE_SPEC_VERSION).set(1)
         metrics.MODEL_READY.labels(self.name).set(1)
         logger.info(
-            "model %s READY: version %s from %s (sha256 verified); decision table %dx%d (%d cells) built in %.2fs",
+            "model %s READY: version %s from %s (sha256 verified in %.2fs); decision table %dx%d (%d cells) built in %.2fs",
             self.name,
             artifact.version,
             self.model_dir,
+            verify_seconds,
             table.max_length + 1,
             table.max_punct + 1,
             table.cells,
@@ -120,6 +126,7 @@ class SpamModel(Model):
         """Mark the model not ready for ``reason``, with the log line an operator will look for."""
         self.ready = False
         self.load_error = message
+        self.load_reason = reason
         metrics.LOAD_FAILURES.labels(self.name, reason).inc()
         metrics.MODEL_READY.labels(self.name).set(0)
         logger.error("model %s NOT READY (%s): %s", self.name, reason, message)
@@ -149,13 +156,13 @@ class SpamModel(Model):
     def score(self, rows: list[Row]) -> Scores:
         """Score validated rows and count them in the metrics."""
         scores = self.table.score(rows)
-        self._metrics.record(rows, scores.probability, sum(scores.is_spam), scores.fallbacks)
+        self._metrics.record(rows, scores.probability, scores.spam_count, scores.fallbacks)
         return scores
 
     def check_ready(self) -> None:
         """503 (gRPC ``UNAVAILABLE``) with the load error, before anything touches the missing table."""
         if not self.ready or self.table is None:
-            raise NotReady(self.name, self.load_error or "not loaded")
+            raise NotReady(self.name, self.load_error or "not loaded", self.load_reason or "not_loaded")
 
     def predict(self, payload: Any, headers: dict[str, str] | None = None) -> dict | InferResponse:
         """Score V1 ``:predict`` bodies and V2 requests (REST ``InferRequest`` or gRPC ``ModelInferRequest``)."""
@@ -193,8 +200,8 @@ class SpamModel(Model):
         scores = self.score(rows)
         n = len(rows)
         data = {
-            "label": [LABELS[s] for s in scores.is_spam],
-            "spam_probability": np.asarray(scores.probability, dtype=np.float32).tolist(),
+            "label": scores.labels(),
+            "spam_probability": scores.probability_fp32(),
         }
         names = [o.name for o in requested] or list(OUTPUT_NAMES)
         binary = (

@@ -25,13 +25,12 @@ from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from spamops.errors import BadInputError
 from spamops.features import FEATURE_NAMES, LABELS, message_features
-from spamops.registry.store import read_uri, split_uri
+from spamops.registry.store import open_uri
 
 SCHEMAS: dict[str, tuple[str, ...]] = {
     "numeric": ("label", "length", "punct"),
@@ -200,20 +199,7 @@ def _check_bad_share(report: SourceReport, max_share: float) -> None:
 @contextmanager
 def _open_binary(uri: str) -> Iterator[io.BufferedIOBase]:
     """The source as a binary stream: local files are streamed, other URIs come whole from the store."""
-    scheme, location = split_uri(uri)
-    if scheme != "file":
-        yield io.BytesIO(read_uri(uri))
-        return
-    path = Path(location)
-    if not path.exists():
-        raise BadInputError(f"{uri}: file does not exist")
-    if path.is_dir():
-        raise BadInputError(f"{uri}: is a directory, expected a file")
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise BadInputError(f"{uri}: cannot read: {exc.strerror}") from None
-    with fh:
+    with open_uri(uri) as fh:
         yield fh
 
 

@@ -28,20 +28,34 @@ def _png(fig) -> bytes:
 
 def plots(y_true: np.ndarray, y_pred: np.ndarray, spam_score: np.ndarray) -> dict[str, bytes]:
     """The three diagnostic plots of a held-out evaluation, as PNG bytes by file name."""
-    out = {}
+    draw = {
+        PLOTS[0]: (
+            "Confusion matrix (held-out)",
+            lambda ax: ConfusionMatrixDisplay.from_predictions(
+                y_true, y_pred, labels=[0, 1], display_labels=LABELS, ax=ax, colorbar=False
+            ),
+        ),
+        PLOTS[1]: (
+            "ROC curve",
+            lambda ax: RocCurveDisplay.from_predictions(
+                y_true, spam_score, pos_label=1, name="spam", ax=ax, plot_chance_level=True
+            ),
+        ),
+        PLOTS[2]: (
+            "Precision-recall curve",
+            lambda ax: PrecisionRecallDisplay.from_predictions(
+                y_true, spam_score, pos_label=1, name="spam", ax=ax, plot_chance_level=True
+            ),
+        ),
+    }
+    return {name: _plot(title, plot) for name, (title, plot) in draw.items()}
+
+
+def _plot(title: str, plot) -> bytes:
     fig, ax = plt.subplots(figsize=(4, 4))
-    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=[0, 1], display_labels=LABELS, ax=ax, colorbar=False)
-    ax.set_title("Confusion matrix (held-out)")
-    out[PLOTS[0]] = _png(fig)
-    fig, ax = plt.subplots(figsize=(4, 4))
-    RocCurveDisplay.from_predictions(y_true, spam_score, pos_label=1, name="spam", ax=ax, plot_chance_level=True)
-    ax.set_title("ROC curve")
-    out[PLOTS[1]] = _png(fig)
-    fig, ax = plt.subplots(figsize=(4, 4))
-    PrecisionRecallDisplay.from_predictions(y_true, spam_score, pos_label=1, name="spam", ax=ax, plot_chance_level=True)
-    ax.set_title("Precision-recall curve")
-    out[PLOTS[2]] = _png(fig)
-    return out
+    plot(ax)
+    ax.set_title(title)
+    return _png(fig)
 
 
 def markdown(card: CardContent, model_name: str, version: str, decision: GateDecision) -> str:

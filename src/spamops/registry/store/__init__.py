@@ -6,7 +6,9 @@ maps to the S3 backend.  Nothing else in spamops parses storage URIs.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from spamops.errors import BadInputError, NotFoundError
@@ -46,8 +48,11 @@ def open_store(uri: str) -> ObjectStore:
     raise BadInputError(f"{uri}: unsupported storage scheme {scheme!r}; use a path, file:// or s3://")
 
 
-def read_uri(uri: str) -> bytes:
-    """The bytes of one object named by a full URI or path (e.g. a CSV data source)."""
+def open_uri(uri: str) -> BinaryIO:
+    """One object named by a full URI or path (e.g. a CSV data source) as a binary stream.
+
+    A local file is streamed from disk; an S3 object is read whole (it comes in one GET).
+    """
     scheme, location = split_uri(uri)
     if scheme == "file":
         path = Path(location)
@@ -56,11 +61,20 @@ def read_uri(uri: str) -> bytes:
         if path.is_dir():
             raise BadInputError(f"{uri}: is a directory, expected a file")
         try:
-            return path.read_bytes()
+            return path.open("rb")
         except OSError as exc:
             raise BadInputError(f"{uri}: cannot read: {exc.strerror}") from None
     parent, key = split_last(uri)
     try:
-        return open_store(parent).get(key).data
+        return io.BytesIO(open_store(parent).get(key).data)
     except NotFoundError:
         raise BadInputError(f"{uri}: object does not exist") from None
+
+
+def read_uri(uri: str) -> bytes:
+    """The bytes of one object named by a full URI or path."""
+    with open_uri(uri) as stream:
+        try:
+            return stream.read()
+        except OSError as exc:
+            raise BadInputError(f"{uri}: cannot read: {exc.strerror}") from None
