@@ -24,6 +24,7 @@ import contextlib
 import copy
 import gc
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -38,10 +39,13 @@ from spamops.errors import BadInputError, ExitCode, SpamopsError
 from spamops.serving.settings import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_SHADOW_QUEUE,
+    DEFAULT_SHADOW_SAMPLE,
     DEFAULT_TABLE_MAX_CELLS,
     DEFAULT_TABLE_MAX_LENGTH,
     DEFAULT_TABLE_MAX_PUNCT,
     ServingSettings,
+    ShadowSettings,
 )
 
 logger = logging.getLogger("kserve.spamops")
@@ -111,6 +115,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="log one access line and KServe's timing lines per request",
     )
+    shadow = parser.add_argument_group("shadow deployment (docs/monitoring.md)")
+    shadow.add_argument(
+        "--shadow_storage_uri",
+        "--shadow-storage-uri",
+        default=os.environ.get("SHADOW_STORAGE_URI") or None,
+        help="also pull and verify this version and score every answered instance with it off the response "
+        "path (default $SHADOW_STORAGE_URI); a bad shadow disables shadowing, the primary keeps serving",
+    )
+    shadow.add_argument(
+        "--shadow_queue_size",
+        "--shadow-queue-size",
+        type=int,
+        default=DEFAULT_SHADOW_QUEUE,
+        help="answered batches waiting for the shadow; when full, new ones are dropped and counted",
+    )
+    shadow.add_argument(
+        "--shadow_sample_size",
+        "--shadow-sample-size",
+        type=int,
+        default=DEFAULT_SHADOW_SAMPLE,
+        help="latest disagreements (features and both answers, no text) kept for GET /v1/models/<name>/shadow",
+    )
+    shadow.add_argument(
+        "--shadow_delay_seconds",
+        "--shadow-delay-seconds",
+        type=float,
+        default=0.0,
+        help="TESTS AND DRILLS ONLY: the shadow sleeps this long per batch, to rehearse a slow shadow",
+    )
     return parser
 
 
@@ -122,6 +155,15 @@ def settings_from(args: argparse.Namespace) -> ServingSettings:
         table_max_length=args.table_max_length,
         table_max_punct=args.table_max_punct,
         table_max_cells=args.table_max_cells,
+    )
+
+
+def shadow_settings_from(args: argparse.Namespace) -> ShadowSettings:
+    """The shadow's bounds from the parsed flags; ``ShadowSettings`` raises ``ValueError`` on bad values."""
+    return ShadowSettings(
+        queue_size=args.shadow_queue_size,
+        sample_size=args.shadow_sample_size,
+        delay_seconds=args.shadow_delay_seconds,
     )
 
 
@@ -151,7 +193,7 @@ def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> 
     """
     import kserve.model_server as kserve_app
 
-    from spamops.serving import http, openapi, workers
+    from spamops.serving import http, openapi, shadow, workers
 
     server = ModelServer(
         http_port=args.http_port,
@@ -169,6 +211,7 @@ def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> 
         ssl_keyfile=args.ssl_keyfile,
     )
     http.install(kserve_app.app, server.registered_models, settings.max_body_bytes)
+    shadow.add_route(kserve_app.app, server.registered_models)
     openapi.document(kserve_app.app, settings, server.registered_models)
     server.model_repository_extension = http.ReadOnlyRepository(server.registered_models)  # gRPC load/unload
     # Registered even when not ready: KServe would refuse to start without a ready model,
@@ -239,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
+        shadow_settings = shadow_settings_from(args)
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
     except ValueError as exc:
@@ -252,6 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with model_directory(args) as model_dir:
             model = SpamModel(args.model_name, model_dir, settings)
             model.load()  # a refused artifact leaves the model registered but not ready, saying why
+            if args.shadow_storage_uri:
+                from spamops.serving.shadow import load_shadow
+
+                # A bad shadow is logged and disabled; it never makes the primary not ready.
+                model.shadow = load_shadow(
+                    model.name, model.version, args.shadow_storage_uri, settings, shadow_settings
+                )
             return serve(model, args, settings)
     except SpamopsError as exc:
         print(f"python -m spamops.serving: {exc}", file=sys.stderr)

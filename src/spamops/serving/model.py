@@ -68,6 +68,7 @@ class SpamModel(Model):
         self.load_error: str | None = None
         self.load_reason: str | None = None  # e.g. checksum_mismatch: what the 503 bodies carry as "reason"
         self._metrics: metrics.VersionMetrics | None = None
+        self.shadow: Any = None  # a spamops.serving.shadow.Shadow when SHADOW_STORAGE_URI is set (__main__)
         metrics.MODEL_READY.labels(name).set(0)
 
     # -- lifecycle ------------------------------------------------------------
@@ -157,6 +158,8 @@ class SpamModel(Model):
         """Score validated rows and count them in the metrics."""
         scores = self.table.score(rows)
         self._metrics.record(rows, scores.probability, scores.spam_count, scores.fallbacks)
+        if self.shadow is not None:  # queued for the shadow model; never waits, never changes the answer
+            self.shadow.submit(rows, scores)
         return scores
 
     def check_ready(self) -> None:
