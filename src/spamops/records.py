@@ -231,7 +231,17 @@ class ProductionPointer(Record):
     reason: str | None
 
 
-RolloutAction = Literal["started", "advanced", "held", "aborted", "promoted", "switched", "switched-back"]
+RolloutAction = Literal[
+    "started",
+    "advanced",
+    "held",
+    "aborted",
+    "promoted",
+    "switched",
+    "switched-back",
+    "shadow-started",
+    "shadow-stopped",
+]
 
 
 def _now() -> str:

@@ -19,11 +19,13 @@ def cmd_render_isvc(args: argparse.Namespace) -> int:
     card = card_or_production(reg, args.version)
     production = reg.production()
     stable = reg.card(production.version) if production and production.version != card.version else None
+    shadow = reg.card(args.shadow) if args.shadow else None
     doc = render_isvc(
         card,
         mode=args.mode,
         canary=args.canary,
         stable=stable,
+        shadow=shadow,
         chart=Path(args.chart) if args.chart else CHART,
         namespace=args.namespace or settings(args).rollout.namespace,
     )
@@ -41,10 +43,19 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
         "isvc",
         parents=[parents["common"], parents["json"]],
         help="the InferenceService serving a version, as YAML (or -o json) on stdout",
-        example="spamops render isvc spam_model_20260101T000000Z --canary 10 --mode standard",
+        example=[
+            "spamops render isvc spam_model_20260101T000000Z --canary 10 --mode standard",
+            "spamops render isvc --shadow spam_model_20260101T000000Z",
+        ],
     )
     p.add_argument("version", nargs="?", help="version (default: current production)")
     p.add_argument("--canary", type=int, metavar="N", help="as a canary with N%% of traffic (stable = production)")
+    p.add_argument(
+        "--shadow",
+        metavar="VERSION",
+        help="also score every answered instance with VERSION off the response path (SHADOW_STORAGE_URI); "
+        "only the rendered version answers",
+    )
     p.add_argument("--mode", choices=("serverless", "standard"), default="serverless", help="KServe deployment mode")
     p.add_argument("--namespace", metavar="NS", help="namespace (default: rollout.namespace)")
     p.add_argument("--chart", metavar="DIR", help="chart directory (default: the repository's helm/spamops)")

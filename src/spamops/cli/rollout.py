@@ -124,6 +124,48 @@ def cmd_switch(args: argparse.Namespace) -> int:
     return ExitCode.FAILURE if split.state.get("verdict") == "aborted" else ExitCode.OK
 
 
+def cmd_shadow(args: argparse.Namespace) -> int:
+    """Start a shadow; with ``--duration`` also wait, report what it saw (Prometheus) and stop it."""
+    import time
+
+    from spamops.deploy import shadow
+    from spamops.deploy.prometheus import Prometheus
+    from spamops.deploy.rollout import card_or_production
+    from spamops.errors import BadInputError
+
+    rollouts = _rollouts(args)
+    if args.stop:
+        if args.version or args.duration is not None:
+            raise BadInputError("rollout shadow --stop takes no VERSION and no --duration")
+        split = rollouts.shadow_stop(args.reason or "stopped by hand")
+        result = {"inference_service": rollouts.cluster.target.name, "stopped": True, "report": None}
+    else:
+        if not args.version:
+            raise BadInputError("rollout shadow: name the VERSION to shadow (or --stop)")
+        if args.duration is not None and args.duration < 1:
+            raise BadInputError(f"--duration {args.duration:g}: must be at least 1 second")
+        card = card_or_production(rollouts.registry, args.version)
+        split = rollouts.shadow_start(card)
+        result = {"inference_service": rollouts.cluster.target.name, "stopped": False, "report": None}
+        if args.duration is not None:
+            print(f"shadowing {card.version} for {args.duration:g}s", file=sys.stderr, flush=True)
+            time.sleep(args.duration)
+            prom = Prometheus(args.prometheus or rollouts.settings.prometheus_url)
+            found = shadow.report(prom, split.stable_version, card.version, f"{max(1, round(args.duration))}s")
+            split = rollouts.shadow_stop(f"after {args.duration:g}s: {found.summary()}", found.to_json())
+            result.update(stopped=True, report=found.to_json())
+    result.update(primary_version=split.stable_version, shadow_version=None if result["stopped"] else args.version)
+    if _as_json(args):
+        print_json(result)
+    else:
+        report = result["report"]
+        print(f"primary:  {split.stable_version}")
+        print(f"shadow:   {'stopped' if result['stopped'] else args.version}")
+        if report is not None:
+            print(f"report:   {shadow.ShadowReport(**report).summary()}")
+    return ExitCode.OK
+
+
 def cmd_simple(args: argparse.Namespace) -> int:
     rollouts = _rollouts(args)
     action = args.rollout_command
@@ -187,6 +229,28 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
     )
     p.add_argument("version", nargs="?", help="version to switch to (default: current production)")
     p.set_defaults(func=cmd_switch)
+    p = add_command(
+        rollout,
+        "shadow",
+        parents=shared,
+        help="score all traffic with a second version off the response path (only the primary answers)",
+        example=[
+            "spamops rollout shadow spam_model_20251119_063257",
+            "spamops rollout shadow spam_model_20251119_063257 --duration 3600 -o json",
+            "spamops rollout shadow --stop",
+        ],
+    )
+    p.add_argument("version", nargs="?", help="version to shadow")
+    p.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="then wait this long, report the agreement from Prometheus and remove the shadow",
+    )
+    p.add_argument("--stop", action="store_true", help="remove the shadow from the predictor")
+    p.add_argument("--reason", metavar="TEXT", help="with --stop: recorded in the Event and the rollout record")
+    p.add_argument("--prometheus", metavar="URL", help="Prometheus URL (default: rollout.prometheus_url)")
+    p.set_defaults(func=cmd_shadow)
     for name, text in (
         ("status", "stable and canary versions, weights, step and last verdict"),
         ("promote", "give the canary all traffic"),

@@ -26,6 +26,7 @@ CHART = Path(__file__).resolve().parents[3] / "helm" / "spamops"
 HELM_ENV = "SPAMOPS_HELM"
 VERSION_LABEL = "rollout.spamops.io/version"
 SHA_ANNOTATION = "rollout.spamops.io/sha256"
+SHADOW_ANNOTATION = "rollout.spamops.io/shadow-version"
 
 
 def helm_binary() -> str:
@@ -42,9 +43,12 @@ def helm_binary() -> str:
     raise BadInputError(f"helm not found: install it, set {HELM_ENV}, or run 'scripts/envtest/build.sh helm'")
 
 
-def chart_values(uri: str, percent: int | None) -> dict:
-    """The chart values that pin the predictor to ``uri`` (and a Serverless canary share)."""
-    return {"predictor": {"storageUri": uri, "canaryTrafficPercent": percent, "keepLiveModel": False}}
+def chart_values(uri: str, percent: int | None, shadow_uri: str | None = None) -> dict:
+    """The chart values that pin the predictor to ``uri`` (a Serverless canary share, a shadow version)."""
+    predictor = {"storageUri": uri, "canaryTrafficPercent": percent, "keepLiveModel": False}
+    if shadow_uri:
+        predictor["shadowStorageUri"] = shadow_uri
+    return {"predictor": predictor}
 
 
 def helm_template(values: dict, *, chart: Path = CHART, namespace: str = "spamops") -> dict:
@@ -87,6 +91,7 @@ def render_isvc(
     mode: str = "serverless",
     canary: int | None = None,
     stable: ModelCard | ProductionPointer | None = None,
+    shadow: ModelCard | ProductionPointer | None = None,
     chart: Path = CHART,
     namespace: str = "spamops",
 ) -> dict:
@@ -95,7 +100,10 @@ def render_isvc(
     Without ``canary`` the version is the whole service.  With it, Serverless
     renders the version with ``canaryTrafficPercent`` (Knative keeps the
     previous revision); Standard renders ``stable`` (the production card) as the
-    predictor and the version as a ``spec.canary[]`` entry.
+    predictor and the version as a ``spec.canary[]`` entry.  With ``shadow``
+    the predictor also scores every answered instance with that version
+    (``SHADOW_STORAGE_URI``, the chart's ``predictor.shadowStorageUri``); only
+    ``card``'s version answers.
     """
     if mode not in ("serverless", "standard"):
         raise BadInputError(f"--mode {mode}: must be serverless or standard")
@@ -104,13 +112,21 @@ def render_isvc(
     if mode == "standard" and canary is not None and stable is None:
         raise BadInputError("--canary in standard mode needs a stable version: nothing is in production yet")
     base = stable if (mode == "standard" and canary is not None) else card
+    if shadow is not None and shadow.version == base.version:
+        raise BadInputError(f"--shadow {shadow.version}: that version is the one serving; shadow another one")
     doc = helm_template(
-        chart_values(base.storage_uri, canary if mode == "serverless" else None), chart=chart, namespace=namespace
+        chart_values(
+            base.storage_uri, canary if mode == "serverless" else None, shadow.storage_uri if shadow else None
+        ),
+        chart=chart,
+        namespace=namespace,
     )
     md = doc["metadata"]
     md.setdefault("annotations", {})[traffic.MODE_ANNOTATION] = "Standard" if mode == "standard" else "Serverless"
     md.setdefault("labels", {})[VERSION_LABEL] = base.version
     md["annotations"][SHA_ANNOTATION] = base.sha256
+    if shadow is not None:
+        md["annotations"][SHADOW_ANNOTATION] = shadow.version
     where = f"inferenceservice {namespace}/{md['name']}"
     if canary is not None:
         md["annotations"][traffic.CANARY_URI] = card.storage_uri

@@ -35,6 +35,8 @@ REASONS = {
     "promoted": "CanaryPromoted",
     "switched": "Switched",
     "switched-back": "SwitchedBack",
+    "shadow-started": "ShadowStarted",
+    "shadow-stopped": "ShadowStopped",
 }
 
 
@@ -231,6 +233,63 @@ class Rollouts:
             self._record("switched-back", split, state, f"all traffic back to {split.stable_version}")
             return split
 
+    # -- shadow deployment (spamops.deploy.shadow) --------------------------
+    def shadow_start(self, card: Deployable, *, chart=None) -> traffic.Split:
+        """Give the serving predictor ``card`` as its shadow (``SHADOW_STORAGE_URI``); only the primary answers."""
+        from spamops.deploy import shadow
+        from spamops.deploy.render import CHART
+
+        where = self.cluster.target.where
+        with self.lease():
+            before = self.split()
+            env = shadow.chart_env(before.stable_uri, card.storage_uri, chart or CHART)
+            state = {"id": _rollout_id(), "seq": 0, "weight": 0, "verdict": "shadowing"}
+            self.cluster.update(
+                lambda isvc: shadow.start_patch(isvc, self.split(), card.version, env, where, state["id"]),
+                "started the shadow",
+            )
+            split = self.split()
+            self._record_shadow("shadow-started", split, card.version, state, f"shadow of {split.stable_version}")
+        return split
+
+    def shadow_stop(self, reason: str = "stopped by hand", report: dict | None = None) -> traffic.Split:
+        """Remove the shadow (and the env ``shadow_start`` added) from the predictor."""
+        from spamops.deploy import shadow
+
+        where = self.cluster.target.where
+        with self.lease():
+            isvc = self.cluster.read_isvc()
+            version = traffic.version_of(shadow.shadow_of(isvc, where))
+            if version is None:
+                raise BadInputError(f"{where}: no shadow to stop (no {shadow.SHADOW_ENV} on the predictor)")
+            rollout_id = (isvc["metadata"].get("annotations") or {}).get(shadow.SHADOW_ID) or _rollout_id()
+            self.cluster.update(lambda fresh: shadow.stop_patch(fresh, where), "stopped the shadow")
+            split = self.split()
+            state = {"id": rollout_id, "seq": 1, "weight": 0, "verdict": "stopped"}
+            self._record_shadow("shadow-stopped", split, version, state, reason, report)
+        return split
+
+    def _record_shadow(
+        self, action: str, split: traffic.Split, version: str, state: dict, reason: str, report: dict | None = None
+    ) -> None:
+        self.cluster.event(self.cluster.read_isvc(), REASONS[action], f"{version}: {reason}")
+        entry = RolloutEntry(
+            rollout_id=state["id"],
+            seq=state["seq"],
+            inference_service=f"{self.cluster.target.namespace}/{self.cluster.target.name}",
+            mode=split.mode,
+            stable_version=split.stable_version,
+            canary_version=version,
+            action=action,
+            weight=0,
+            verdict=state["verdict"],
+            reason=reason,
+            check=report,
+        )
+        if self.registry is not None:
+            RolloutLog(self.registry, version, entry.rollout_id).append(entry)
+        self.emit({"event": REASONS[action], "at": entry.at, "version": version, "weight": 0, "message": reason})
+
     # -- the analysis loop ------------------------------------------------
     def auto(self, prom: Prometheus, *, card: Deployable | None = None, once: bool = False) -> str:
         """Check, decide, act until promoted or aborted (or after one check with ``once``).
@@ -337,6 +396,10 @@ class Rollouts:
         )
         self._record("held", split, state, f"{label} at {weight}%: {summary}", check)
         return check.verdict
+
+
+def _rollout_id() -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
 
 
 def _gate_line(card: Deployable) -> str:
