@@ -131,7 +131,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     from spamops.deploy import shadow
     from spamops.deploy.prometheus import Prometheus
     from spamops.deploy.rollout import card_or_production
-    from spamops.errors import BadInputError
+    from spamops.errors import BadInputError, SpamopsError
 
     rollouts = _rollouts(args)
     if args.stop:
@@ -150,8 +150,12 @@ def cmd_shadow(args: argparse.Namespace) -> int:
         if args.duration is not None:
             print(f"shadowing {card.version} for {args.duration:g}s", file=sys.stderr, flush=True)
             time.sleep(args.duration)
-            prom = Prometheus(args.prometheus or rollouts.settings.prometheus_url)
-            found = shadow.report(prom, split.stable_version, card.version, f"{max(1, round(args.duration))}s")
+            try:
+                prom = Prometheus(args.prometheus or rollouts.settings.prometheus_url)
+                found = shadow.report(prom, split.stable_version, card.version, f"{max(1, round(args.duration))}s")
+            except SpamopsError as exc:  # no report: still remove the shadow, saying why, then fail
+                rollouts.shadow_stop(f"after {args.duration:g}s, no report: {exc}")
+                raise
             split = rollouts.shadow_stop(f"after {args.duration:g}s: {found.summary()}", found.to_json())
             result.update(stopped=True, report=found.to_json())
     result.update(primary_version=split.stable_version, shadow_version=None if result["stopped"] else args.version)

@@ -241,8 +241,7 @@ class Rollouts:
 
         where = self.cluster.target.where
         with self.lease():
-            before = self.split()
-            env = shadow.chart_env(before.stable_uri, card.storage_uri, chart or CHART)
+            env = shadow.chart_env(card.storage_uri, chart or CHART)
             state = {"id": _rollout_id(), "seq": 0, "weight": 0, "verdict": "shadowing"}
             self.cluster.update(
                 lambda isvc: shadow.start_patch(isvc, self.split(), card.version, env, where, state["id"]),

@@ -90,11 +90,11 @@ def report(prom: Prometheus, primary: str | None, shadow: str | None, window: st
     )
 
 
-def chart_env(stable_uri: str, shadow_uri: str, chart) -> list[dict]:
+def chart_env(shadow_uri: str, chart) -> list[dict]:
     """The env the chart gives the predictor for ``shadow_uri``, without STORAGE_URI (the live one stays)."""
-    from spamops.deploy.render import chart_values, helm_template
+    from spamops.deploy.render import helm_template
 
-    doc = helm_template(chart_values(stable_uri, None, shadow_uri), chart=chart)
+    doc = helm_template({"predictor": {"shadowStorageUri": shadow_uri, "keepLiveModel": False}}, chart=chart)
     container = traffic._container(doc["spec"]["predictor"], "the chart's InferenceService")
     return [e for e in container.get("env", []) or [] if e.get("name") != traffic.STORAGE_ENV]
 
