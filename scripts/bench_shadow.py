@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Shadow benchmark: predictor throughput and tail latency with the shadow off, on, and slow.
+
+Not a test: it prints a table.  Three predictors serve the same production
+model, measured in alternating rounds (off, on, slow, off, on, slow, ...) so
+background load hits all alike; the ratios against *off* in the same run are
+what to read, not the absolute rates:
+
+* off: ``python -m spamops.serving`` with the model alone;
+* on: the same with ``--shadow-storage-uri`` naming a second version (another
+  seed, split and grid), default queue (256 batches);
+* slow: the same shadow with ``--shadow_delay_seconds 0.05`` (the test-and-drill
+  knob: 50 ms per batch, far slower than the traffic) and a 16-batch queue, so
+  nearly all shadow work is dropped and counted while the primary answers.
+
+Load and pinning come from scripts/bench_serve.py: ``wrk`` with a Lua body, one
+thread, on loopback; on two or more CPUs the server (and so its shadow thread,
+as in a pod with one CPU) on one CPU and ``wrk`` on another.  After each run the
+shadow's own counts (compared and dropped instances, from
+``GET /v1/models/spam/shadow``) are read, to show whether it kept up.
+
+Usage: python scripts/bench_shadow.py [--rounds 3] [--duration 8] [--data CSV ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from bench_serve import _CPUS, BATCH, HOST, machine, our_server, random_rows, run_wrk, v2_body
+
+SCENARIOS = (("single", 1, 8), ("single", 1, 32), ("batch", BATCH, 8))  # (name, instances, concurrency)
+SHADOW_CONFIG = {"train": {"seed": 7, "test_size": 0.3, "grid": {"n_neighbors": [1], "weights": ["uniform"], "p": [1]}}}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def train_two(work: Path, data: list[str] | None) -> tuple[Path, str, str, dict]:
+    """A store with the production version and a different one to shadow: (store, primary, shadow, stats)."""
+    from spamops.cli import main as spamops
+    from spamops.registry.store import open_store
+    from spamops.registry.versions import Registry
+
+    store = work / "store"
+    extra = ["--data", *data] if data else []
+    config = work / "shadow.yaml"
+    config.write_text(yaml.safe_dump(SHADOW_CONFIG))
+    with contextlib.redirect_stdout(sys.stderr):
+        if spamops(["train", "--store", str(store), "--quiet", *extra]) != 0:
+            raise SystemExit("training the primary failed (its gate refused it?)")
+        time.sleep(1.1)  # version ids are UTC seconds
+        if spamops(
+            ["train", "--store", str(store), "--config", str(config), "--no-promote", "--quiet", *extra]
+        ) not in (0, 3):
+            raise SystemExit("training the shadow failed")
+    registry = Registry(open_store(str(store)), "spam")
+    primary = registry.production().version
+    (shadow,) = [v.version for v in registry.versions() if v.version != primary]
+    registry.pull(primary, work / "model")
+    return store, primary, shadow, registry.card(primary).feature_statistics
+
+
+def shadow_status(port: int) -> dict:
+    with urllib.request.urlopen(f"http://{HOST}:{port}/v1/models/spam/shadow", timeout=10) as resp:  # noqa: S310
+        return json.loads(resp.read())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians are reported)")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of discarded load per system and scenario")
+    parser.add_argument("--data", nargs="+", help="training CSVs (default: the bundled demo sample)")
+    args = parser.parse_args()
+
+    server_cpus = {_CPUS[0]} if len(_CPUS) >= 2 else None
+    client_cpus = set(_CPUS[1:]) if len(_CPUS) >= 2 else None
+    with tempfile.TemporaryDirectory(prefix="bench-shadow-") as tmp:
+        work = Path(tmp)
+        store, primary, shadow, stats = train_two(work, args.data)
+        shadow_uri = f"{store}/spam/{shadow}/"
+        systems = {
+            "off": our_server("off", work / "model", work, cpus=server_cpus),
+            "on": our_server("on", work / "model", work, "--shadow-storage-uri", shadow_uri, cpus=server_cpus),
+            "slow": our_server(
+                "slow",
+                work / "model",
+                work,
+                "--shadow-storage-uri",
+                shadow_uri,
+                "--shadow_delay_seconds",
+                "0.05",
+                "--shadow_queue_size",
+                "16",
+                cpus=server_cpus,
+            ),
+        }
+        results: dict[tuple, dict[str, list[dict]]] = {}
+        try:
+            for server in systems.values():
+                server.start()
+            for name in ("on", "slow"):
+                status = shadow_status(systems[name].port)
+                if not status["enabled"]:
+                    raise SystemExit(f"{name}: shadow not enabled: {status['error']}")
+            for scenario in SCENARIOS:
+                label, n, concurrency = scenario
+                body = v2_body(random_rows(n, stats), mlserver=False)
+                results[scenario] = {name: [] for name in systems}
+                for server in systems.values():
+                    url = f"http://{HOST}:{server.port}/v2/models/spam/infer"
+                    run_wrk(url, body, concurrency, args.warmup, work, client_cpus)
+                for round_no in range(args.rounds):
+                    for name, server in systems.items():
+                        url = f"http://{HOST}:{server.port}/v2/models/spam/infer"
+                        before = shadow_status(server.port)["instances"] if name != "off" else None
+                        res = run_wrk(url, body, concurrency, args.duration, work, client_cpus)
+                        if before is not None:
+                            time.sleep(0.2 if name == "on" else 0)  # let the queue drain before reading
+                            after = shadow_status(server.port)["instances"]
+                            answered = res["requests"] * n
+                            res["compared_share"] = (after["compared"] - before["compared"]) / answered
+                            res["dropped_share"] = (after["dropped"] - before["dropped"]) / answered
+                        results[scenario][name].append(res)
+                        log(
+                            f"{label} n={n} c={concurrency} round {round_no + 1} {name}: {res['rps']:,.0f} req/s, "
+                            f"p99 {res['p99_us'] / 1000:.2f} ms"
+                            + (f", compared {res['compared_share']:.1%}" if before is not None else "")
+                        )
+        finally:
+            for server in systems.values():
+                server.stop()
+
+    print(f"# Shadow benchmark ({machine()})")
+    print(f"primary {primary}, shadow {shadow}; {args.rounds} rounds x {args.duration}s per system, medians")
+    print()
+    print("| scenario | shadow | req/s | p99 ms | req/s vs off | p99 vs off | instances compared | dropped (counted) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (label, n, concurrency), by_name in results.items():
+        off_rps = statistics.median(r["rps"] for r in by_name["off"])
+        off_p99 = statistics.median(r["p99_us"] for r in by_name["off"])
+        for name, runs in by_name.items():
+            rps = statistics.median(r["rps"] for r in runs)
+            p99 = statistics.median(r["p99_us"] for r in runs)
+            compared = f"{statistics.median(r['compared_share'] for r in runs):.1%}" if name != "off" else "-"
+            dropped = f"{statistics.median(r['dropped_share'] for r in runs):.1%}" if name != "off" else "-"
+            print(
+                f"| V2 {label} n={n} c={concurrency} | {name} | {rps:,.0f} | {p99 / 1000:.2f} | "
+                f"{rps / off_rps:.2f} | {p99 / off_p99:.2f} | {compared} | {dropped} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
