@@ -135,6 +135,22 @@ class AnalysisConfig(_Strict):
         le=1.0,
         description="Smallest KS distance between spam-probability distributions that aborts (also needs p < 0.001).",
     )
+    shadow_phase: bool = Field(
+        False,
+        description="`rollout auto VERSION` first shadows the version (no traffic) and starts the canary only if "
+        "the shadow gate passes (docs/monitoring.md).",
+    )
+    shadow_min_compared: int = Field(
+        1000,
+        ge=1,
+        description="Shadow gate: instances compared (all replicas) before a verdict; ~0.7 % standard error at 95 %.",
+    )
+    shadow_min_agreement: float = Field(
+        0.95, ge=0.0, le=1.0, description="Shadow gate: share of compared instances both versions label alike."
+    )
+    shadow_deadline: float = Field(
+        3600.0, ge=1.0, description="Seconds the shadow phase may take to compare enough instances before abort."
+    )
     success_rate_query: str | None = Field(
         None,
         description="PromQL for a side's success rate (`{version}`, `{window}`); null = the data plane's "

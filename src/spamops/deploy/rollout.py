@@ -289,6 +289,34 @@ class Rollouts:
             RolloutLog(self.registry, version, entry.rollout_id).append(entry)
         self.emit({"event": REASONS[action], "at": entry.at, "version": version, "weight": 0, "message": reason})
 
+    def _shadow_phase(self, prom: Prometheus, card: Deployable) -> bool:
+        """Shadow ``card`` until the shadow gate passes (True) or fails or runs out of time (False)."""
+        from spamops.deploy import shadow
+        from spamops.deploy.prometheus import PrometheusError
+
+        a = self.settings.analysis
+        split = self.shadow_start(card)
+        started = time.monotonic()
+        why = "no check yet"
+        while True:
+            self.sleep(a.interval)
+            elapsed = time.monotonic() - started
+            try:
+                found = shadow.report(prom, split.stable_version, card.version, f"{max(1, round(elapsed))}s")
+                result, why = shadow.verdict(found, a.shadow_min_compared, a.shadow_min_agreement)
+            except PrometheusError as exc:
+                found, result, why = None, "inconclusive", str(exc)
+            if result in ("pass", "fail"):
+                self.shadow_stop(f"shadow gate {'passed' if result == 'pass' else 'failed'}: {why}", found.to_json())
+                return result == "pass"
+            if elapsed > a.shadow_deadline:
+                self.shadow_stop(
+                    f"shadow gate inconclusive after shadow_deadline {a.shadow_deadline:.0f}s: {why}",
+                    found.to_json() if found else None,
+                )
+                return False
+            self.emit({"event": "ShadowHeld", "at": _now(), "version": card.version, "weight": 0, "message": why})
+
     # -- the analysis loop ------------------------------------------------
     def auto(self, prom: Prometheus, *, card: Deployable | None = None, once: bool = False) -> str:
         """Check, decide, act until promoted or aborted (or after one check with ``once``).
@@ -320,6 +348,17 @@ class Rollouts:
                     raise BadInputError(
                         f"{self.cluster.target.where}: no canary in progress; name a VERSION to start one"
                     )
+                if a.shadow_phase:
+                    if once:
+                        raise BadInputError(
+                            "rollout.analysis.shadow_phase needs the continuous loop: run 'rollout auto VERSION' "
+                            "without --once (or 'rollout shadow VERSION --duration' first)"
+                        )
+                    lease.release()
+                    passed = self._shadow_phase(prom, card)
+                    lease.acquire()
+                    if not passed:
+                        return "aborted"
                 lease.release()
                 split = self.start(card, weights[0])
                 lease.acquire()

@@ -90,6 +90,16 @@ def report(prom: Prometheus, primary: str | None, shadow: str | None, window: st
     )
 
 
+def verdict(found: ShadowReport, min_compared: int, min_agreement: float) -> tuple[str, str]:
+    """The shadow gate: ``inconclusive`` below ``min_compared`` instances, else ``pass``/``fail`` on agreement."""
+    compared = found.compared or 0
+    if compared < min_compared:
+        return "inconclusive", f"{compared:.0f} of {min_compared} instances compared in {found.window}"
+    if found.agreement_rate is None or found.agreement_rate < min_agreement:
+        return "fail", f"agreement {found.agreement_rate:.4f} below {min_agreement:g}: {found.summary()}"
+    return "pass", f"agreement {found.agreement_rate:.4f} reaches {min_agreement:g}: {found.summary()}"
+
+
 def chart_env(shadow_uri: str, chart) -> list[dict]:
     """The env the chart gives the predictor for ``shadow_uri``, without STORAGE_URI (the live one stays)."""
     from spamops.deploy.render import helm_template
