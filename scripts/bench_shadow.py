@@ -71,6 +71,50 @@ def train_two(work: Path, data: list[str] | None) -> tuple[Path, str, str, dict]
     return store, primary, shadow, registry.card(primary).feature_statistics
 
 
+def in_process(work: Path, shadow_dir: Path, stats: dict) -> dict:
+    """Per-batch costs without HTTP: the enqueue on the response path, and the shadow thread's work."""
+    from spamops.serving.artifact import load_artifact
+    from spamops.serving.lookup import DecisionTable, grid_bounds
+    from spamops.serving.settings import ServingSettings
+
+    serving = ServingSettings()
+    costs = {}
+    for label, directory in (("primary", work / "model"), ("shadow", shadow_dir)):
+        artifact = load_artifact(directory)
+        bounds = grid_bounds(
+            artifact.feature_statistics, serving.table_max_length, serving.table_max_punct, serving.table_max_cells
+        )
+        costs[label] = (artifact, DecisionTable(artifact.pipeline, *bounds))
+    (_, primary_table), (artifact, shadow_table) = costs["primary"], costs["shadow"]
+    out = {}
+    for n in (1, BATCH):
+        out.update(_batch_costs(n, stats, primary_table, artifact, shadow_table))
+    return out
+
+
+def _batch_costs(n: int, stats: dict, primary_table, artifact, shadow_table) -> dict:
+    import os
+    import timeit
+
+    from spamops.serving.settings import ShadowSettings
+    from spamops.serving.shadow import Shadow
+
+    rows = [tuple(r) for r in random_rows(n, stats)]
+    scores = primary_table.score(rows)
+    shadow = Shadow("spam", "p", "uri", ShadowSettings(queue_size=10**7), artifact=artifact, table=shadow_table)
+    shadow._pid = os.getpid()  # as if its thread ran: the enqueue alone is measured, the queue just grows
+    number = 20000 if n == 1 else 2000
+
+    def per_call(fn) -> float:
+        return timeit.timeit(fn, number=number) / number * 1e6
+
+    return {
+        f"enqueue_{n}_us": per_call(lambda: shadow.submit(rows, scores)),
+        f"shadow_work_{n}_us": per_call(lambda: shadow.compare(rows, scores, shadow_table.score(rows))),
+        f"primary_score_{n}_us": per_call(lambda: primary_table.score(rows)),
+    }
+
+
 def shadow_status(port: int) -> dict:
     with urllib.request.urlopen(f"http://{HOST}:{port}/v1/models/spam/shadow", timeout=10) as resp:  # noqa: S310
         return json.loads(resp.read())
@@ -90,6 +134,7 @@ def main() -> int:
         work = Path(tmp)
         store, primary, shadow, stats = train_two(work, args.data)
         shadow_uri = f"{store}/spam/{shadow}/"
+        work_dir, shadow_dir = work, store / "spam" / shadow
         systems = {
             "off": our_server("off", work / "model", work, cpus=server_cpus),
             "on": our_server("on", work / "model", work, "--shadow-storage-uri", shadow_uri, cpus=server_cpus),
@@ -141,6 +186,7 @@ def main() -> int:
         finally:
             for server in systems.values():
                 server.stop()
+        costs = in_process(work_dir, shadow_dir, stats)
 
     print(f"# Shadow benchmark ({machine()})")
     print(f"primary {primary}, shadow {shadow}; {args.rounds} rounds x {args.duration}s per system, medians")
@@ -159,6 +205,15 @@ def main() -> int:
                 f"| V2 {label} n={n} c={concurrency} | {name} | {rps:,.0f} | {p99 / 1000:.2f} | "
                 f"{rps / off_rps:.2f} | {p99 / off_p99:.2f} | {compared} | {dropped} |"
             )
+    print()
+    print("In process, per batch (no HTTP), microseconds:")
+    print("| instances | primary scoring | enqueue for the shadow (response path) | shadow thread: score + compare |")
+    print("|---|---|---|---|")
+    for n in (1, BATCH):
+        print(
+            f"| {n} | {costs[f'primary_score_{n}_us']:.1f} | {costs[f'enqueue_{n}_us']:.1f} | "
+            f"{costs[f'shadow_work_{n}_us']:.1f} |"
+        )
     return 0
 
 

@@ -85,7 +85,8 @@ def test_the_shadow_report_sums_replicas_and_the_gate_follows_the_agreement(flee
         for key in ("spammy", "same"):
             found = shadow.report(prom, fleet["stable"], fleet[key], "5m")
             expected = offline_agreement(fleet, key, X, tmp_path / key)
-            assert found.compared == pytest.approx(len(instances), rel=0.05)  # increase() extrapolates a little
+            # increase() extrapolates to the window's edges: over a short series it overcounts, never under
+            assert len(instances) <= found.compared <= 1.3 * len(instances)
             assert found.agreement_rate == pytest.approx(expected, abs=0.01), (key, found.summary())
             result, why = shadow.verdict(found, 500, FLOOR)
             assert result == ("pass" if expected >= FLOOR else "fail"), why

@@ -143,3 +143,25 @@ def test_rollout_shadow_duration_removes_the_shadow_even_without_a_report(isvc: 
     assert "SHADOW_STORAGE_URI" not in _env(_live(isvc)["spec"]["predictor"])
     stopped = [r for r in _records(path, older) if r["action"] == "shadow-stopped"][-1]  # the latest
     assert "no report" in stopped["reason"] and nobody in stopped["reason"]
+
+
+def test_rollout_auto_shadow_phase_without_a_verdict_aborts_before_any_traffic(isvc: Kube, store, cli, tmp_path):
+    path, older, _ = store
+    nobody = f"http://127.0.0.1:{free_port()}"  # no Prometheus: never enough compared instances
+    config = tmp_path / "rollout.yaml"
+    analysis = {"interval": 1, "shadow_phase": True, "shadow_deadline": 2}
+    config.write_text(yaml.safe_dump({"store": path, "rollout": {"prometheus_url": nobody, "analysis": analysis}}))
+    kc = ("--config", config, "--kubeconfig", isvc.kubeconfig)
+
+    once = cli("rollout", "auto", older, "--once", *kc)
+    assert once.code == 2 and "shadow_phase needs the continuous loop" in once.err
+
+    auto = cli("rollout", "auto", older, "-o", "json", *kc)
+
+    assert auto.code == 1, auto.err
+    events = [json.loads(line) for line in auto.out.splitlines()]
+    assert events[0]["event"] == "ShadowStarted" and events[-1]["event"] == "ShadowStopped"
+    assert "inconclusive after shadow_deadline 2s" in events[-1]["message"] and nobody in events[-1]["message"]
+    assert "CanaryStarted" not in {e["event"] for e in events}
+    live = _live(isvc)["spec"]["predictor"]
+    assert "SHADOW_STORAGE_URI" not in _env(live) and "canaryTrafficPercent" not in live

@@ -169,36 +169,40 @@ class Shadow:
                 self._queue.task_done()
 
     def compare(self, rows: Sequence[tuple[float, float]] | np.ndarray, primary: Scores, shadow: Scores) -> None:
-        """Count one batch's agreement and keep its disagreements (features and both answers only)."""
-        p = np.asarray(primary.is_spam, dtype=bool)
-        s = np.asarray(shadow.is_spam, dtype=bool)
-        differ = p != s
-        n = len(p)
-        disagreements = int(np.count_nonzero(differ))
-        ham_to_spam = int(np.count_nonzero(differ & s))
+        """Count one batch's agreement and keep its disagreements (features and both answers only).
+
+        Plain Python over lists: for the usual one-row batch, numpy's per-call
+        overhead would be most of the shadow thread's work.
+        """
+        p = _as_list(primary.is_spam)
+        s = _as_list(shadow.is_spam)
+        differ = [i for i, (a, b) in enumerate(zip(p, s, strict=True)) if a != b]
+        ham_to_spam = sum(1 for i in differ if s[i])
         samples = []
-        if disagreements and self.settings.sample_size:
+        keep = self.settings.sample_size
+        if differ and keep:
             at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             p_prob, s_prob = primary.probability, shadow.probability
-            for i in np.flatnonzero(differ)[-self.settings.sample_size :].tolist():
+            for i in differ[-keep:]:
                 row = rows[i]
                 samples.append(
                     {
                         "at": at,
-                        "features": {FEATURE_NAMES[k]: float(row[k]) for k in range(len(FEATURE_NAMES))},
+                        "features": {name: float(row[k]) for k, name in enumerate(FEATURE_NAMES)},
                         "primary": {"label": LABELS[bool(p[i])], "spam_probability": float(p_prob[i])},
                         "shadow": {"label": LABELS[bool(s[i])], "spam_probability": float(s_prob[i])},
                     }
                 )
+        n = len(p)
         with self._lock:
             c = self.counts
             c["requests_compared"] += 1
             c["compared"] += n
-            c["agreements"] += n - disagreements
+            c["agreements"] += n - len(differ)
             c["ham_to_spam"] += ham_to_spam
-            c["spam_to_ham"] += disagreements - ham_to_spam
-            c["primary_spam"] += int(np.count_nonzero(p))
-            c["shadow_spam"] += int(np.count_nonzero(s))
+            c["spam_to_ham"] += len(differ) - ham_to_spam
+            c["primary_spam"] += sum(map(bool, p))
+            c["shadow_spam"] += sum(map(bool, s))
             self._sample.extend(samples)
 
     # -- reading ------------------------------------------------------------
@@ -246,6 +250,10 @@ class Shadow:
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+def _as_list(values: Sequence[bool] | np.ndarray) -> list[bool]:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
 _SHADOWS: list[Shadow] = []
