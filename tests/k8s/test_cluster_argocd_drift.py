@@ -25,6 +25,18 @@ WEBHOOK_CHANGES: dict[str, set[str]] = {"Serverless": set(), "Standard": set()}
 PIPELINE_FIELDS = [
     ".spec.predictor.canaryTrafficPercent",
     '.spec.predictor.containers[] | select(.name == "kserve-container") | .env[] | select(.name == "STORAGE_URI")',
+    # `spamops rollout shadow`: the shadow and the S3 env the predictor needs to pull it
+    *(
+        f'.spec.predictor.containers[] | select(.name == "kserve-container") | .env[] | select(.name == "{name}")'
+        for name in (
+            "SHADOW_STORAGE_URI",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ENDPOINT_URL",
+            "S3_VERIFY_SSL",
+            "AWS_DEFAULT_REGION",
+        )
+    ),
 ]
 
 
