@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import tempfile
 import threading
@@ -54,6 +53,8 @@ from spamops.serving.settings import ServingSettings, ShadowSettings
 logger = logging.getLogger("kserve.spamops")
 
 SHADOW_ENV = "SHADOW_STORAGE_URI"
+POLL_SECONDS = 0.01  # how often an idle shadow thread looks at its queue
+MAX_BATCHES_PER_STEP = 64  # batches scored together at most, so one step holds the GIL briefly
 DIRECTIONS = ("ham_to_spam", "spam_to_ham")  # primary's label -> shadow's label
 
 SHADOW_READY = Gauge(
@@ -94,7 +95,8 @@ class Shadow:
         self.table = table
         self.error = error
         self.reason = reason
-        self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
+        self._pending: deque[tuple[Any, Scores]] = deque()
+        self._busy = 0  # batches taken from the queue and not yet counted
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -123,26 +125,31 @@ class Shadow:
     def version(self) -> str | None:
         return self.artifact.version if self.artifact else None
 
-    # -- the request path: never blocks ----------------------------------
+    # -- the request path: never blocks, never wakes anyone ----------------
     def submit(self, rows: Sequence[tuple[float, float]] | np.ndarray, primary: Scores) -> None:
-        """Queue one answered batch for the shadow; a full queue drops it and counts it."""
+        """Queue one answered batch for the shadow; a full queue drops it and counts it.
+
+        A ``deque`` append (atomic under the GIL) and nothing else: waking the
+        shadow thread per request (``queue.Queue.put``'s condition variable)
+        cost a context switch and a GIL hand-off per request, a quarter of the
+        throughput in ``scripts/bench_shadow.py``; the thread polls instead.
+        """
         if self.table is None:
             return
         if self._pid != os.getpid():
             self._start_worker()
-        try:
-            self._queue.put_nowait((rows, primary))
-        except queue.Full:
+        if len(self._pending) >= self.settings.queue_size:
             with self._lock:
                 self.counts["requests_dropped"] += 1
                 self.counts["dropped"] += len(rows)
+            return
+        self._pending.append((rows, primary))
 
     def _start_worker(self) -> None:
         with self._lock:
             if self._pid == os.getpid():
                 return
-            # After a fork the parent's queue may hold items and its locks may be held by nobody alive.
-            self._queue = queue.Queue(maxsize=self.settings.queue_size)
+            self._pending = deque()  # after a fork: this process's own queue and thread
             self._pid = os.getpid()
             self._thread = threading.Thread(target=self._run, name="spamops-shadow", daemon=True)
             self._thread.start()
@@ -150,45 +157,58 @@ class Shadow:
     # -- the worker thread ------------------------------------------------
     def _run(self) -> None:
         delay = self.settings.delay_seconds
+        pending = self._pending
         while True:
-            rows, primary = self._queue.get()
+            if not pending:
+                time.sleep(POLL_SECONDS)
+                continue
+            # Everything waiting, scored as one array: per-call overhead once per poll, not per request.
+            take = 1 if delay else min(len(pending), MAX_BATCHES_PER_STEP)
+            items = [pending.popleft() for _ in range(take)]
+            self._busy = len(items)
             try:
                 if delay:
                     time.sleep(delay)  # tests and drills only (ShadowSettings.delay_seconds)
-                self.compare(rows, primary, self.table.score(rows))
+                self.compare_many(items)
             except Exception:  # noqa: BLE001 - a failing shadow is counted and logged, never raised into serving
                 with self._lock:
-                    self.counts["requests_failed"] += 1
-                    self.counts["failed"] += len(rows)
-                    first = self.counts["requests_failed"] == 1
+                    self.counts["requests_failed"] += len(items)
+                    self.counts["failed"] += sum(len(rows) for rows, _ in items)
+                    first = self.counts["requests_failed"] == len(items)
                 if first:
                     logger.exception(
                         "shadow %s failed to score a batch (counted in spamops_shadow_failed_total)", self.version
                     )
             finally:
-                self._queue.task_done()
+                self._busy = 0
 
-    def compare(self, rows: Sequence[tuple[float, float]] | np.ndarray, primary: Scores, shadow: Scores) -> None:
-        """Count one batch's agreement and keep its disagreements (features and both answers only).
+    def compare_many(self, items: list[tuple[Sequence[tuple[float, float]] | np.ndarray, Scores]]) -> None:
+        """Score the batches of ``items`` with the shadow as one array and count them."""
+        X = np.vstack([np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)) for rows, _ in items])
+        primary = Scores(
+            np.concatenate([np.asarray(p.probability, dtype=np.float64) for _, p in items]),
+            np.concatenate([np.asarray(p.is_spam, dtype=bool) for _, p in items]),
+            0,
+        )
+        self.compare(X, primary, self.table.score_array(X), requests=len(items))
 
-        Plain Python over lists: for the usual one-row batch, numpy's per-call
-        overhead would be most of the shadow thread's work.
-        """
-        p = _as_list(primary.is_spam)
-        s = _as_list(shadow.is_spam)
-        differ = [i for i, (a, b) in enumerate(zip(p, s, strict=True)) if a != b]
-        ham_to_spam = sum(1 for i in differ if s[i])
+    def compare(self, X: np.ndarray, primary: Scores, shadow: Scores, requests: int = 1) -> None:
+        """Count agreement over the rows of ``X`` and keep the disagreements (features and both answers only)."""
+        p = np.asarray(primary.is_spam, dtype=bool)
+        s = np.asarray(shadow.is_spam, dtype=bool)
+        differ = np.flatnonzero(p != s)
+        ham_to_spam = int(np.count_nonzero(s[differ]))
         samples = []
         keep = self.settings.sample_size
-        if differ and keep:
+        if len(differ) and keep:
             at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            p_prob, s_prob = primary.probability, shadow.probability
-            for i in differ[-keep:]:
-                row = rows[i]
+            p_prob = np.asarray(primary.probability, dtype=np.float64)
+            s_prob = np.asarray(shadow.probability, dtype=np.float64)
+            for i in differ[-keep:].tolist():
                 samples.append(
                     {
                         "at": at,
-                        "features": {name: float(row[k]) for k, name in enumerate(FEATURE_NAMES)},
+                        "features": {name: float(X[i, k]) for k, name in enumerate(FEATURE_NAMES)},
                         "primary": {"label": LABELS[bool(p[i])], "spam_probability": float(p_prob[i])},
                         "shadow": {"label": LABELS[bool(s[i])], "spam_probability": float(s_prob[i])},
                     }
@@ -196,13 +216,13 @@ class Shadow:
         n = len(p)
         with self._lock:
             c = self.counts
-            c["requests_compared"] += 1
+            c["requests_compared"] += requests
             c["compared"] += n
             c["agreements"] += n - len(differ)
             c["ham_to_spam"] += ham_to_spam
             c["spam_to_ham"] += len(differ) - ham_to_spam
-            c["primary_spam"] += sum(map(bool, p))
-            c["shadow_spam"] += sum(map(bool, s))
+            c["primary_spam"] += int(np.count_nonzero(p))
+            c["shadow_spam"] += int(np.count_nonzero(s))
             self._sample.extend(samples)
 
     # -- reading ------------------------------------------------------------
@@ -240,20 +260,15 @@ class Shadow:
                 "shadow": counts["shadow_spam"] / compared if compared else None,
             },
             "disagreements": {d: counts[d] for d in DIRECTIONS},
-            "queue": {"depth": self._queue.qsize(), "capacity": self.settings.queue_size},
+            "queue": {"depth": self.depth, "capacity": self.settings.queue_size},
             "sample": sample,
             "sample_capacity": self.settings.sample_size,
         }
 
-    def drain(self, timeout: float = 10.0) -> None:
-        """Wait until the queue is empty (benchmarks and shutdown), at most ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-
-def _as_list(values: Sequence[bool] | np.ndarray) -> list[bool]:
-    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+    @property
+    def depth(self) -> int:
+        """Batches waiting for the shadow or being scored by it."""
+        return len(self._pending) + self._busy
 
 
 _SHADOWS: list[Shadow] = []
@@ -326,7 +341,7 @@ class ShadowCollector(Collector):
             failed.add_metric(key, c["failed"])
             if c["compared"]:
                 agreement.add_metric(key, c["agreements"] / c["compared"])
-            depth.add_metric(key, shadow._queue.qsize())
+            depth.add_metric(key, shadow.depth)
             capacity.add_metric(key, shadow.settings.queue_size)
         yield from (requests, instances, agreements, disagreements, spam, dropped, failed, agreement, spam_rate)
         yield from (depth, capacity)
