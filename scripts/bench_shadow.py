@@ -17,7 +17,9 @@ Load and pinning come from scripts/bench_serve.py: ``wrk`` with a Lua body, one
 thread, on loopback; on two or more CPUs the server (and so its shadow thread,
 as in a pod with one CPU) on one CPU and ``wrk`` on another.  After each run the
 shadow's own counts (compared and dropped instances, from
-``GET /v1/models/spam/shadow``) are read, to show whether it kept up.
+``GET /v1/models/spam/shadow``) are read, to show whether it kept up, and the
+server's CPU time per request (all its threads, from ``/proc``): on a busy
+machine the CPU cost is steadier than the rate, which other load disturbs.
 
 Usage: python scripts/bench_shadow.py [--rounds 3] [--duration 8] [--data CSV ...]
 """
@@ -36,7 +38,18 @@ from pathlib import Path
 
 import yaml
 
-from bench_serve import _CPUS, BATCH, HOST, machine, our_server, random_rows, run_wrk, v2_body
+from bench_serve import (
+    _CPUS,
+    BATCH,
+    HOST,
+    cpu_seconds,
+    machine,
+    our_server,
+    process_tree,
+    random_rows,
+    run_wrk,
+    v2_body,
+)
 
 SCENARIOS = (("single", 1, 8), ("single", 1, 32), ("batch", BATCH, 8))  # (name, instances, concurrency)
 SHADOW_CONFIG = {"train": {"seed": 7, "test_size": 0.3, "grid": {"n_neighbors": [1], "weights": ["uniform"], "p": [1]}}}
@@ -171,9 +184,14 @@ def main() -> int:
                     for name, server in systems.items():
                         url = f"http://{HOST}:{server.port}/v2/models/spam/infer"
                         before = shadow_status(server.port)["instances"] if name != "off" else None
+                        cpu_before = cpu_seconds(process_tree(server.proc.pid))
                         res = run_wrk(url, body, concurrency, args.duration, work, client_cpus)
+                        if name == "on":
+                            time.sleep(0.1)  # the shadow's last poll belongs to this run
+                        res["server_cpu_us"] = (
+                            (cpu_seconds(process_tree(server.proc.pid)) - cpu_before) / res["requests"] * 1e6
+                        )
                         if before is not None:
-                            time.sleep(0.2 if name == "on" else 0)  # let the queue drain before reading
                             after = shadow_status(server.port)["instances"]
                             answered = res["requests"] * n
                             res["compared_share"] = (after["compared"] - before["compared"]) / answered
@@ -181,7 +199,7 @@ def main() -> int:
                         results[scenario][name].append(res)
                         log(
                             f"{label} n={n} c={concurrency} round {round_no + 1} {name}: {res['rps']:,.0f} req/s, "
-                            f"p99 {res['p99_us'] / 1000:.2f} ms"
+                            f"p99 {res['p99_us'] / 1000:.2f} ms, {res['server_cpu_us']:,.0f} CPU us/req"
                             + (f", compared {res['compared_share']:.1%}" if before is not None else "")
                         )
         finally:
@@ -192,19 +210,24 @@ def main() -> int:
     print(f"# Shadow benchmark ({machine()})")
     print(f"primary {primary}, shadow {shadow}; {args.rounds} rounds x {args.duration}s per system, medians")
     print()
-    print("| scenario | shadow | req/s | p99 ms | req/s vs off | p99 vs off | instances compared | dropped (counted) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| scenario | shadow | req/s | p99 ms | server CPU µs/req | req/s vs off | p99 vs off | CPU vs off "
+        "| instances compared | dropped (counted) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (label, n, concurrency), by_name in results.items():
         off_rps = statistics.median(r["rps"] for r in by_name["off"])
         off_p99 = statistics.median(r["p99_us"] for r in by_name["off"])
+        off_cpu = statistics.median(r["server_cpu_us"] for r in by_name["off"])
         for name, runs in by_name.items():
             rps = statistics.median(r["rps"] for r in runs)
             p99 = statistics.median(r["p99_us"] for r in runs)
+            cpu = statistics.median(r["server_cpu_us"] for r in runs)
             compared = f"{statistics.median(r['compared_share'] for r in runs):.1%}" if name != "off" else "-"
             dropped = f"{statistics.median(r['dropped_share'] for r in runs):.1%}" if name != "off" else "-"
             print(
-                f"| V2 {label} n={n} c={concurrency} | {name} | {rps:,.0f} | {p99 / 1000:.2f} | "
-                f"{rps / off_rps:.2f} | {p99 / off_p99:.2f} | {compared} | {dropped} |"
+                f"| V2 {label} n={n} c={concurrency} | {name} | {rps:,.0f} | {p99 / 1000:.2f} | {cpu:,.0f} | "
+                f"{rps / off_rps:.2f} | {p99 / off_p99:.2f} | {cpu / off_cpu:.2f} | {compared} | {dropped} |"
             )
     print()
     print("In process, per batch (no HTTP), microseconds:")
