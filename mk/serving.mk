@@ -8,7 +8,7 @@ VERSION ?=
 STORAGE_URI ?=
 BENCH_ARGS ?=
 
-.PHONY: serve bench-serve
+.PHONY: serve bench-serve bench-shadow
 
 # The pull goes to a scratch directory the predictor removes at exit; it binds what it prints.
 serve: $(STAMP) ## serve production from STORE on 127.0.0.1:8080 (VERSION=v for another version, STORAGE_URI=file://|s3://... to pull one)
@@ -21,3 +21,7 @@ serve: $(STAMP) ## serve production from STORE on 127.0.0.1:8080 (VERSION=v for 
 bench-serve: $(STAMP) ## benchmark the predictor against MLServer and the framework ceiling (needs wrk; BENCH_ARGS=..., DATA=csv)
 	@command -v wrk >/dev/null || { echo "bench-serve needs wrk: apt-get install -y wrk" >&2; exit 1; }
 	$(BIN)/python scripts/bench_serve.py $(if $(DATA),--data $(DATA)) $(BENCH_ARGS)
+
+bench-shadow: $(STAMP) ## benchmark the predictor with its shadow model off, on and slow (needs wrk; BENCH_ARGS=..., DATA=csv)
+	@command -v wrk >/dev/null || { echo "bench-shadow needs wrk: apt-get install -y wrk" >&2; exit 1; }
+	$(BIN)/python scripts/bench_shadow.py $(if $(DATA),--data $(DATA)) $(BENCH_ARGS)
