@@ -111,6 +111,8 @@ def test_rollout_shadow_adds_then_removes_exactly_the_shadow_env(isvc: Kube, sto
     assert env["STORAGE_URI"] == _env(before)["STORAGE_URI"]  # the primary is untouched
     assert live["metadata"]["annotations"]["rollout.spamops.io/shadow-version"] == older
 
+    shown = cli("rollout", "shadow", "-o", "json", *kc)  # no VERSION: what is shadowing now
+    assert shown.code == 0 and (shown.json()["shadow_version"], shown.json()["stopped"]) == (older, False)
     shadow_id = live["metadata"]["annotations"]["rollout.spamops.io/shadow-id"]
     canary = cli("rollout", "start", older, *kc)  # a canary may start while shadowing (it copies the predictor)
     assert canary.code == 0, canary.err

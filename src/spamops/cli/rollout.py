@@ -125,10 +125,10 @@ def cmd_switch(args: argparse.Namespace) -> int:
 
 
 def cmd_shadow(args: argparse.Namespace) -> int:
-    """Start a shadow; with ``--duration`` also wait, report what it saw (Prometheus) and stop it."""
+    """Start a shadow (with ``--duration``: wait, report what it saw from Prometheus, stop it), stop it, or show it."""
     import time
 
-    from spamops.deploy import shadow
+    from spamops.deploy import shadow, traffic
     from spamops.deploy.prometheus import Prometheus
     from spamops.deploy.rollout import card_or_production
     from spamops.errors import BadInputError, SpamopsError
@@ -139,9 +139,15 @@ def cmd_shadow(args: argparse.Namespace) -> int:
             raise BadInputError("rollout shadow --stop takes no VERSION and no --duration")
         split = rollouts.shadow_stop(args.reason or "stopped by hand")
         result = {"inference_service": rollouts.cluster.target.name, "stopped": True, "report": None}
+    elif not args.version:  # the current shadow, if any
+        if args.duration is not None:
+            raise BadInputError("rollout shadow --duration: name the VERSION to shadow")
+        split = rollouts.split()
+        where = rollouts.cluster.target.where
+        live = traffic.version_of(shadow.shadow_of(rollouts.cluster.read_isvc(), where))
+        result = {"inference_service": rollouts.cluster.target.name, "stopped": live is None, "report": None}
+        args.version = live
     else:
-        if not args.version:
-            raise BadInputError("rollout shadow: name the VERSION to shadow (or --stop)")
         if args.duration is not None and args.duration < 1:
             raise BadInputError(f"--duration {args.duration:g}: must be at least 1 second")
         card = card_or_production(rollouts.registry, args.version)
@@ -164,7 +170,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     else:
         report = result["report"]
         print(f"primary:  {split.stable_version}")
-        print(f"shadow:   {'stopped' if result['stopped'] else args.version}")
+        print(f"shadow:   {'none' if result['stopped'] else args.version}")
         if report is not None:
             print(f"report:   {shadow.ShadowReport(**report).summary()}")
     return ExitCode.OK
@@ -244,7 +250,7 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
             "spamops rollout shadow --stop",
         ],
     )
-    p.add_argument("version", nargs="?", help="version to shadow")
+    p.add_argument("version", nargs="?", help="version to shadow (none: show the current shadow)")
     p.add_argument(
         "--duration",
         type=float,
