@@ -8,11 +8,9 @@ import time
 
 from tabulate import tabulate
 
-from spamops.cli.common import print_json, registry
+from spamops.cli.common import add_command, print_json, registry, settings
 from spamops.errors import BadInputError, ExitCode, SpamopsError
 from spamops.records import ModelCard
-
-DEFAULT_PROMETHEUS = "http://127.0.0.1:9090"
 
 
 def _settings(args: argparse.Namespace):
@@ -33,7 +31,7 @@ def _settings(args: argparse.Namespace):
             cards[version] = reg.card(version)
         return cards[version]
 
-    return PrometheusAPI(args.prometheus), card_of, window
+    return PrometheusAPI(args.prometheus or settings(args).rollout.prometheus_url), card_of, window
 
 
 def _measure(args: argparse.Namespace, api, card_of, window: float):
@@ -91,12 +89,17 @@ def _fmt(value: float | None) -> str:
 def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:
     from spamops.monitoring.monitor import DEFAULT_MIN_SAMPLES, DEFAULT_WINDOW
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "monitor",
         parents=[parents["common"], parents["json"]],
         help="data drift of the served versions over all replicas (Prometheus), once or as an exporter",
+        example=[
+            "spamops monitor --prometheus http://prometheus:9090 --window 1h",
+            "spamops monitor --serve --port 9108",
+        ],
     )
-    p.add_argument("--prometheus", default=DEFAULT_PROMETHEUS, metavar="URL", help="default: %(default)s")
+    p.add_argument("--prometheus", metavar="URL", help="Prometheus URL (default: rollout.prometheus_url)")
     p.add_argument("--window", default=DEFAULT_WINDOW, help="how far back to count (default: %(default)s)")
     p.add_argument(
         "--min-samples",
