@@ -13,7 +13,7 @@ import pytest
 from deployhelpers import free_port
 
 from spamops.deploy.analysis import Queries, Thresholds, run_check
-from spamops.deploy.prometheus import Prometheus
+from spamops.monitoring.prometheus import Prometheus
 
 pytestmark = [pytest.mark.realdata, pytest.mark.monitoring]
 WINDOW = 8

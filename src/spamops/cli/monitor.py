@@ -15,7 +15,7 @@ from spamops.records import ModelCard
 
 def _settings(args: argparse.Namespace):
     from spamops.monitoring.monitor import parse_duration
-    from spamops.monitoring.prometheus import PrometheusAPI
+    from spamops.monitoring.prometheus import Prometheus
 
     try:
         window = parse_duration(args.window)
@@ -31,7 +31,7 @@ def _settings(args: argparse.Namespace):
             cards[version] = reg.card(version)
         return cards[version]
 
-    return PrometheusAPI(args.prometheus or settings(args).rollout.prometheus_url), card_of, window
+    return Prometheus(args.prometheus or settings(args).rollout.prometheus_url, timeout=30), card_of, window
 
 
 def _measure(args: argparse.Namespace, api, card_of, window: float):

@@ -27,7 +27,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-from spamops.deploy.prometheus import Prometheus, PrometheusError
+from spamops.monitoring.prometheus import Prometheus, PrometheusError
 
 KS_C_ALPHA = 1.95  # c(alpha) for alpha = 0.001, two-sample KS
 

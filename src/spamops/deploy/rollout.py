@@ -19,9 +19,9 @@ from spamops.config import RolloutConfig
 from spamops.deploy import analysis, traffic
 from spamops.deploy.cluster import Cluster
 from spamops.deploy.lease import Lease
-from spamops.deploy.prometheus import Prometheus
 from spamops.deploy.record import RolloutLog
 from spamops.errors import BadInputError, NotFoundError, SpamopsError
+from spamops.monitoring.prometheus import Prometheus
 from spamops.records import ModelCard, ProductionPointer, RolloutEntry
 
 # What a rollout needs of a version: its name, storage URI and sha256 (a card or a production pointer).
