@@ -75,5 +75,5 @@ def test_an_unreachable_prometheus_is_inconclusive_with_a_clear_reason(fleet):
 
     assert check.verdict == "inconclusive"
     assert check.reasons == [
-        f"prometheus {url}: unreachable ([Errno 111] Connection refused); check rollout.prometheus_url"
+        f"Prometheus {url} is unreachable ([Errno 111] Connection refused); check --prometheus / rollout.prometheus_url"
     ]
