@@ -137,8 +137,8 @@ class AnalysisConfig(_Strict):
     )
     success_rate_query: str | None = Field(
         None,
-        description="PromQL for a side's success rate (`{version}`, `{window}`); null = the data plane's "
-        "`spamops_gateway_requests_total` (docs/rollout.md).",
+        description="PromQL for a side's success rate (`{version}`, `{window}`); null = the predictor's own "
+        "`spamops_inference_responses_total` by code (docs/rollout.md).",
     )
 
     @field_validator("step_weights")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from deployhelpers import free_port
 
 from spamops.deploy.analysis import Queries, Thresholds, run_check
 from spamops.monitoring.prometheus import Prometheus
+from spamops_dev.ports import free_port
 
 pytestmark = [pytest.mark.realdata, pytest.mark.monitoring]
 WINDOW = 8
