@@ -15,8 +15,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 VERSION ?=
 PERCENT ?= 10
+GITOPS ?=
+GITOPS_DIR ?= .
 
-.PHONY: help install demo train test lint models deploy-canary promote rollback
+.PHONY: help install demo train test lint models deploy-canary canary-auto canary-promote canary-abort canary-status
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,12 +49,18 @@ lint: $(STAMP) ## ruff on Python, plus the Kubernetes/Docker linters
 	$(BIN)/ruff format --check src tests scripts serving
 
 deploy-canary: $(STAMP) ## canary PERCENT% (default 10) of the InferenceService's traffic to VERSION (default: production)
-	$(BIN)/spamops rollout canary $(VERSION) --percent $(PERCENT) --store $(STORE)
+	$(BIN)/spamops rollout start $(VERSION) --percent $(PERCENT) --store $(STORE) $(if $(GITOPS),--gitops $(GITOPS_DIR))
 
-promote: $(STAMP) ## give the canary revision all traffic
-	$(BIN)/spamops rollout promote
+canary-auto: $(STAMP) ## analyse the canary step by step against Prometheus; promote or abort it
+	$(BIN)/spamops rollout auto $(VERSION) --store $(STORE) $(if $(GITOPS),--gitops $(GITOPS_DIR))
 
-rollback: $(STAMP) ## during a canary, send all traffic back to the previous revision
-	$(BIN)/spamops rollout rollback
+canary-promote: $(STAMP) ## give the canary all traffic
+	$(BIN)/spamops rollout promote --store $(STORE) $(if $(GITOPS),--gitops $(GITOPS_DIR))
+
+canary-abort: $(STAMP) ## all traffic back to stable (and the registry pointer, if the canary was production)
+	$(BIN)/spamops rollout abort --store $(STORE) $(if $(GITOPS),--gitops $(GITOPS_DIR)) $(if $(REASON),--reason "$(REASON)")
+
+canary-status: $(STAMP) ## stable and canary versions, weights, step and last verdict
+	$(BIN)/spamops rollout status --store $(STORE)
 
 -include mk/*.mk

@@ -70,9 +70,12 @@ require_go() {
   go_checked=true
 }
 
-# Serialise concurrent builds (two test sessions, make -j, ...).
-exec 9>"$cache_root/.build.lock"
-flock 9
+# Serialise concurrent builds of one component (two test sessions, make -j, ...);
+# a component already cached never waits for another one being built.
+locked() { # component command... : run the command holding that component's lock
+  local component=$1; shift
+  (flock 9 && "$@") 9>"$cache_root/.$component.lock"
+}
 
 module_dir() { # module@version -> directory in the module cache (downloads it)
   require_go
@@ -294,16 +297,26 @@ fetch_crds() {
     done
     finish "$aout" 0
   fi
+  local pv="$PROMETHEUS_OPERATOR_VERSION" pout="$cache_root/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
+  if ! done_stamp "$pout"; then
+    log "reading prometheus-operator $pv CRDs from its module"
+    local pdir; pdir="$(module_dir "github.com/prometheus-operator/prometheus-operator@$pv")"
+    rm -rf "$pout"; mkdir -p "$pout"
+    for crd in prometheusrules podmonitors servicemonitors; do
+      install -m 0644 "$pdir/example/prometheus-operator-crd/monitoring.coreos.com_$crd.yaml" "$pout/"
+    done
+    finish "$pout" 0
+  fi
 }
 
 total=$SECONDS
-wanted crds && fetch_crds
-wanted etcd && build_etcd
-wanted helm && build_helm
-wanted helm-docs && build_helm_docs
-wanted kubernetes && build_kubernetes
-wanted kwok && build_kwok
-wanted kserve && build_kserve
+for component in "${components[@]}"; do
+  case "$component" in
+    crds) locked crds fetch_crds ;;
+    helm-docs) locked helm-docs build_helm_docs ;;
+    *) locked "$component" "build_$component" ;;
+  esac
+done
 log "${components[*]} ready in $((SECONDS - total)) s under $cache_root"
 
 if $print_env; then
@@ -329,5 +342,6 @@ if $print_env; then
     echo "KNATIVE_AUTOSCALER_CONFIG=$cache_root/knative-serving-config-$KNATIVE_SERVING_VERSION/autoscaler.yaml"
     echo "GATEWAY_API_CRDS=$cache_root/gateway-api-crds-$GATEWAY_API_VERSION"
     echo "ARGOCD_CRDS=$cache_root/argocd-crds-$ARGOCD_VERSION"
+    echo "PROMETHEUS_OPERATOR_CRDS=$cache_root/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
   fi
 fi

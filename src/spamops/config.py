@@ -91,13 +91,97 @@ class GateConfig(_Strict):
     )
 
 
+class AnalysisConfig(_Strict):
+    """Canary analysis (``spamops rollout auto``); names follow Flagger's where it has one."""
+
+    interval: float = Field(
+        60.0, ge=1.0, description="Seconds between checks; also the metrics window (Flagger `interval`)."
+    )
+    threshold: int = Field(1, ge=1, description="Failed checks before abort (Flagger `threshold`).")
+    step_weights: list[int] = Field(
+        default_factory=lambda: [10, 25, 50, 100],
+        description="Canary weights in order; passing at the last one promotes (Flagger `stepWeights`).",
+    )
+    step_weight: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Instead of step_weights: add this much per step, up to max_weight (Flagger `stepWeight`).",
+    )
+    max_weight: int = Field(100, ge=1, le=100, description="Last weight when step_weight is set (Flagger `maxWeight`).")
+    progress_deadline: float = Field(
+        600.0,
+        ge=1.0,
+        description="Seconds the canary may take to become Ready before abort (Flagger `progressDeadlineSeconds`).",
+    )
+    inconclusive_limit: int = Field(
+        3,
+        ge=0,
+        description="Inconclusive checks in a row (too few requests, Prometheus down) allowed; one more aborts.",
+    )
+    min_requests: int = Field(
+        20, ge=1, description="Requests per side per interval below which a check is inconclusive."
+    )
+    min_success_rate: float = Field(0.99, ge=0.0, le=1.0, description="Canary request success rate floor.")
+    max_p99_seconds: float = Field(
+        0.5, gt=0.0, description="Canary p99 predict latency ceiling (`request_predict_seconds`)."
+    )
+    max_spam_rate_diff: float = Field(
+        0.10, ge=0.0, le=1.0, description="Largest allowed |canary - stable| share of messages labelled spam."
+    )
+    max_probability_shift: float = Field(
+        0.10,
+        ge=0.0,
+        le=1.0,
+        description="Smallest KS distance between spam-probability distributions that aborts (also needs p < 0.001).",
+    )
+    success_rate_query: str | None = Field(
+        None,
+        description="PromQL for a side's success rate (`{version}`, `{window}`); null = the predictor's own "
+        "`spamops_inference_responses_total` by code (docs/rollout.md).",
+    )
+
+    @field_validator("step_weights")
+    @classmethod
+    def _weights(cls, values: list[int]) -> list[int]:
+        if not values or any(not 0 < v <= 100 for v in values) or values != sorted(set(values)):
+            raise ValueError("must be increasing weights in 1..100")
+        return values
+
+    def weights(self) -> list[int]:
+        """The step weights in force: ``step_weight`` up to ``max_weight`` when set, else ``step_weights``."""
+        if self.step_weight is None:
+            return list(self.step_weights)
+        steps = list(range(self.step_weight, self.max_weight, self.step_weight))
+        return [*steps, self.max_weight]
+
+
 class RolloutConfig(_Strict):
-    """Whether a promoted version is rolled out to a KServe InferenceService as a canary."""
+    """Rolling a promoted version out to the KServe InferenceService (README "Rolling out a model")."""
 
     enabled: bool = Field(False, description="After promotion, start a canary on the InferenceService.")
     inference_service: str = Field("spam", description="InferenceService name.")
     namespace: str = Field("spamops", description="Its namespace.")
-    canary_percent: int = Field(10, ge=0, le=100, description="Traffic share for the new version's revision.")
+    canary_percent: int = Field(10, ge=0, le=100, description="Traffic share `rollout start` gives the new version.")
+    prometheus_url: str = Field("http://127.0.0.1:9090", description="Prometheus the analysis queries (HTTP API).")
+    lease_seconds: int = Field(
+        120, ge=10, description="A rollout's lease expires this long after its last renewal (a killed loop frees it)."
+    )
+    standard_route: bool = Field(
+        True, description="Standard mode: spamops owns a weighted HTTPRoute (off once KServe routes `spec.canary[]`)."
+    )
+    gateway_name: str = Field("kserve-ingress-gateway", description="Standard mode: the HTTPRoute's parent Gateway.")
+    gateway_namespace: str = Field("kserve", description="Its namespace.")
+    gitops_dir: str | None = Field(
+        None,
+        description="GitOps write-back: the git work tree Argo CD renders (`--gitops DIR`); null = patch the cluster.",
+    )
+    gitops_values_file: str = Field(
+        "values-rollout.yaml", description="GitOps: the chart values file, relative to gitops_dir, each step commits."
+    )
+    gitops_app: str = Field("spamops", description="GitOps: the Argo CD Application named in commit messages.")
+    gitops_push: bool = Field(False, description="GitOps: `git push` after each commit (`--push`).")
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
 
 
 class RunConfig(_Strict):

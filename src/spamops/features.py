@@ -17,6 +17,18 @@ FEATURE_SPEC_VERSION = "1"
 FEATURE_NAMES: tuple[str, ...] = ("length", "punct")
 LABELS: tuple[str, ...] = ("ham", "spam")  # index = class id; spam (1) is the positive class
 _PUNCTUATION = frozenset(string.punctuation)
+# Upper bounds of the histogram buckets of each feature: the predictor's Prometheus
+# histograms and the training reference in the model card use the same ones, so the
+# drift monitor compares like with like.
+FEATURE_BUCKETS: dict[str, tuple[float, ...]] = {
+    "length": (10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0, 160.0, 200.0, 300.0, 500.0, 1000.0),
+    "punct": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0),
+}
+# The predictor's Prometheus histogram of each feature (labelled ``model_version``).
+FEATURE_METRICS: dict[str, str] = {
+    "length": "spamops_input_length_characters",
+    "punct": "spamops_input_punctuation_marks",
+}
 
 
 def message_features(message: str) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""The records spamops writes for others to read: the model card and the production pointer.
+"""The records spamops writes for others to read: the model card, the production pointer, the rollout record.
 
 They cross every boundary (trainer → store → CLI, predictor, users' own tools), so
 they are typed here once, validated on every read, and written by one function.
@@ -164,6 +164,24 @@ class FeatureStatistics(Record):
     percentiles: list[float]
 
 
+class FeatureBuckets(Record):
+    """Training rows counted in the predictor's histogram buckets (Prometheus ``le`` semantics).
+
+    ``counts[i]`` holds the rows with ``bounds[i-1] < value <= bounds[i]``; the last entry those
+    above every bound, so production bucket increases compare with it directly.
+    """
+
+    bounds: list[float]
+    counts: list[int]
+
+
+class FeatureReference(Record):
+    """The drift monitor's reference (``spamops monitor``): per-feature buckets and the training spam rate."""
+
+    buckets: dict[str, FeatureBuckets]
+    spam_rate: float | None
+
+
 class CardContent(Record):
     """Everything the trainer knows about a version before the registry stores it."""
 
@@ -182,6 +200,9 @@ class CardContent(Record):
     champion: ChampionRecord | None
     gate: GateRecord
     feature_statistics: dict[str, FeatureStatistics]
+    feature_reference: FeatureReference | None = Field(
+        default=None, description="drift reference; absent on versions trained before drift monitoring"
+    )
 
 
 class ModelCard(CardContent):
@@ -208,6 +229,34 @@ class ProductionPointer(Record):
     action: Literal["promote", "rollback"]
     forced: bool
     reason: str | None
+
+
+RolloutAction = Literal["started", "advanced", "held", "aborted", "promoted", "switched", "switched-back"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class RolloutEntry(Record):
+    """One entry of the append-only rollout record: what was done, at which weight, on what evidence.
+
+    Stored create-only as ``<model>/<version>/rollouts/<started-at>-<id>/<seq>-<action>.json``
+    (spamops.deploy.record), so the store keeps what the loop decided after the cluster's Events expire.
+    """
+
+    rollout_id: str
+    seq: int = Field(ge=0)
+    at: str = Field(default_factory=_now)
+    inference_service: str
+    mode: Literal["serverless", "standard"]
+    stable_version: str | None
+    canary_version: str
+    action: RolloutAction
+    weight: int = Field(ge=0, le=100)
+    verdict: str | None = None
+    reason: str = ""
+    check: dict[str, Any] | None = None
 
 
 # -- reading and writing ------------------------------------------------------

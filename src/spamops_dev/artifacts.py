@@ -59,6 +59,7 @@ class Artifacts:
     knative_autoscaler_config: Path
     gateway_api_crds: Path
     argocd_crds: Path
+    prometheus_operator_crds: Path
     versions: dict
 
     @classmethod
@@ -84,6 +85,7 @@ class Artifacts:
             knative_autoscaler_config=root / f"knative-serving-config-{knative}" / "autoscaler.yaml",
             gateway_api_crds=root / f"gateway-api-crds-{v['GATEWAY_API_VERSION']}",
             argocd_crds=root / f"argocd-crds-{v['ARGOCD_VERSION']}",
+            prometheus_operator_crds=root / f"prometheus-operator-crds-{v['PROMETHEUS_OPERATOR_VERSION']}",
             versions=v,
         )
 
@@ -106,7 +108,13 @@ class Artifacts:
 
     def crd_files(self) -> list[Path]:
         """Every CRD file the test cluster installs, in a stable order."""
-        dirs = (self.kserve_crds, self.knative_crds, self.gateway_api_crds, self.argocd_crds)
+        dirs = (
+            self.kserve_crds,
+            self.knative_crds,
+            self.gateway_api_crds,
+            self.argocd_crds,
+            self.prometheus_operator_crds,
+        )
         return [f for d in dirs for f in sorted(d.glob("*.yaml"))]
 
 

@@ -324,14 +324,17 @@ def respect_ignore_differences(app: dict, desired: dict, live: dict) -> dict:
 
 def test_self_heal_keeps_the_pipelines_rollout(synced, tmp_path):
     """After the pipeline started a canary (as the trainer, through
-    spamops.deploy.kserve), the next automated sync must neither fail nor roll the
+    spamops.deploy), the next automated sync must neither fail nor roll the
     model back to the bootstrap version in git."""
-    from spamops.deploy import kserve as rollout
+    from spamops.config import RolloutConfig
+    from spamops.deploy.cluster import Cluster, Target
+    from spamops.deploy.rollout import Rollouts
 
     kube, app, sync, _ = synced
     version = "s3://spamops/models/spam/spam_model_20251119_063257/"
-    target = rollout.Target(kubeconfig=str(token_kubeconfig(kube, "spamops-trainer", tmp_path / "kc")))
-    rollout.canary(target, version, 10)
+    target = Target(kubeconfig=str(token_kubeconfig(kube, "spamops-trainer", tmp_path / "kc")))
+    rollouts = Rollouts(Cluster(target), RolloutConfig())
+    rollouts.start({"version": "spam_model_20251119_063257", "storage_uri": version}, 10)
 
     desired, _ = render_as_argocd(kube, app)
     (isvc,) = [d for d in desired if d["kind"] == "InferenceService"]
@@ -343,8 +346,8 @@ def test_self_heal_keeps_the_pipelines_rollout(synced, tmp_path):
     live = kube.get(isvc)
     healed = [respect_ignore_differences(app, d, live) if d is isvc else d for d in desired]
     argocd_sync(kube, healed)
-    state = rollout.status(target)
-    assert (state.storage_uri, state.canary_percent) == (version, 10)
+    state = rollouts.split()
+    assert (state.canary_uri, state.canary_percent) == (version, 10)
     assert kube.get(isvc)["metadata"]["namespace"] == NAMESPACE
 
 

@@ -288,7 +288,21 @@ def test_trainer_role_is_least_privilege(helm_bin):
             "resources": ["inferenceservices"],
             "resourceNames": ["spam"],
             "verbs": ["get", "patch"],
-        }
+        },
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["spamops-rollout-spam"],
+            "verbs": ["get", "update"],
+        },
+        {
+            "apiGroups": ["gateway.networking.k8s.io"],
+            "resources": ["httproutes"],
+            "resourceNames": ["spam-spamops-canary"],
+            "verbs": ["get", "patch"],
+        },
     ]
     moved = render(helm_bin, "modelName=sms")[("Role", "spamops-trainer")]
     assert moved["rules"][0]["resourceNames"] == ["sms"], "the Role follows the InferenceService's name"

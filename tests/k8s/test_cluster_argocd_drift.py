@@ -21,7 +21,7 @@ from k8shelpers import MANIFESTS, NAMESPACE, Kube
 ISVC = "inferenceservices.serving.kserve.io"
 # What KServe v0.20.0's webhook changes in the chart's InferenceService, per mode (docs/kubernetes.md).
 WEBHOOK_CHANGES: dict[str, set[str]] = {"Serverless": set(), "Standard": set()}
-# What the training pipeline patches after a promotion (spamops.deploy.kserve).
+# What the training pipeline patches after a promotion (spamops.deploy.cluster).
 PIPELINE_FIELDS = [
     ".spec.predictor.canaryTrafficPercent",
     '.spec.predictor.containers[] | select(.name == "kserve-container") | .env[] | select(.name == "STORAGE_URI")',

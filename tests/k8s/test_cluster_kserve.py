@@ -40,7 +40,7 @@ def env_of(pod_spec: dict, name: str = "STORAGE_URI") -> str | None:
 
 
 def patch_isvc(kube: Kube, ns: str, patch: dict, check: bool = True):
-    """A JSON merge patch, as spamops.deploy.kserve sends it (strategic merge does not work on custom resources)."""
+    """A JSON merge patch, as spamops.deploy.cluster sends it (strategic merge does not work on custom resources)."""
     return kube.kubectl(
         "patch", ISVC, MODEL, "-n", ns, "--type=merge", "--field-manager=spamops-rollout", "-p", json.dumps(patch),
         check=check,

@@ -43,6 +43,7 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         "KNATIVE_AUTOSCALER_CONFIG": "KNATIVE_SERVING_VERSION",
         "GATEWAY_API_CRDS": "GATEWAY_API_VERSION",
         "ARGOCD_CRDS": "ARGOCD_VERSION",
+        "PROMETHEUS_OPERATOR_CRDS": "PROMETHEUS_OPERATOR_VERSION",
     }
     assert set(keyed) == set(built)
     for artifact, version in keyed.items():

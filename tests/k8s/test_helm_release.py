@@ -34,7 +34,7 @@ def isvc_model(kube: Kube) -> tuple[str, int | None]:
 
 
 def promote_like_the_pipeline(kube: Kube, storage_uri: str, percent: int) -> None:
-    """What spamops.deploy.kserve.canary sends: a JSON merge patch with every container."""
+    """What spamops.deploy.traffic.Serverless.start sends: a JSON merge patch with every container."""
     container = isvc(kube)["spec"]["predictor"]["containers"][0]
     container["env"] = [{"name": "STORAGE_URI", "value": storage_uri}]
     patch = {"spec": {"predictor": {"canaryTrafficPercent": percent, "containers": [container]}}}

@@ -1,9 +1,10 @@
 """RBAC as the real API server evaluates it (--authorization-mode=RBAC).
 
-The trainer's ServiceAccount may do exactly what the pipeline does - get and
-patch the one InferenceService it rolls a promoted model out to - and nothing
-else (not even list or watch, nor another InferenceService); the predictor's may
-do nothing at all. Each check runs twice: against the API server alone and on
+The trainer's ServiceAccount runs rollouts and may do exactly that - get and
+patch the one InferenceService, create Events, take its rollout Lease, get and
+patch the one Standard-mode HTTPRoute - and nothing else (not even list or
+watch, nor another InferenceService, Lease or route); the predictor's may do
+nothing at all. Each check runs twice: against the API server alone and on
 the test cluster with the controllers and KServe running.
 """
 
@@ -19,6 +20,10 @@ PREDICTOR = f"system:serviceaccount:{NAMESPACE}:spamops-predictor"
 NOBODY = f"system:serviceaccount:{NAMESPACE}:no-bindings-at-all"
 ISVC = "inferenceservices.serving.kserve.io"
 SPAM = f"{ISVC}/spam"  # the chart's InferenceService (resourceNames in the Role)
+LEASES = "leases.coordination.k8s.io"
+LEASE = f"{LEASES}/spamops-rollout-spam"
+ROUTES = "httproutes.gateway.networking.k8s.io"
+ROUTE = f"{ROUTES}/spam-spamops-canary"
 
 # (who, verb, resource, namespace or "*" for all namespaces, extra args, allowed)
 TABLE = [
@@ -35,6 +40,21 @@ TABLE = [
     (TRAINER, "patch", SPAM, NAMESPACE, ("--subresource=status",), False),
     (TRAINER, "patch", SPAM, "default", (), False),
     (TRAINER, "list", ISVC, "*", (), False),
+    (TRAINER, "create", "events", NAMESPACE, (), True),
+    (TRAINER, "create", "events", "default", (), False),
+    (TRAINER, "delete", "events", NAMESPACE, (), False),
+    (TRAINER, "create", LEASES, NAMESPACE, (), True),
+    (TRAINER, "get", LEASE, NAMESPACE, (), True),
+    (TRAINER, "update", LEASE, NAMESPACE, (), True),
+    (TRAINER, "get", f"{LEASES}/kube-scheduler", NAMESPACE, (), False),
+    (TRAINER, "update", f"{LEASES}/other", NAMESPACE, (), False),
+    (TRAINER, "delete", LEASE, NAMESPACE, (), False),
+    (TRAINER, "update", LEASE, "kube-system", (), False),
+    (TRAINER, "get", ROUTE, NAMESPACE, (), True),
+    (TRAINER, "patch", ROUTE, NAMESPACE, (), True),
+    (TRAINER, "patch", f"{ROUTES}/other", NAMESPACE, (), False),
+    (TRAINER, "delete", ROUTE, NAMESPACE, (), False),
+    (TRAINER, "list", ROUTES, NAMESPACE, (), False),
     (TRAINER, "get", "secrets", NAMESPACE, (), False),
     (TRAINER, "list", "secrets", NAMESPACE, (), False),
     (TRAINER, "delete", "secrets", NAMESPACE, (), False),
@@ -115,10 +135,16 @@ def _rules(kube: Kube, who: str) -> set[tuple]:
 def test_trainer_has_nothing_beyond_the_inferenceservice_rule(rbac: Kube):
     """Compared with a ServiceAccount that has no bindings (which still gets the
     API server's defaults for every authenticated user), the trainer has one
-    extra rule - get and patch on the InferenceService "spam" only - and the
+    extra rules - the InferenceService, Events, its Lease, its HTTPRoute - and the
     predictor none."""
     baseline = _rules(rbac, NOBODY)
-    assert _rules(rbac, TRAINER) - baseline == {("serving.kserve.io", "inferenceservices", ("spam",), ("get", "patch"))}
+    assert _rules(rbac, TRAINER) - baseline == {
+        ("serving.kserve.io", "inferenceservices", ("spam",), ("get", "patch")),
+        ("", "events", (), ("create",)),
+        ("coordination.k8s.io", "leases", (), ("create",)),
+        ("coordination.k8s.io", "leases", ("spamops-rollout-spam",), ("get", "update")),
+        ("gateway.networking.k8s.io", "httproutes", ("spam-spamops-canary",), ("get", "patch")),
+    }
     assert _rules(rbac, PREDICTOR) - baseline == set()
 
 

@@ -189,6 +189,23 @@ def test_metrics_count_predictions_features_and_probabilities(predictor, product
     assert "request_predict_seconds_count" in "".join(after)  # KServe's own histograms stay
 
 
+def test_every_inference_answer_is_counted_by_status_for_the_rollouts_success_rate(predictor):
+    from servinghelpers import metric
+
+    before = predictor.metrics()
+    assert predictor.post_json("/v1/models/spam:predict", {"instances": [HAMMY]}).status == 200
+    assert predictor.post_json("/v2/models/spam/infer", {"inputs": []}).status == 400
+    assert predictor.get("/v2/health/ready").status == 200  # not an inference: not counted
+    after = predictor.metrics()
+
+    def delta(code):
+        return metric(after, "spamops_inference_responses_total", code=code) - metric(
+            before, "spamops_inference_responses_total", code=code
+        )
+
+    assert (delta("200"), delta("400")) == (1, 1)
+
+
 @pytest.mark.parametrize("action", ["unload", "load"])
 def test_repository_load_and_unload_are_refused_and_the_model_keeps_serving(predictor, action):
     reply = predictor.post_raw(f"/v2/repository/models/spam/{action}", b"")

@@ -1,8 +1,9 @@
 """The ``spamops`` command line.  Exit codes are in :class:`spamops.errors.ExitCode`.
 
-One module per command group (``train``, ``models``, ``rollout``, ``config``); each
-registers its subcommands on the parser built here.  Help texts are plain text (no
-markup: users read them in a terminal) and every command's help ends with an example.
+One module per command group (``train``, ``models``, ``rollout``, ``render``, ``monitor``,
+``trigger``, ``config``); each registers its subcommands on the parser built here.  Help texts
+are plain text (no markup: users read them in a terminal) and every command's help ends with an
+example.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from spamops import __version__
-from spamops.cli import config, models, rollout, train
+from spamops.cli import config, models, monitor, render, rollout, train, trigger
 from spamops.cli.common import parent_parsers
 from spamops.errors import ExitCode, SpamopsError
 
 DEBUG_ENV = "SPAMOPS_DEBUG"
-COMMAND_GROUPS = (train, models, rollout, config)
+COMMAND_GROUPS = (train, models, rollout, render, monitor, trigger, config)
 DESCRIPTION = "Retrain, gate, version and serve the SMS spam classifier."
 EPILOG = """\
 Every command takes -o json (or --json) for one JSON document on stdout; progress goes to stderr.

@@ -1,15 +1,23 @@
-"""``spamops rollout``: canary traffic on the KServe InferenceService (the deploy side)."""
+"""``spamops rollout``: traffic on the KServe InferenceService (canary, analysis loop, blue/green).
+
+One verb, one meaning: ``rollout promote``/``abort`` move *traffic*;
+``spamops promote``/``rollback`` move the *registry pointer* (an abort moves it
+back too, when the aborted version is production).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 from spamops.cli.common import add_command, add_group, print_json, registry, settings
-from spamops.errors import BadInputError, ExitCode
+from spamops.errors import ExitCode
 
 
 def _target(args: argparse.Namespace):
-    from spamops.deploy.kserve import Target
+    from spamops.deploy.cluster import Target
 
     rollout = settings(args).rollout
     return Target(
@@ -20,38 +28,114 @@ def _target(args: argparse.Namespace):
     )
 
 
-def _print_rollout(state, as_json: bool) -> None:
-    if as_json:
-        print_json(state.to_json())
+def _as_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _rollouts(args: argparse.Namespace, *, stream: bool = False):
+    from spamops.deploy.cluster import Cluster
+    from spamops.deploy.rollout import Rollouts
+
+    cfg = settings(args)
+    rollout = cfg.rollout
+    if getattr(args, "interval", None) is not None:
+        rollout = rollout.model_copy(
+            update={"analysis": rollout.analysis.model_copy(update={"interval": args.interval})}
+        )
+    as_json = _as_json(args)
+
+    def emit(event: dict) -> None:
+        if as_json and stream:
+            print(json.dumps(event, sort_keys=True), flush=True)  # one event per line
+        else:
+            print(f"{event['event']}: {event['message']}", file=sys.stderr, flush=True)
+
+    gitops = None
+    directory = getattr(args, "gitops", None) or rollout.gitops_dir
+    if directory:
+        from spamops.deploy.gitops import GitOps
+
+        gitops = GitOps(
+            Path(directory), rollout.gitops_values_file, rollout.gitops_app, push=args.push or rollout.gitops_push
+        )
+    return Rollouts(Cluster(_target(args)), rollout, registry=registry(args), emit=emit, gitops=gitops)
+
+
+STATUS_COLUMNS = ("NAME", "MODE", "READY", "STABLE", "STABLE%", "CANARY", "CANARY%", "ROUTED%", "STEP", "VERDICT")
+
+
+def status_row(name: str, split) -> list[str]:
+    """One ``kubectl get``-like row; ROUTED% is what KServe (Serverless) or our HTTPRoute (Standard) reports."""
+    canary = split.canary_percent
+    state = split.state
+    return [
+        name,
+        split.mode,
+        "True" if split.ready else "False",
+        split.stable_version or "-",
+        "100" if canary is None else str(100 - canary),
+        split.canary_version or "-",
+        "-" if canary is None else str(canary),
+        "-" if split.routed_canary_percent is None else str(split.routed_canary_percent),
+        str(state.get("step", "-")) if split.canary_version else "-",
+        state.get("verdict", "-"),
+    ]
+
+
+def _print_split(args: argparse.Namespace, rollouts, split) -> None:
+    if _as_json(args):
+        print_json({"inference_service": rollouts.cluster.target.name, **split.to_json()})
         return
-    percent = "none (one revision has all traffic)" if state.canary_percent is None else f"{state.canary_percent}%"
-    print(f"storage uri: {state.storage_uri}")
-    print(f"canary:      {percent}")
-    for entry in state.traffic:
-        print(f"  {entry.get('percent', 0):>3}% {entry.get('tag', '')} {entry.get('revisionName', '')}")
+    rows = [STATUS_COLUMNS, status_row(rollouts.cluster.target.name, split)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(STATUS_COLUMNS))]
+    for row in rows:
+        print("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
-def cmd_rollout_canary(args: argparse.Namespace) -> int:
-    from spamops.deploy import kserve
+def cmd_start(args: argparse.Namespace) -> int:
+    from spamops.deploy.rollout import card_or_production
 
-    reg = registry(args)
-    if args.version:
-        uri = reg.card(args.version).storage_uri
-    else:
-        production = reg.production()
-        if production is None:
-            raise BadInputError(f"{reg.store.uri(reg.model_name)}: nothing in production to roll out")
-        uri = production.storage_uri
-    percent = args.percent if args.percent is not None else settings(args).rollout.canary_percent
-    _print_rollout(kserve.canary(_target(args), uri, percent), args.json)
+    rollouts = _rollouts(args)
+    card = card_or_production(rollouts.registry, args.version)
+    percent = args.percent if args.percent is not None else rollouts.settings.canary_percent
+    _print_split(args, rollouts, rollouts.start(card, percent))
     return ExitCode.OK
 
 
-def cmd_rollout_step(args: argparse.Namespace) -> int:
-    from spamops.deploy import kserve
+def cmd_auto(args: argparse.Namespace) -> int:
+    from spamops.deploy.rollout import card_or_production
+    from spamops.monitoring.prometheus import Prometheus
 
-    step = {"status": kserve.status, "promote": kserve.promote, "rollback": kserve.rollback}[args.rollout_command]
-    _print_rollout(step(_target(args)), args.json)
+    rollouts = _rollouts(args, stream=True)
+    card = card_or_production(rollouts.registry, args.version) if args.version else None
+    prom = Prometheus(args.prometheus or rollouts.settings.prometheus_url)
+    verdict = rollouts.auto(prom, card=card, once=args.once)
+    if not _as_json(args):
+        print(f"rollout: {verdict}")
+    return ExitCode.FAILURE if verdict == "aborted" and not args.once else ExitCode.OK
+
+
+def cmd_switch(args: argparse.Namespace) -> int:
+    from spamops.deploy.rollout import card_or_production
+
+    rollouts = _rollouts(args)
+    split = rollouts.switch(card_or_production(rollouts.registry, args.version))
+    _print_split(args, rollouts, split)
+    return ExitCode.FAILURE if split.state.get("verdict") == "aborted" else ExitCode.OK
+
+
+def cmd_simple(args: argparse.Namespace) -> int:
+    rollouts = _rollouts(args)
+    action = args.rollout_command
+    if action == "status":
+        split = rollouts.split()
+    elif action == "promote":
+        split = rollouts.promote(args.reason or "promoted by hand")
+    elif action == "abort":
+        split = rollouts.abort(args.reason or "aborted by hand")
+    else:
+        split = rollouts.switch_back()
+    _print_split(args, rollouts, split)
     return ExitCode.OK
 
 
@@ -62,26 +146,57 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
     cluster.add_argument("--namespace", metavar="NS", help="its namespace (default: rollout.namespace)")
     cluster.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, $KUBECONFIG)")
     cluster.add_argument("--context", metavar="NAME", help="kubeconfig context")
-    rollout = add_group(sub, "rollout", help="canary traffic on the KServe InferenceService")
+    cluster.add_argument(
+        "--gitops",
+        metavar="DIR",
+        help="commit each step to the values file in this git work tree (default: rollout.gitops_dir)",
+    )
+    cluster.add_argument("--push", action="store_true", help="with --gitops: git push after each commit")
+    shared = [common, cluster, as_json]
+    rollout = add_group(sub, "rollout", help="traffic on the KServe InferenceService (canary, analysis, blue/green)")
     p = add_command(
         rollout,
-        "canary",
-        parents=[common, cluster, as_json],
-        help="route a share of traffic to a version",
-        example=["spamops rollout canary --percent 10", "spamops rollout canary spam_model_20251119_063257 -o json"],
+        "start",
+        parents=shared,
+        help="route a share of traffic to a version (a canary)",
+        example=["spamops rollout start --percent 10", "spamops rollout start spam_model_20251119_063257 -o json"],
     )
     p.add_argument("version", nargs="?", help="version to roll out (default: current production)")
     p.add_argument("--percent", type=int, help="traffic share for it (default: rollout.canary_percent)")
-    p.set_defaults(func=cmd_rollout_canary)
+    p.set_defaults(func=cmd_start)
+    p = add_command(
+        rollout,
+        "auto",
+        parents=shared,
+        help="analyse the canary step by step; promote or abort",
+        example=["spamops rollout auto spam_model_20251119_063257", "spamops rollout auto --once -o json"],
+    )
+    p.add_argument("version", nargs="?", help="start a canary of this version first (default: drive the current one)")
+    p.add_argument("--once", action="store_true", help="one check and its decision, then exit (CronJob/CI driver)")
+    p.add_argument("--prometheus", metavar="URL", help="Prometheus URL (default: rollout.prometheus_url)")
+    p.add_argument(
+        "--interval", type=float, metavar="SECONDS", help="seconds between checks (default: rollout.analysis.interval)"
+    )
+    p.set_defaults(func=cmd_auto)
+    p = add_command(
+        rollout,
+        "switch",
+        parents=shared,
+        help="blue/green: deploy a version at 0%%, wait for Ready, then 100%%",
+        example="spamops rollout switch spam_model_20251119_063257 -o json",
+    )
+    p.add_argument("version", nargs="?", help="version to switch to (default: current production)")
+    p.set_defaults(func=cmd_switch)
     for name, text in (
-        ("status", "the requested split and what KServe reports"),
+        ("status", "stable and canary versions, weights, step and last verdict"),
         ("promote", "give the canary all traffic"),
-        ("rollback", "send all traffic back to the previous revision"),
+        ("abort", "all traffic to stable; the registry pointer moves back if the canary was production"),
+        ("switch-back", "blue/green: all traffic back to the previous version at once"),
     ):
-        add_command(
-            rollout,
-            name,
-            parents=[common, cluster, as_json],
-            help=text,
-            example=f"spamops rollout {name} --namespace spamops",
-        ).set_defaults(func=cmd_rollout_step)
+        example = f"spamops rollout {name} --namespace spamops"
+        if name in ("promote", "abort"):
+            example += f" --reason '{name} by hand'"
+        p = add_command(rollout, name, parents=shared, help=text, example=example)
+        if name in ("promote", "abort"):
+            p.add_argument("--reason", metavar="TEXT", help="recorded in the Event and the rollout record")
+        p.set_defaults(func=cmd_simple)

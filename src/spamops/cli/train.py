@@ -80,10 +80,11 @@ def _roll_out(cfg: RunConfig, promoted: ProductionPointer, progress: TextIO | No
     """The deploy step after a promotion, when ``rollout.enabled``: a canary of the new version."""
     if not cfg.rollout.enabled:
         return None
-    from spamops.deploy import kserve
+    from spamops.deploy.cluster import Cluster, Target
+    from spamops.deploy.rollout import Rollouts
 
-    target = kserve.Target(name=cfg.rollout.inference_service, namespace=cfg.rollout.namespace)
-    state = kserve.canary(target, promoted.storage_uri, cfg.rollout.canary_percent)
+    target = Target(name=cfg.rollout.inference_service, namespace=cfg.rollout.namespace)
+    state = Rollouts(Cluster(target), cfg.rollout).start(promoted, cfg.rollout.canary_percent)
     if progress is not None:
         print(
             f"canary: {cfg.rollout.canary_percent}% of {target.namespace}/{target.name} on {promoted.version}",

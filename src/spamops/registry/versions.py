@@ -268,8 +268,8 @@ class Registry:
         self.model_bytes(version)  # never point production at a tampered artifact
         return self._move_pointer(card, action="promote", forced=not passed, reason=reason)
 
-    def rollback(self) -> ProductionPointer:
-        """Move production back to the version it replaced."""
+    def rollback(self, *, reason: str | None = None) -> ProductionPointer:
+        """Move production back to the version it replaced (``reason`` is recorded, e.g. a canary abort)."""
         current = self.production()
         if current is None:
             raise BadInputError(f"{self.store.uri(self.model_name)}: nothing in production to roll back")
@@ -277,7 +277,7 @@ class Registry:
             raise BadInputError(f"{current.version}: is the first production version; nothing to roll back to")
         card = self.card(current.lineage[0])
         self.model_bytes(card.version)
-        record = self._move_pointer(card, action="rollback", forced=False, reason=None)
+        record = self._move_pointer(card, action="rollback", forced=False, reason=reason)
         assert record is not None
         return record
 

@@ -18,13 +18,13 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from spamops.features import LABELS
+from spamops.features import FEATURE_BUCKETS, FEATURE_METRICS, LABELS
 from spamops.serving.settings import SMALL_BATCH
 
 FOLD_VALUES = 8192  # queued values that trigger bucketing: bounds the queue's memory to 64 KiB per histogram
 PROBABILITY_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))
-LENGTH_BUCKETS = (10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0, 160.0, 200.0, 300.0, 500.0, 1000.0)
-PUNCT_BUCKETS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
+LENGTH_BUCKETS = FEATURE_BUCKETS["length"]  # shared with the card's drift reference
+PUNCT_BUCKETS = FEATURE_BUCKETS["punct"]
 
 
 class BatchHistogram(Collector):
@@ -94,12 +94,17 @@ SPAM_PROBABILITY = BatchHistogram(
     "spamops_spam_probability", "Predicted spam probability per scored instance.", PROBABILITY_BUCKETS
 )
 INPUT_LENGTH = BatchHistogram(
-    "spamops_input_length_characters", "Message length feature of each scored instance.", LENGTH_BUCKETS
+    FEATURE_METRICS["length"], "Message length feature of each scored instance.", LENGTH_BUCKETS
 )
 INPUT_PUNCT = BatchHistogram(
-    "spamops_input_punctuation_marks", "Punctuation-count feature of each scored instance.", PUNCT_BUCKETS
+    FEATURE_METRICS["punct"], "Punctuation-count feature of each scored instance.", PUNCT_BUCKETS
 )
 INVALID_REQUESTS = Counter("spamops_invalid_requests_total", "Requests refused with HTTP 400, by reason.", ["reason"])
+INFERENCE_RESPONSES = Counter(
+    "spamops_inference_responses_total",
+    "Inference requests (V1 :predict/:explain, V2 /infer) answered, by HTTP status code.",
+    ["code"],
+)
 TABLE_FALLBACKS = Counter(
     "spamops_table_fallbacks_total",
     "Instances outside the precomputed decision table, answered by the pipeline itself.",
@@ -144,6 +149,17 @@ class VersionMetrics:
         else:
             INPUT_LENGTH.observe_many(self.version, [r[0] for r in rows])
             INPUT_PUNCT.observe_many(self.version, [r[1] for r in rows])
+
+
+_RESPONSE_CODES: dict[int, object] = {}
+
+
+def count_response(status: int) -> None:
+    """Count one answered inference request by status: the rollout's success rate reads it (docs/rollout.md)."""
+    child = _RESPONSE_CODES.get(status)
+    if child is None:
+        child = _RESPONSE_CODES[status] = INFERENCE_RESPONSES.labels(str(status))
+    child.inc()
 
 
 def count_invalid(reason: str) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from spamops import __version__
 from spamops.config import RunConfig
-from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from spamops.features import FEATURE_BUCKETS, FEATURE_NAMES, FEATURE_SPEC_VERSION
 from spamops.records import CardContent, ChampionRecord, DatasetsRecord
 from spamops.training.data import Dataset
 from spamops.training.gate import GateDecision
@@ -34,6 +34,25 @@ def feature_statistics(X: np.ndarray) -> dict:
             "percentiles": [float(v) for v in np.percentile(col, PERCENTILES)],
         }
     return stats
+
+
+def feature_reference(X: np.ndarray, class_counts: dict[str, int]) -> dict:
+    """The drift monitor's reference: training rows counted in the predictor's histogram buckets.
+
+    ``counts[i]`` holds the rows with ``bounds[i-1] < value <= bounds[i]`` (Prometheus'
+    ``le`` semantics) and the last entry those above every bound, so production bucket
+    increases compare with it directly.  ``spam_rate`` is the training base rate.
+    """
+    buckets = {}
+    for i, name in enumerate(FEATURE_NAMES):
+        bounds = FEATURE_BUCKETS[name]
+        index = np.searchsorted(np.asarray(bounds), X[:, i], side="left")
+        buckets[name] = {
+            "bounds": list(bounds),
+            "counts": np.bincount(index, minlength=len(bounds) + 1).astype(int).tolist(),
+        }
+    total = sum(class_counts.values())
+    return {"buckets": buckets, "spam_rate": class_counts.get("spam", 0) / total if total else None}
 
 
 def build_card(
@@ -69,5 +88,6 @@ def build_card(
         "champion": champion,
         "gate": decision.record(),
         "feature_statistics": feature_statistics(X_train),
+        "feature_reference": feature_reference(X_train, dataset.class_counts),
     }
     return CardContent.model_validate(raw)

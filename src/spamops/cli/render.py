@@ -1,0 +1,51 @@
+"""``spamops render``: manifests for a version, from the chart (the one source of truth)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from spamops.cli.common import add_command, add_group, print_json, registry, settings
+from spamops.errors import ExitCode
+
+
+def cmd_render_isvc(args: argparse.Namespace) -> int:
+    from spamops.deploy.render import CHART, render_isvc
+    from spamops.deploy.rollout import card_or_production
+
+    reg = registry(args)
+    card = card_or_production(reg, args.version)
+    production = reg.production()
+    stable = reg.card(production.version) if production and production.version != card.version else None
+    doc = render_isvc(
+        card,
+        mode=args.mode,
+        canary=args.canary,
+        stable=stable,
+        chart=Path(args.chart) if args.chart else CHART,
+        namespace=args.namespace or settings(args).rollout.namespace,
+    )
+    if args.json:
+        print_json(doc)  # kubectl apply -f - reads JSON too
+    else:
+        print(yaml.safe_dump(doc, sort_keys=False), end="")
+    return ExitCode.OK
+
+
+def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:
+    render = add_group(sub, "render", help="manifests for a version, rendered from the Helm chart")
+    p = add_command(
+        render,
+        "isvc",
+        parents=[parents["common"], parents["json"]],
+        help="the InferenceService serving a version, as YAML (or -o json) on stdout",
+        example="spamops render isvc spam_model_20260101T000000Z --canary 10 --mode standard",
+    )
+    p.add_argument("version", nargs="?", help="version (default: current production)")
+    p.add_argument("--canary", type=int, metavar="N", help="as a canary with N%% of traffic (stable = production)")
+    p.add_argument("--mode", choices=("serverless", "standard"), default="serverless", help="KServe deployment mode")
+    p.add_argument("--namespace", metavar="NS", help="namespace (default: rollout.namespace)")
+    p.add_argument("--chart", metavar="DIR", help="chart directory (default: the repository's helm/spamops)")
+    p.set_defaults(func=cmd_render_isvc)

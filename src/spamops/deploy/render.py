@@ -1,0 +1,129 @@
+"""The InferenceService for a version, rendered by Helm from the chart (the one source of truth).
+
+``helm template`` with the version's storage URI (``keepLiveModel: false``: a
+render must not depend on the live cluster), then only what the chart cannot
+know: the mode annotation, the Standard canary entry, and the version/sha256
+labels and annotations that let ``kubectl get isvc -L`` and Argo CD show which
+model serves.  GitOps write-back renders through here too, so what git holds is
+what a direct rollout would have applied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from spamops.deploy import traffic
+from spamops.errors import BadInputError
+from spamops.records import ModelCard, ProductionPointer
+
+CHART = Path(__file__).resolve().parents[3] / "helm" / "spamops"
+HELM_ENV = "SPAMOPS_HELM"
+VERSION_LABEL = "rollout.spamops.io/version"
+SHA_ANNOTATION = "rollout.spamops.io/sha256"
+
+
+def helm_binary() -> str:
+    """``$SPAMOPS_HELM``, ``helm`` on PATH, or the pinned one ``scripts/envtest/build.sh helm`` caches."""
+    explicit = os.environ.get(HELM_ENV)
+    if explicit:
+        return explicit
+    found = shutil.which("helm")
+    if found:
+        return found
+    cache = Path(os.environ.get("SPAMOPS_CACHE", Path.home() / ".cache" / "spamops")) / "envtest"
+    for candidate in sorted(cache.glob("helm-*/helm"), reverse=True):
+        return str(candidate)
+    raise BadInputError(f"helm not found: install it, set {HELM_ENV}, or run 'scripts/envtest/build.sh helm'")
+
+
+def chart_values(uri: str, percent: int | None) -> dict:
+    """The chart values that pin the predictor to ``uri`` (and a Serverless canary share)."""
+    return {"predictor": {"storageUri": uri, "canaryTrafficPercent": percent, "keepLiveModel": False}}
+
+
+def helm_template(values: dict, *, chart: Path = CHART, namespace: str = "spamops") -> dict:
+    """The chart's InferenceService for ``values``."""
+    if not (chart / "Chart.yaml").is_file():
+        raise BadInputError(f"chart {chart}: no Chart.yaml; pass the chart directory")
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(values, handle)
+    try:
+        res = subprocess.run(
+            [
+                helm_binary(),
+                "template",
+                "spamops",
+                str(chart),
+                "-n",
+                namespace,
+                "-f",
+                handle.name,
+                "-s",
+                "templates/inferenceservice.yaml",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.unlink(handle.name)
+    if res.returncode != 0:
+        raise BadInputError(
+            f"chart {chart}: helm template failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}"
+        )
+    (doc,) = [d for d in yaml.safe_load_all(res.stdout) if d]
+    return doc
+
+
+def render_isvc(
+    card: ModelCard | ProductionPointer,
+    *,
+    mode: str = "serverless",
+    canary: int | None = None,
+    stable: ModelCard | ProductionPointer | None = None,
+    chart: Path = CHART,
+    namespace: str = "spamops",
+) -> dict:
+    """The InferenceService serving ``card``'s version.
+
+    Without ``canary`` the version is the whole service.  With it, Serverless
+    renders the version with ``canaryTrafficPercent`` (Knative keeps the
+    previous revision); Standard renders ``stable`` (the production card) as the
+    predictor and the version as a ``spec.canary[]`` entry.
+    """
+    if mode not in ("serverless", "standard"):
+        raise BadInputError(f"--mode {mode}: must be serverless or standard")
+    if canary is not None and not 0 <= canary <= 100:
+        raise BadInputError(f"--canary {canary}: must be between 0 and 100")
+    if mode == "standard" and canary is not None and stable is None:
+        raise BadInputError("--canary in standard mode needs a stable version: nothing is in production yet")
+    base = stable if (mode == "standard" and canary is not None) else card
+    doc = helm_template(
+        chart_values(base.storage_uri, canary if mode == "serverless" else None), chart=chart, namespace=namespace
+    )
+    md = doc["metadata"]
+    md.setdefault("annotations", {})[traffic.MODE_ANNOTATION] = "Standard" if mode == "standard" else "Serverless"
+    md.setdefault("labels", {})[VERSION_LABEL] = base.version
+    md["annotations"][SHA_ANNOTATION] = base.sha256
+    where = f"inferenceservice {namespace}/{md['name']}"
+    if canary is not None:
+        md["annotations"][traffic.CANARY_URI] = card.storage_uri
+        md["annotations"][traffic.STABLE_URI] = stable.storage_uri if stable is not None else ""
+        if mode == "standard":
+            predictor = doc["spec"]["predictor"]
+            doc["spec"]["canary"] = [
+                {
+                    "predictor": {
+                        "name": traffic.dns_name(card.version),
+                        "containers": traffic.with_storage_uri(predictor, card.storage_uri, where),
+                    },
+                    "trafficPercent": canary,
+                }
+            ]
+    return doc

@@ -1,0 +1,147 @@
+"""Start a training run from the CronJob's template, at most one at a time and not within a cooldown.
+
+This is ``kubectl create job --from=cronjob/spamops-retrain`` with two guards a restarted
+trigger must not forget, so both live in the cluster, not in memory:
+
+* **dedupe**: no new Job while a Job owned by the CronJob has not finished;
+* **cooldown**: the CronJob's annotation ``spamops.dev/last-triggered-at``, claimed with a
+  conditional patch (the read ``resourceVersion``), so two triggers racing create one Job.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from spamops.errors import BadInputError, SpamopsError
+
+LAST_TRIGGERED = "spamops.dev/last-triggered-at"
+TRIGGER_LABEL = "spamops.dev/trigger"
+REASON_ANNOTATION = "spamops.dev/trigger-reason"
+
+
+@dataclass(frozen=True)
+class RetrainTarget:
+    """The CronJob whose template a triggered run uses, and how to reach the API server."""
+
+    cronjob: str = "spamops-retrain"
+    namespace: str = "spamops"
+    cooldown: timedelta = timedelta(hours=6)
+    kubeconfig: str | None = None  # None: in-cluster service account, else $KUBECONFIG
+
+
+@dataclass(frozen=True)
+class TriggerResult:
+    """``created`` (with the Job's name), or why not: ``running`` or ``cooldown``."""
+
+    outcome: str
+    job: str | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict:
+        return {"outcome": self.outcome, "job": self.job, "detail": self.detail}
+
+
+def _batch(target: RetrainTarget):
+    from kubernetes import client, config
+
+    kubeconfig = target.kubeconfig or os.environ.get("KUBECONFIG") or None
+    try:
+        if kubeconfig is None:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+        else:
+            config.load_kube_config(config_file=kubeconfig)
+    except (config.ConfigException, OSError) as exc:
+        raise BadInputError(f"kubeconfig {kubeconfig or '~/.kube/config'}: {exc}") from None
+    return client.BatchV1Api(client.ApiClient())
+
+
+def _call(target: RetrainTarget, what: str, fn, *args, **kwargs):
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as TransportError
+
+    try:
+        return fn(*args, **kwargs)
+    except ApiException as exc:
+        where = f"cronjob {target.namespace}/{target.cronjob}"
+        if exc.status == 404:
+            raise BadInputError(f"{where}: not found; deploy the chart with training.cronJob.enabled") from None
+        raise SpamopsError(f"{where}: cannot {what}: {exc.status} {exc.reason}") from None
+    except (OSError, TransportError) as exc:  # urllib3 gives up with MaxRetryError, not an OSError
+        raise SpamopsError(f"cronjob {target.namespace}/{target.cronjob}: API server unreachable: {exc}") from None
+
+
+def _finished(job) -> bool:
+    return any(c.type in ("Complete", "Failed") and c.status == "True" for c in (job.status.conditions or []))
+
+
+def running_jobs(api, target: RetrainTarget, cronjob_uid: str) -> list[str]:
+    """Unfinished Jobs owned by the CronJob (its schedule's and ours)."""
+    jobs = _call(target, "list its Jobs", api.list_namespaced_job, target.namespace).items
+    return [
+        j.metadata.name
+        for j in jobs
+        if any(o.uid == cronjob_uid for o in (j.metadata.owner_references or [])) and not _finished(j)
+    ]
+
+
+def trigger_retrain(target: RetrainTarget, reason: str, source: str, now: datetime | None = None) -> TriggerResult:
+    """Create one Job from the CronJob unless one runs or the cooldown has not passed."""
+    from kubernetes.client.exceptions import ApiException
+
+    now = now or datetime.now(UTC)
+    api = _batch(target)
+    cron = _call(target, "read it", api.read_namespaced_cron_job, target.cronjob, target.namespace)
+    busy = running_jobs(api, target, cron.metadata.uid)
+    if busy:
+        return TriggerResult("running", busy[0], f"training Job {busy[0]} has not finished")
+    annotations = cron.metadata.annotations or {}
+    last = annotations.get(LAST_TRIGGERED)
+    if last:
+        since = now - datetime.fromisoformat(last)
+        if since < target.cooldown:
+            left = int((target.cooldown - since).total_seconds())
+            return TriggerResult("cooldown", None, f"last triggered at {last}; {left}s of the cooldown left")
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    claim = {"metadata": {"resourceVersion": cron.metadata.resource_version, "annotations": {LAST_TRIGGERED: stamp}}}
+    try:
+        api.patch_namespaced_cron_job(target.cronjob, target.namespace, claim)
+    except ApiException as exc:
+        if exc.status == 409:  # another trigger claimed it between our read and our patch
+            return TriggerResult("cooldown", None, "another trigger started a run at the same moment")
+        raise SpamopsError(
+            f"cronjob {target.namespace}/{target.cronjob}: cannot record the trigger: {exc.reason}"
+        ) from None
+    job = _job_from(cron, api, now, reason, source)
+    try:
+        created = api.create_namespaced_job(target.namespace, job)
+    except ApiException as exc:  # give the cooldown back so Alertmanager's retry can succeed
+        restore = {"metadata": {"annotations": {LAST_TRIGGERED: last}}}
+        _call(target, "restore the cooldown", api.patch_namespaced_cron_job, target.cronjob, target.namespace, restore)
+        raise SpamopsError(f"cannot create the training Job from {target.cronjob}: {exc.status} {exc.reason}") from None
+    return TriggerResult("created", created.metadata.name, reason)
+
+
+def _job_from(cron, api, now: datetime, reason: str, source: str) -> dict:
+    template = api.api_client.sanitize_for_serialization(cron.spec.job_template)
+    metadata = copy.deepcopy(template.get("metadata") or {})
+    metadata["name"] = f"{cron.metadata.name}-{source}-{int(now.timestamp())}"[:63]
+    metadata.setdefault("labels", {})[TRIGGER_LABEL] = source
+    metadata.setdefault("annotations", {}).update(
+        {"cronjob.kubernetes.io/instantiate": "manual", REASON_ANNOTATION: reason[:1000]}
+    )
+    metadata["ownerReferences"] = [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": cron.metadata.name,
+            "uid": cron.metadata.uid,
+            "controller": True,
+        }
+    ]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": template["spec"]}

@@ -1,0 +1,357 @@
+"""Rollout operations on one InferenceService: start, the analysis loop, promote, abort, blue/green.
+
+Every decision is recorded three ways: a Kubernetes Event on the
+InferenceService (``kubectl describe``/Argo CD), the ``rollout.spamops.io/state``
+annotation (current step, weight, verdict and the loop's counters - which is
+what lets ``auto --once`` from a CronJob continue where the last run stopped),
+and an append-only entry in the store next to the version (:mod:`record`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from spamops.config import RolloutConfig
+from spamops.deploy import analysis, traffic
+from spamops.deploy.cluster import Cluster
+from spamops.deploy.lease import Lease
+from spamops.deploy.record import RolloutLog
+from spamops.errors import BadInputError, NotFoundError, SpamopsError
+from spamops.monitoring.prometheus import Prometheus
+from spamops.records import ModelCard, ProductionPointer, RolloutEntry
+
+# What a rollout needs of a version: its name, storage URI and sha256 (a card or a production pointer).
+Deployable = ModelCard | ProductionPointer
+
+REASONS = {
+    "started": "CanaryStarted",
+    "advanced": "CanaryAdvanced",
+    "held": "CanaryHeld",
+    "aborted": "CanaryAborted",
+    "promoted": "CanaryPromoted",
+    "switched": "Switched",
+    "switched-back": "SwitchedBack",
+}
+
+
+def _first_state(card: Deployable, before: traffic.Split, weight: int, verdict: str) -> dict:
+    """The state a new rollout starts from (kept in the InferenceService's annotation)."""
+    return {
+        "id": f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}",
+        "seq": 0,
+        "at": _now(),
+        "started_at": time.time(),
+        "canary_version": card.version,
+        "stable_version": before.stable_version,
+        "weight": weight,
+        "step": 0,
+        "verdict": verdict,
+        "failed": 0,
+        "inconclusive": 0,
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Rollouts:
+    """The operations, bound to one cluster target, registry and settings."""
+
+    cluster: Cluster
+    settings: RolloutConfig
+    registry: object | None = None
+    emit: Callable[[dict], None] = lambda event: None
+    sleep: Callable[[float], None] = time.sleep
+    gitops: object | None = None  # a spamops.deploy.gitops.GitOps: steps become commits
+    _backend: object | None = field(default=None, init=False)
+
+    # -- plumbing ---------------------------------------------------------
+    def backend(self, isvc: dict | None = None):
+        if self._backend is None:
+            s = self.settings
+            self._backend = traffic.backend_for(
+                self.cluster,
+                isvc or self.cluster.read_isvc(),
+                route=s.standard_route,
+                gateway=s.gateway_name,
+                gateway_namespace=s.gateway_namespace,
+            )
+            if self.gitops is not None:
+                from spamops.deploy.gitops import GitOpsBackend
+
+                self._backend = GitOpsBackend(self._backend, self.gitops, timeout=s.analysis.progress_deadline)
+        return self._backend
+
+    def split(self) -> traffic.Split:
+        isvc = self.cluster.read_isvc()
+        return self.backend(isvc).split(isvc)
+
+    def lease(self) -> Lease:
+        return Lease(self.cluster, duration=self.settings.lease_seconds)
+
+    def _record(
+        self, action: str, split: traffic.Split, state: dict, reason: str, check: analysis.Check | None = None
+    ) -> dict:
+        """Event + (already patched) annotation + store entry; returns the event emitted on stdout."""
+        version = split.canary_version or state.get("canary_version") or "?"
+        weight = int(state.get("weight", 0))
+        message = f"{version} at {weight}%: {reason}" if reason else f"{version} at {weight}%"
+        isvc = self.cluster.read_isvc()
+        self.cluster.event(isvc, REASONS[action], message, warning=action == "aborted")
+        entry = RolloutEntry(
+            rollout_id=state.get("id") or "unknown",
+            seq=int(state.get("seq", 0)),
+            inference_service=f"{self.cluster.target.namespace}/{self.cluster.target.name}",
+            mode=split.mode,
+            stable_version=split.stable_version if split.stable_version != version else state.get("stable_version"),
+            canary_version=version,
+            action=action,
+            weight=weight,
+            verdict=state.get("verdict"),
+            reason=reason,
+            check=check.to_json() if check else None,
+        )
+        if self.registry is not None and version != "?":
+            RolloutLog(self.registry, version, entry.rollout_id).append(entry)
+        event = {
+            "event": REASONS[action],
+            "at": entry.at,
+            "version": version,
+            "weight": weight,
+            "verdict": state.get("verdict"),
+            "message": message,
+        }
+        self.emit(event)
+        return event
+
+    @staticmethod
+    def _next(state: dict, **changes) -> dict:
+        return {**state, **changes, "seq": int(state.get("seq", 0)) + 1, "at": _now()}
+
+    # -- operations -------------------------------------------------------
+    def start(self, card: Deployable, percent: int) -> traffic.Split:
+        """Route ``percent`` to ``card``'s version as a canary."""
+        if not 0 <= percent <= 100:
+            raise BadInputError(f"--percent {percent}: must be between 0 and 100")
+        before = self.split()
+        state = {**_first_state(card, before, percent, "started"), "gate": _gate_line(card)}
+        with self.lease():
+            split = self.backend().start(card.storage_uri, percent, state)
+            self._record("started", split, state, f"canary started (stable {before.stable_version})")
+        return split
+
+    def promote(self, reason: str = "promoted by hand") -> traffic.Split:
+        with self.lease():
+            return self._promote(self.split().state, reason)
+
+    def _promote(self, state: dict, reason: str, check: analysis.Check | None = None) -> traffic.Split:
+        state = self._next(state, weight=100, verdict="promoted")
+        split = self.backend().promote(state)
+        self._record(
+            "promoted",
+            traffic.Split(**{**split.to_json(), "canary_version": state.get("canary_version")}),
+            state,
+            reason,
+            check,
+        )
+        return split
+
+    def abort(self, reason: str = "aborted by hand") -> traffic.Split:
+        with self.lease():
+            return self._abort(self.split().state, reason)
+
+    def _abort(self, state: dict, reason: str, check: analysis.Check | None = None) -> traffic.Split:
+        before = self.split()
+        state = self._next(state, weight=0, verdict="aborted", reason=reason[:200])
+        split = self.backend().abort(state)
+        pointer = self._pointer_back(before.canary_version, reason)
+        if pointer:
+            reason = f"{reason}; production pointer back to {pointer}"
+        self._record(
+            "aborted",
+            traffic.Split(**{**split.to_json(), "canary_version": before.canary_version}),
+            state,
+            reason,
+            check,
+        )
+        return split
+
+    def _pointer_back(self, version: str | None, reason: str) -> str | None:
+        """If the aborted version is production in the registry, move the pointer back, with the reason."""
+        if self.registry is None or version is None:
+            return None
+        production = self.registry.production()
+        if not production or production.version != version or not production.lineage:
+            return None
+        return self.registry.rollback(reason=f"canary aborted: {reason}").version
+
+    def switch(self, card: Deployable, *, poll: float = 1.0) -> traffic.Split:
+        """Blue/green: the new version at 0 %, wait until Ready, then 100 % in one step."""
+        deadline = time.monotonic() + self.settings.analysis.progress_deadline
+        with self.lease() as lease:
+            before = self.split()
+            state = _first_state(card, before, 0, "waiting")
+            split = self.backend().start(card.storage_uri, 0, state)
+            self._record("started", split, state, "blue/green: deployed at 0%, waiting for Ready")
+            while not split.canary_ready:
+                if time.monotonic() > deadline:
+                    return self._abort(
+                        state, f"not Ready within progress_deadline {self.settings.analysis.progress_deadline:.0f}s"
+                    )
+                self.sleep(poll)
+                lease.renew()
+                split = self.split()
+            state = self._next(state, weight=100, verdict="switched")
+            split = self.backend().set_weight(100, state)
+            self._record("switched", split, state, f"all traffic to {card['version']}; previous revision kept")
+            return split
+
+    def switch_back(self) -> traffic.Split:
+        """Blue/green: all traffic back to the previous version at once (its revision was kept)."""
+        with self.lease():
+            split = self.split()
+            if split.canary_uri is None:
+                raise BadInputError(f"{self.cluster.target.where}: nothing to switch back from (no switch in progress)")
+            state = self._next(split.state, weight=0, verdict="switched-back")
+            split = self.backend().set_weight(0, state)
+            self._record("switched-back", split, state, f"all traffic back to {split.stable_version}")
+            return split
+
+    # -- the analysis loop ------------------------------------------------
+    def auto(self, prom: Prometheus, *, card: Deployable | None = None, once: bool = False) -> str:
+        """Check, decide, act until promoted or aborted (or after one check with ``once``).
+
+        Returns the final verdict: ``promoted``, ``aborted`` or (``once``) the check's.
+        """
+        a = self.settings.analysis
+        if a.interval >= self.settings.lease_seconds:
+            raise BadInputError(
+                f"rollout.analysis.interval {a.interval:g}s: must be shorter than rollout.lease_seconds "
+                f"{self.settings.lease_seconds}s (the lease is renewed once per check)"
+            )
+        weights = a.weights()
+        queries = analysis.Queries(**({"success_rate": a.success_rate_query} if a.success_rate_query else {}))
+        thresholds = analysis.Thresholds(
+            min_requests=a.min_requests,
+            min_success_rate=a.min_success_rate,
+            max_p99_seconds=a.max_p99_seconds,
+            max_spam_rate_diff=a.max_spam_rate_diff,
+            max_probability_shift=a.max_probability_shift,
+        )
+        window = f"{max(1, round(a.interval))}s"
+        with self.lease() as lease:
+            split = self.split()
+            if split.canary_uri is None or (
+                split.canary_percent == 0 and split.state.get("verdict") in ("aborted", "switched-back")
+            ):
+                if card is None:
+                    raise BadInputError(
+                        f"{self.cluster.target.where}: no canary in progress; name a VERSION to start one"
+                    )
+                lease.release()
+                split = self.start(card, weights[0])
+                lease.acquire()
+            elif card is not None and split.canary_version != card.version:
+                raise BadInputError(
+                    f"{self.cluster.target.where}: a canary of {split.canary_version} is in progress, not {card['version']}; "
+                    "promote or abort it first"
+                )
+            while True:
+                if not once:  # a check looks back one interval: run it at the end of one
+                    self.sleep(a.interval)
+                lease.renew()
+                split = self.split()
+                state = dict(split.state)
+                if split.canary_uri is None:
+                    raise SpamopsError(
+                        f"{self.cluster.target.where}: the canary disappeared (promoted or aborted elsewhere)"
+                    )
+                verdict = self._step(prom, queries, thresholds, weights, window, split, state)
+                if verdict in ("promoted", "aborted") or once:
+                    return verdict
+
+    def _step(self, prom, queries, thresholds, weights, window, split, state) -> str:
+        a = self.settings.analysis
+        if not split.canary_ready:
+            waited = time.time() - float(state.get("started_at") or time.time())
+            if waited > a.progress_deadline:
+                self._abort(state, f"canary not Ready within progress_deadline {a.progress_deadline:.0f}s")
+                return "aborted"
+            state = self._next(state, verdict="waiting")
+            self.cluster.update(
+                lambda _: {"metadata": {"annotations": {traffic.STATE: _dumps(state)}}}, "recorded the verdict"
+            )
+            self._record(
+                "held",
+                split,
+                state,
+                f"waiting for the canary to become Ready ({waited:.0f}s of {a.progress_deadline:.0f}s)",
+            )
+            return "waiting"
+        check = analysis.run_check(prom, queries, thresholds, split.stable_version, split.canary_version, window)
+        weight = int(split.canary_percent or 0)
+        summary = check.summary()
+        if check.verdict == "pass":
+            state = {**state, "failed": 0, "inconclusive": 0}
+            later = [w for w in weights if w > weight]
+            if not later:
+                self._promote(state, f"all checks passed at {weight}%: {summary}", check)
+                return "promoted"
+            state = self._next(state, weight=later[0], step=weights.index(later[0]), verdict="pass")
+            self.backend().set_weight(later[0], state)
+            self._record("advanced", split, state, f"{weight}% -> {later[0]}%: {summary}", check)
+            return "pass"
+        if check.verdict == "fail":
+            state = {**state, "failed": int(state.get("failed", 0)) + 1, "inconclusive": 0}
+            if state["failed"] >= a.threshold:
+                self._abort(state, f"failed check {state['failed']}/{a.threshold}: {summary}", check)
+                return "aborted"
+            label = f"failed check {state['failed']}/{a.threshold}"
+        else:
+            state = {**state, "inconclusive": int(state.get("inconclusive", 0)) + 1}
+            if state["inconclusive"] > a.inconclusive_limit:
+                self._abort(
+                    state,
+                    f"{state['inconclusive']} inconclusive checks in a row (limit {a.inconclusive_limit}): {summary}",
+                    check,
+                )
+                return "aborted"
+            label = f"inconclusive {state['inconclusive']}/{a.inconclusive_limit}"
+        state = self._next(state, verdict=check.verdict)
+        self.cluster.update(
+            lambda _: {"metadata": {"annotations": {traffic.STATE: _dumps(state)}}}, "recorded the verdict"
+        )
+        self._record("held", split, state, f"{label} at {weight}%: {summary}", check)
+        return check.verdict
+
+
+def _gate_line(card: Deployable) -> str:
+    gate = getattr(card, "gate", None)  # a production pointer carries no gate; its card does
+    if gate is None:
+        return "gate: not recorded"
+    rules = "; ".join(r.detail or r.rule for r in gate.rules[:3])
+    return f"gate: {'passed' if gate.passed else 'refused'}" + (f" ({rules})" if rules else "")
+
+
+def _dumps(state: dict) -> str:
+    import json
+
+    return json.dumps(state, sort_keys=True)
+
+
+def card_or_production(registry, version: str | None) -> ModelCard:
+    """The card of ``version``, or production's when none is named."""
+    if version:
+        return registry.card(version)
+    production = registry.production()
+    if production is None:
+        raise NotFoundError(
+            f"{registry.store.uri(registry.model_name)}: nothing in production to roll out; name a VERSION"
+        )
+    return registry.card(production.version)

@@ -1,0 +1,79 @@
+"""One canary check against real Prometheus scraping real predictors (see conftest for the versions).
+
+Each test sets the split the traffic driver (the data-plane stand-in) follows,
+waits one window, and asks :func:`spamops.deploy.analysis.run_check` - the same
+call ``spamops rollout auto`` makes per interval.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from spamops.deploy.analysis import Queries, Thresholds, run_check
+from spamops.monitoring.prometheus import Prometheus
+from spamops_dev.ports import free_port
+
+pytestmark = [pytest.mark.realdata, pytest.mark.monitoring]
+WINDOW = 8
+
+
+def _check(prometheus, stable: str, canary: str):
+    return run_check(Prometheus(prometheus.url), Queries(), Thresholds(), stable, canary, f"{WINDOW}s")
+
+
+def _route(traffic, canary: str, percent: int) -> None:
+    driver, split = traffic
+    driver.canary, split.percent = canary, percent
+    driver.paused.clear()
+    time.sleep(WINDOW + 2)  # one full window of the new split, plus a scrape
+
+
+def test_a_canary_of_the_same_quality_passes(fleet, traffic, prometheus):
+    _route(traffic, fleet["same"], 50)
+
+    check = _check(prometheus, fleet["stable"], fleet["same"])
+
+    assert check.verdict == "pass", check.summary()
+    assert check.canary.requests >= 20 and check.stable.requests >= 20
+    assert check.canary.success_rate == 1.0
+    assert 0 < check.canary.p99_seconds < 0.5
+    assert abs(check.spam_rate_diff) < 0.1
+    assert check.ks_statistic is not None and check.ks_statistic < check.ks_critical
+    assert check.queries == 10
+
+
+def test_a_canary_that_flags_far_more_spam_fails_on_the_spam_rate(fleet, traffic, prometheus):
+    _route(traffic, fleet["spammy"], 50)
+
+    check = _check(prometheus, fleet["stable"], fleet["spammy"])
+
+    assert check.verdict == "fail", check.summary()
+    assert check.spam_rate_diff > 0.1
+    assert any("spam-rate difference" in r for r in check.reasons)
+    assert "spam rate" in check.summary() and "requests" in check.summary()
+
+
+def test_no_traffic_is_inconclusive_never_a_pass(fleet, traffic, prometheus):
+    driver, _ = traffic
+    driver.paused.set()
+    try:
+        time.sleep(WINDOW + 2)
+        check = _check(prometheus, fleet["stable"], fleet["same"])
+    finally:
+        driver.paused.clear()
+
+    assert check.verdict == "inconclusive"
+    assert any("had 0 requests (< 20)" in r for r in check.reasons), check.reasons
+
+
+def test_an_unreachable_prometheus_is_inconclusive_with_a_clear_reason(fleet):
+    url = f"http://127.0.0.1:{free_port()}"
+
+    check = run_check(Prometheus(url), Queries(), Thresholds(), fleet["stable"], fleet["same"], "8s")
+
+    assert check.verdict == "inconclusive"
+    assert check.reasons == [
+        f"Prometheus {url} is unreachable ([Errno 111] Connection refused); check --prometheus / rollout.prometheus_url"
+    ]

@@ -1,0 +1,88 @@
+"""Fixtures of the monitoring tests: real predictors, Prometheus and Alertmanager on loopback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "serving"))
+
+from servinghelpers import Predictor  # noqa: E402
+
+from spamops.cli import main  # noqa: E402
+from spamops.registry.store import open_store  # noqa: E402
+from spamops.registry.versions import Registry  # noqa: E402
+from spamops_dev.alertmanager import Alertmanager, WebhookSink  # noqa: E402
+from spamops_dev.prometheus import Prometheus  # noqa: E402
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/monitoring/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.monitoring)
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory) -> Path:
+    """A local store where ``spamops train`` trained and promoted a model on the bundled demo data."""
+    store = tmp_path_factory.mktemp("monitoring-store")
+    assert main(["train", "--store", str(store), "--quiet"]) == 0
+    return store
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(demo_store: Path, tmp_path_factory) -> Path:
+    """The production version pulled into a model dir, as /mnt/models holds it."""
+    registry = Registry(open_store(str(demo_store)), "spam")
+    dest = tmp_path_factory.mktemp("mnt-models") / "model"
+    registry.pull(registry.production().version, dest)
+    return dest
+
+
+@pytest.fixture
+def start_predictor(tmp_path: Path) -> Iterator:
+    """Start predictors serving a model dir; all are stopped after the test."""
+    started: list[Predictor] = []
+
+    def start(model_dir: Path, *args: str) -> Predictor:
+        server = Predictor(["--model_dir", str(model_dir), *args], tmp_path / f"predictor-{len(started)}.log")
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def start_prometheus(tmp_path: Path) -> Iterator:
+    """Start a Prometheus scraping the given predictors/targets every second; stopped after the test."""
+    started: list[Prometheus] = []
+
+    def start(targets, **kwargs) -> Prometheus:
+        addresses = [t if isinstance(t, str) else f"127.0.0.1:{t.port}" for t in targets]
+        server = Prometheus(tmp_path / f"prometheus-{len(started)}", addresses, **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookSink]:
+    """A test webhook that records what Alertmanager delivers."""
+    with WebhookSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, webhook: WebhookSink) -> Iterator[Alertmanager]:
+    """An Alertmanager routing every alert to :func:`webhook`."""
+    server = Alertmanager(tmp_path / "alertmanager", webhook.url).start()
+    yield server
+    server.stop()
