@@ -166,7 +166,7 @@ def test_metadata_and_readiness_report_the_version(predictor, production_version
 
 
 def test_metrics_count_predictions_features_and_probabilities(predictor, production_version):
-    from servinghelpers import metric
+    from spamops_dev.predictor import metric
 
     before = predictor.metrics()
     reply = predictor.post_json("/v1/models/spam:predict", {"instances": [SPAMMY, SPAMMY, HAMMY]})
@@ -190,7 +190,7 @@ def test_metrics_count_predictions_features_and_probabilities(predictor, product
 
 
 def test_every_inference_answer_is_counted_by_status_for_the_rollouts_success_rate(predictor):
-    from servinghelpers import metric
+    from spamops_dev.predictor import metric
 
     before = predictor.metrics()
     assert predictor.post_json("/v1/models/spam:predict", {"instances": [HAMMY]}).status == 200

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servinghelpers import Predictor
 
 from spamops.cli import main
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
+from spamops_dev.predictor import Predictor
 from spamops_dev.seaweedfs import SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[2]
