@@ -70,7 +70,10 @@ class SourceRecord(OpenRecord):
     """One data source as read: its bytes' sha256 names the exact file version."""
 
     uri: str
-    source_schema: str = Field(alias="schema", description="numeric (label,length,punct) or text (label,message)")
+    source_schema: str = Field(
+        alias="schema",
+        description="numeric (label,length,punct), text (label,message) or labelled_log (inference log + feedback)",
+    )
     sha256: Sha256
     rows: int
     bad_rows: int
