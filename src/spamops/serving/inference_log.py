@@ -128,11 +128,11 @@ class InferenceLog:
         source: str | None = None,
     ) -> None:
         if batch_events < 2:
-            raise ValueError("inference log batch_events must be at least 2 (a request and its response)")
+            raise ValueError("--inference-log-batch-events must be at least 2 (a request and its response)")
         if flush_seconds <= 0:
-            raise ValueError("inference log flush_seconds must be > 0")
+            raise ValueError("--inference-log-flush-seconds must be > 0")
         if queue_requests < 1:
-            raise ValueError("inference log queue_requests must be >= 1")
+            raise ValueError("--inference-log-queue-requests must be >= 1")
         from spamops.registry.store import open_store
 
         self.uri = uri
