@@ -211,10 +211,15 @@ def _fmt(value: float | None) -> str:
 def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.ArgumentParser]) -> None:
     from spamops.monitoring.monitor import DEFAULT_MIN_SAMPLES, DEFAULT_WINDOW
 
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "monitor",
-        parents=[parents["common"], parents["json"]],
         help="data drift of the served versions over all replicas (Prometheus), once or as an exporter",
+        example=[
+            "spamops monitor --prometheus http://prometheus:9090 --store s3://spamops/models --window 1h",
+            "spamops monitor --serve --inference-log s3://spamops/inference-log --feedback s3://spamops/feedback",
+        ],
+        parents=[parents["common"], parents["json"]],
     )
     p.add_argument("--prometheus", default=DEFAULT_PROMETHEUS, metavar="URL", help="default: %(default)s")
     p.add_argument("--window", default=DEFAULT_WINDOW, help="how far back to count (default: %(default)s)")
