@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from spamops.errors import BadInputError
 
@@ -42,7 +42,21 @@ class LabelledLogSource(_Strict):
         return f"labelled-log:{self.inference_log}?feedback={self.feedback}{version}"
 
 
-DataSource = str | LabelledLogSource
+def _source_kind(value: object) -> str | None:
+    if isinstance(value, str):
+        return "uri"
+    return "labelled_log" if isinstance(value, dict | LabelledLogSource) else None
+
+
+# A string is a CSV URI; a mapping a labelled log (so its errors name its fields, not both kinds').
+DataSource = Annotated[
+    Annotated[str, Tag("uri")] | Annotated[LabelledLogSource, Tag("labelled_log")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="data_source",
+        custom_error_message="must be a CSV path or URI, or a mapping {inference_log: URI, feedback: URI}",
+    ),
+]
 
 
 def source_uri(source: DataSource) -> str:
