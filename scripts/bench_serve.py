@@ -668,7 +668,10 @@ def compare_inference_log(
         for name, rows, conc in scenarios:
             for s in pair:
                 url = f"http://{HOST}:{s.port}/v2/models/spam/infer"
+                pids = process_tree(s.proc.pid)
+                before = cpu_seconds(pids)
                 res = run_wrk(url, v2_body(rows, False), conc, args.duration, work, client_cpus)
+                res["server_cpu_us"] = (cpu_seconds(pids) - before) / res["requests"] * 1e6  # writer thread included
                 runs.setdefault((name, s.name), []).append(res)
                 log(f"round {rnd} {name} {s.name}: {res['rps']:8.0f} req/s  p99 {res['p99_us']} us")
     for s in pair:
@@ -681,17 +684,23 @@ def compare_inference_log(
         f"{DEFAULT_FLUSH_SECONDS:g} s), "
         f"{args.rounds} alternating rounds x {args.duration} s, pinned"
     )
-    print("| scenario | req/s off | req/s on | ratio on/off | p99 ms off | p99 ms on | ratio on/off |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| scenario | req/s off | req/s on | ratio on/off | p99 ms off | p99 ms on | ratio on/off "
+        "| server CPU us/request off | on | ratio on/off |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     ratios = {}
     for name, _rows, _conc in scenarios:
         off, on = runs[(name, "log-off")], runs[(name, "log-on")]
         rps = statistics.median(r["rps"] for r in on) / statistics.median(r["rps"] for r in off)
         p99 = statistics.median(r["p99_us"] for r in on) / statistics.median(r["p99_us"] for r in off)
-        ratios[name] = {"rps": rps, "p99": p99}
+        cpu = statistics.median(r["server_cpu_us"] for r in on) / statistics.median(r["server_cpu_us"] for r in off)
+        ratios[name] = {"rps": rps, "p99": p99, "server_cpu": cpu}
         print(
             f"| {name} | {spread([r['rps'] for r in off], 'n')} | {spread([r['rps'] for r in on], 'n')} | {rps:.2f}x "
-            f"| {spread([r['p99_us'] for r in off], 'ms')} | {spread([r['p99_us'] for r in on], 'ms')} | {p99:.2f}x |"
+            f"| {spread([r['p99_us'] for r in off], 'ms')} | {spread([r['p99_us'] for r in on], 'ms')} | {p99:.2f}x "
+            f"| {spread([r['server_cpu_us'] for r in off], 'n')} | {spread([r['server_cpu_us'] for r in on], 'n')} "
+            f"| {cpu:.2f}x |"
         )
     print(f"requests logged: {written} of {sent} measured (plus warm-up) sent to log-on")
     return {"runs": {f"{k[0]}|{k[1]}": v for k, v in runs.items()}, "ratios": ratios, "logged_requests": written}

@@ -47,14 +47,32 @@ def _measure(args: argparse.Namespace, api, card_of, window: float):
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     api, card_of, window = _settings(args)
+    if args.no_drift and not (args.inference_log or args.feedback):
+        raise BadInputError("--no-drift leaves nothing to do without --inference-log and --feedback")
     if args.serve:
         return _serve(args, api, card_of, window)
+    if args.no_drift or (args.inference_log and args.feedback and not args.json):
+        if not args.no_drift:
+            _drift_report(args, api, card_of, window)
+        return cmd_quality(args)
     reports = _measure(args, api, card_of, window)
     if args.json:
-        print_json({"window": args.window, "min_samples": args.min_samples, "versions": [r.to_json() for r in reports]})
+        doc = {"window": args.window, "min_samples": args.min_samples, "versions": [r.to_json() for r in reports]}
+        quality = _quality_monitor(args)
+        if quality is not None:
+            doc["quality"] = [q.to_json() for q in quality.run_pass()]
+        print_json(doc)
         return ExitCode.OK
+    return _print_drift(reports, api)
+
+
+def _drift_report(args: argparse.Namespace, api, card_of, window: float) -> int:
+    return _print_drift(_measure(args, api, card_of, window), api)
+
+
+def _print_drift(reports, api) -> int:
     if not reports:
-        print(f"no predictions of any version in the last {args.window} at {api.url}")
+        print(f"no predictions of any version in the drift window at {api.url}")
     rows = []
     for r in reports:
         for f in r.features:
@@ -236,7 +254,11 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
     p.add_argument(
         "--interval", type=float, default=60.0, help="--serve: seconds between passes (default: %(default)s)"
     )
-    p.add_argument("--no-drift", action="store_true", help="--serve: quality only, no Prometheus queries")
+    p.add_argument(
+        "--no-drift",
+        action="store_true",
+        help="quality only (needs --inference-log and --feedback), no Prometheus queries",
+    )
     _quality_args(p)
     p.set_defaults(func=cmd_monitor)
     nested = p.add_subparsers(dest="monitor_command", metavar="COMMAND", title="commands")
