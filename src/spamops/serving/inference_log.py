@@ -8,9 +8,11 @@ than the features the model saw.  This writer produces the same CloudEvents (KSe
 ``features`` tensor (never the text) and the response the V2 outputs and model version, so
 the monitor and the training ingestion read either source the same way.
 
-The request path only appends a tuple to a bounded queue (a full queue drops and counts,
-never blocks); one thread per process turns the tuples into JSON Lines and writes one
-object per ``batch_events`` events or ``flush_seconds``, whichever comes first, through
+The request path only appends a tuple to a bounded deque (full: the request is dropped
+and counted, never blocked); nothing wakes the writer per request, which would cost a
+thread switch each.  One thread per process wakes every ``DRAIN_SECONDS``, turns what
+accumulated into JSON Lines and writes one object per ``batch_events`` events or
+``flush_seconds``, whichever comes first, through
 :mod:`spamops.registry.store` (a path, ``file://`` or ``s3://``).  Objects are named
 ``<YYYY-MM-DD>/<UTC time>-<host>-<pid>-<seq>.jsonl`` under the log URI, so replicas and
 forked workers never write the same key.  ``close()`` (model stop, and at exit) flushes.
@@ -19,9 +21,9 @@ forked workers never write the same key.  ``close()`` (model stop, and at exit) 
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import os
-import queue
 import socket
 import threading
 import time
@@ -35,7 +37,7 @@ import orjson
 from prometheus_client import Counter
 
 from spamops.features import FEATURE_NAMES, LABELS
-from spamops.records import CE_REQUEST, CE_RESPONSE, CE_SPECVERSION, isoformat
+from spamops.records import CE_REQUEST, CE_RESPONSE, CE_SPECVERSION
 
 logger = logging.getLogger("kserve.spamops")
 
@@ -43,6 +45,7 @@ REQUEST_ID_HEADER = "x-request-id"
 DEFAULT_BATCH_EVENTS = 1000
 DEFAULT_FLUSH_SECONDS = 10.0
 DEFAULT_QUEUE_REQUESTS = 10_000
+DRAIN_SECONDS = 0.1  # how often the writer takes what the request path queued
 _MAX_PENDING_BATCHES = 20  # batches kept for retry while the store is unreachable; older ones are dropped
 
 LOGGED = Counter("spamops_inference_log_predictions", "Predictions written to the inference log.", ["model_version"])
@@ -81,12 +84,27 @@ def _list(values: Any) -> list:
     return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
+_LABEL_ARRAY = np.array(LABELS, dtype=object)
+
+
+def _labels(is_spam: Any) -> list[str]:
+    if isinstance(is_spam, np.ndarray):
+        return _LABEL_ARRAY[is_spam.astype(np.intp)].tolist()
+    return [LABELS[1] if s else LABELS[0] for s in is_spam]
+
+
+def _timestamp(at: float) -> str:
+    """A Unix time as :func:`spamops.records.isoformat` writes it (to the microsecond), without a datetime."""
+    seconds, micros = divmod(round(at * 1e6), 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
 def events(
     rid: str, at: float, model_name: str, version: str, rows: Any, probability: Any, is_spam: Any, attributes: dict
 ) -> list[bytes]:
     """The request and response CloudEvents (one JSON line each) of one answered request."""
     n = len(rows)
-    stamp = isoformat(datetime.fromtimestamp(at, UTC))
+    stamp = _timestamp(at)
     base = {"specversion": CE_SPECVERSION, "id": rid, "time": stamp, "datacontenttype": "application/json"}
     request = {
         **base,
@@ -106,7 +124,7 @@ def events(
             "model_name": model_name,
             "model_version": version,
             "outputs": [
-                {"name": "label", "datatype": "BYTES", "shape": [n], "data": [LABELS[int(s)] for s in _list(is_spam)]},
+                {"name": "label", "datatype": "BYTES", "shape": [n], "data": _labels(is_spam)},
                 {"name": "spam_probability", "datatype": "FP32", "shape": [n], "data": _list(probability)},
             ],
         },
@@ -151,7 +169,7 @@ class InferenceLog:
             "endpoint": os.environ.get("SPAMOPS_ENDPOINT", ""),
         }
         self._pid: int | None = None
-        self._queue: queue.Queue | None = None
+        self._queue: collections.deque | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seq = 0
@@ -165,10 +183,10 @@ class InferenceLog:
         elif self._closed:  # answered while shutting down, after the last flush
             DROPPED.labels("closed").inc(len(rows))
             return
-        try:
-            self._queue.put_nowait((rid, time.time(), version, rows, probability, is_spam))
-        except queue.Full:
+        if len(self._queue) >= self.queue_requests:
             DROPPED.labels("queue_full").inc(len(rows))
+            return
+        self._queue.append((rid, time.time(), version, rows, probability, is_spam))  # atomic, wakes nobody
 
     # -- writer ---------------------------------------------------------------
     def _start(self) -> None:
@@ -176,7 +194,7 @@ class InferenceLog:
         with self._lock:
             if self._pid == os.getpid():
                 return
-            self._queue = queue.Queue(self.queue_requests)
+            self._queue: collections.deque = collections.deque()
             self._stop = threading.Event()
             self._closed = False
             self._thread = threading.Thread(target=self._run, name="spamops-inference-log", daemon=True)
@@ -190,24 +208,23 @@ class InferenceLog:
         pending: list[tuple[bytes, dict[str, int]]] = []
         deadline = time.monotonic() + self.flush_seconds
         while True:
-            try:  # wake at least every 0.2 s to notice close()
-                item = self._queue.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                item = None
-            if item is not None:
-                rid, at, version, rows, probability, is_spam = item
+            stopping = self._stop.wait(DRAIN_SECONDS)
+            cut = False
+            while self._queue:
+                rid, at, version, rows, probability, is_spam = self._queue.popleft()
                 try:
                     lines += events(rid, at, self.model_name, version, rows, probability, is_spam, self.attributes)
                     versions[version] = versions.get(version, 0) + len(rows)
                 except Exception:  # noqa: BLE001 - one unserialisable entry must not stop the log
                     logger.exception("inference log: could not serialise request %s", rid)
-            stopping = self._stop.is_set() and self._queue.empty()
+                if len(lines) >= self.batch_events:
+                    pending.append((b"\n".join(lines) + b"\n", versions))
+                    lines, versions, cut = [], {}, True
             due = time.monotonic() >= deadline
-            full = len(lines) >= self.batch_events
-            if lines and (full or due or stopping):
+            if lines and (due or stopping):
                 pending.append((b"\n".join(lines) + b"\n", versions))
                 lines, versions = [], {}
-            if pending and (full or due or stopping):
+            if pending and (cut or due or stopping):
                 pending = self._write(pending)
             if due:
                 deadline = time.monotonic() + self.flush_seconds
