@@ -74,6 +74,7 @@ def test_every_command_has_parseable_json_output(cli, demo_store, tmp_path):
         "config defaults": ["config", "defaults"],
         "monitor feedback": ["monitor", "feedback", labels, *quality],
         "monitor quality": ["monitor", "quality", *quality, "--min-labels", "1"],
+        "monitor": ["monitor", "--no-drift", *quality, "--min-labels", "1"],  # drift's -o json: tests/monitoring
         "data fetch-uci": [
             "data",
             "fetch-uci",
@@ -117,5 +118,6 @@ def test_every_command_has_parseable_json_output(cli, demo_store, tmp_path):
     assert documents["rollback", "-o"]["production"] == first
     assert documents["rollback", "-o"]["previous"] == second
     assert documents["monitor feedback", "-o"]["labels"] == 1
+    assert documents["monitor", "-o"] == documents["monitor quality", "-o"]
     [quality_of] = documents["monitor quality", "-o"]["versions"]
     assert (quality_of["model_version"], quality_of["labelled"], quality_of["accuracy"]) == (first, 1, 1.0)
