@@ -19,6 +19,7 @@ import zipfile
 import pytest
 
 from spamops.cli import commands
+from spamops.serving.inference_log import InferenceLog
 
 # groups whose -o json is checked by another suite (named in the docstring)
 ELSEWHERE = {"rollout", "render", "monitor", "trigger"}
@@ -65,8 +66,18 @@ def test_every_command_has_parseable_json_output(cli, demo_store, tmp_path):
         zf.writestr("SMSSpamCollection", "ham\thello there\nspam\tWIN a prize now! call 0800\n")
     zipped = tmp_path / "sms.zip"
     zipped.write_bytes(archive.getvalue())
+    log, feedback = tmp_path / "inference-log", tmp_path / "feedback"
+    writer = InferenceLog(str(log), "spam", flush_seconds=0.1)
+    writer.record("req-1", first, [(12.0, 1.0)], [0.0], [False])  # the predictor's own log writer
+    writer.close()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label\nreq-1,ham\n")
+    quality = ["--inference-log", log, "--feedback", feedback]
     runs = {
         "config defaults": ["config", "defaults"],
+        "monitor feedback": ["monitor", "feedback", labels, *quality],
+        "monitor quality": ["monitor", "quality", *quality, "--min-labels", "1"],
+        "monitor": ["monitor", "--no-drift", *quality, "--min-labels", "1"],  # drift's -o json: tests/monitoring
         "data fetch-uci": [
             "data",
             "fetch-uci",
@@ -109,3 +120,7 @@ def test_every_command_has_parseable_json_output(cli, demo_store, tmp_path):
     assert documents["promote", "-o"]["production"] == second and documents["promote", "-o"]["changed"] is True
     assert documents["rollback", "-o"]["production"] == first
     assert documents["rollback", "-o"]["previous"] == second
+    assert documents["monitor feedback", "-o"]["labels"] == 1
+    assert documents["monitor", "-o"] == documents["monitor quality", "-o"]
+    [quality_of] = documents["monitor quality", "-o"]["versions"]
+    assert (quality_of["model_version"], quality_of["labelled"], quality_of["accuracy"]) == (first, 1, 1.0)

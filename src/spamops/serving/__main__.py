@@ -35,6 +35,7 @@ from kserve.utils.utils import strtobool
 
 from spamops.config import DEFAULT_MODEL_NAME
 from spamops.errors import BadInputError, ExitCode, SpamopsError
+from spamops.serving import inference_log
 from spamops.serving.settings import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=False,
         help="log one access line and KServe's timing lines per request",
     )
+    inference_log.add_arguments(parser)
     return parser
 
 
@@ -239,18 +241,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
+        log = inference_log.from_args(args)
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
     except ValueError as exc:
         print(f"python -m spamops.serving: {exc}", file=sys.stderr)
         return 2
+    except SpamopsError as exc:  # an inference log URI the store refuses
+        print(f"python -m spamops.serving: --inference-log-uri {exc}", file=sys.stderr)
+        return int(exc.exit_code)
     configure_logging(args)
 
     from spamops.serving.model import SpamModel
 
     try:
         with model_directory(args) as model_dir:
-            model = SpamModel(args.model_name, model_dir, settings)
+            model = SpamModel(args.model_name, model_dir, settings, log)
             model.load()  # a refused artifact leaves the model registered but not ready, saying why
             return serve(model, args, settings)
     except SpamopsError as exc:
