@@ -35,8 +35,8 @@ from spamops.cli import main  # noqa: E402
 from spamops.config import RolloutConfig  # noqa: E402
 from spamops.deploy.analysis import Queries, Thresholds, run_check  # noqa: E402
 from spamops.deploy.cluster import Cluster, Target  # noqa: E402
-from spamops.deploy.prometheus import Prometheus  # noqa: E402
 from spamops.deploy.rollout import Rollouts  # noqa: E402
+from spamops.monitoring.prometheus import Prometheus  # noqa: E402
 from spamops.registry.store import open_store  # noqa: E402
 from spamops.registry.versions import Registry  # noqa: E402
 from spamops_dev.daemon import Daemon, free_port  # noqa: E402

@@ -42,7 +42,13 @@ Three more measurements:
 * in process: one ``predict_proba`` call on one row (the model call alone) and
   our decision-table lookup.
 
+With ``--inference-log`` only one comparison runs instead: ours with the inference log
+off and on (written to a local store directory, default batch and flush settings),
+pinned, alternating rounds of single c=8 and batch 100 c=8, printing req/s and p99 of
+both and the on/off ratios.
+
 Usage: python scripts/bench_serve.py [--rounds 5] [--duration 10] [--data CSV ...] [--model-dir DIR]
+       python scripts/bench_serve.py --inference-log [--rounds 5] [--duration 10]
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spamops.records import CARD_FILE, MODEL_FILE, FeatureStatistics, ModelCard, parse_card
+from spamops.serving.inference_log import DEFAULT_BATCH_EVENTS, DEFAULT_FLUSH_SECONDS
 from spamops_dev import processes
 from spamops_dev.ports import free_port
 
@@ -467,6 +474,9 @@ def main() -> int:
     )
     parser.add_argument("--cold-starts", type=int, default=3, help="starts per model for the cold-start times")
     parser.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
+    parser.add_argument(
+        "--inference-log", action="store_true", help="only compare ours with the inference log off and on"
+    )
     args = parser.parse_args()
     if args.rounds < 3:
         parser.error("--rounds must be at least 3")
@@ -488,6 +498,11 @@ def main() -> int:
             if PINNING
             else "pinning: none (fewer than 2 CPUs)"
         )
+        if args.inference_log:
+            report = compare_inference_log(args, model_dir, stats, work, servers)
+            if args.json:
+                Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+            return 0
         results = compare_peers(args, model_dir, stats, work, servers)
         medians = {key: summarise(runs) for key, runs in results["runs"].items()}
         inproc = in_process(model_dir)
@@ -629,6 +644,66 @@ def compare_workers(args: argparse.Namespace, model_dir: Path, work: Path, serve
         )
         print(f"memory {name}: {per}" + (f" (supervisor: RSS {mem['parent']['rss']:.0f} MiB)" if "2" in name else ""))
     return {"runs": runs, "memory": memory, "ratio": two / one}
+
+
+def compare_inference_log(
+    args: argparse.Namespace, model_dir: Path, stats: dict, work: Path, servers: list[Server]
+) -> dict:
+    """Ours with the inference log off and on, pinned, alternating; req/s and p99 and their ratios."""
+    server_cpus, client_cpus = PINNING or (None, None)
+    log_dir = work / "inference-log"
+    pair = [
+        our_server("log-off", model_dir, work, cpus=server_cpus),
+        our_server("log-on", model_dir, work, "--inference-log-uri", str(log_dir), cpus=server_cpus),
+    ]
+    servers.extend(pair)
+    for s in pair:
+        s.start()
+    scenarios = [("single c=8", [[38, 2]], 8), (f"batch {BATCH} c={BATCH_CONCURRENCY}", random_rows(BATCH, stats), 8)]
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for _name, rows, conc in scenarios:
+        for s in pair:
+            run_wrk(f"http://{HOST}:{s.port}/v2/models/spam/infer", v2_body(rows, False), conc, args.warmup, work)
+    for rnd in range(1, args.rounds + 1):
+        for name, rows, conc in scenarios:
+            for s in pair:
+                url = f"http://{HOST}:{s.port}/v2/models/spam/infer"
+                pids = process_tree(s.proc.pid)
+                before = cpu_seconds(pids)
+                res = run_wrk(url, v2_body(rows, False), conc, args.duration, work, client_cpus)
+                res["server_cpu_us"] = (cpu_seconds(pids) - before) / res["requests"] * 1e6  # writer thread included
+                runs.setdefault((name, s.name), []).append(res)
+                log(f"round {rnd} {name} {s.name}: {res['rps']:8.0f} req/s  p99 {res['p99_us']} us")
+    for s in pair:
+        s.stop()  # the log-on server flushes what it still holds
+    written = sum(len(p.read_bytes().splitlines()) for p in log_dir.rglob("*.jsonl")) // 2
+    sent = sum(r["requests"] for (_, n), rs in runs.items() if n == "log-on" for r in rs)
+    print()
+    print(
+        f"inference log: ours off vs on (local store, default batches: {DEFAULT_BATCH_EVENTS} events / "
+        f"{DEFAULT_FLUSH_SECONDS:g} s), "
+        f"{args.rounds} alternating rounds x {args.duration} s, pinned"
+    )
+    print(
+        "| scenario | req/s off | req/s on | ratio on/off | p99 ms off | p99 ms on | ratio on/off "
+        "| server CPU us/request off | on | ratio on/off |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    ratios = {}
+    for name, _rows, _conc in scenarios:
+        off, on = runs[(name, "log-off")], runs[(name, "log-on")]
+        rps = statistics.median(r["rps"] for r in on) / statistics.median(r["rps"] for r in off)
+        p99 = statistics.median(r["p99_us"] for r in on) / statistics.median(r["p99_us"] for r in off)
+        cpu = statistics.median(r["server_cpu_us"] for r in on) / statistics.median(r["server_cpu_us"] for r in off)
+        ratios[name] = {"rps": rps, "p99": p99, "server_cpu": cpu}
+        print(
+            f"| {name} | {spread([r['rps'] for r in off], 'n')} | {spread([r['rps'] for r in on], 'n')} | {rps:.2f}x "
+            f"| {spread([r['p99_us'] for r in off], 'ms')} | {spread([r['p99_us'] for r in on], 'ms')} | {p99:.2f}x "
+            f"| {spread([r['server_cpu_us'] for r in off], 'n')} | {spread([r['server_cpu_us'] for r in on], 'n')} "
+            f"| {cpu:.2f}x |"
+        )
+    print(f"requests logged: {written} of {sent} measured (plus warm-up) sent to log-on")
+    return {"runs": {f"{k[0]}|{k[1]}": v for k, v in runs.items()}, "ratios": ratios, "logged_requests": written}
 
 
 def cold_starts(args: argparse.Namespace, model_dir: Path, card: ModelCard, work: Path) -> dict:

@@ -116,14 +116,3 @@ def test_readme_short_spam_caveat_is_true(real_model):
     message, length, label = caveat.groups()
     assert len(message) == int(length)
     assert real_model.predict({"instances": [message]})["predictions"][0]["label"] == label == "ham"
-
-
-def test_drift_checks_are_promised_as_planned_until_code_does_them():
-    """No module checks drift yet (the monitoring issue builds it): the manual must not say it does."""
-    monitoring = Path(__file__).resolve().parents[1] / "src" / "spamops" / "monitoring"
-    if any("drift" in p.read_text().lower() and "def " in p.read_text() for p in monitoring.rglob("*.py")):
-        pytest.skip("drift code exists: this wording check has done its job")
-    paragraphs = re.split(r"\n\s*\n", README)
-    for paragraph in paragraphs:
-        if re.search(r"drift check", paragraph, flags=re.IGNORECASE):
-            assert "planned" in paragraph, paragraph

@@ -70,9 +70,12 @@ require_go() {
   go_checked=true
 }
 
-# Serialise concurrent builds (two test sessions, make -j, ...).
-exec 9>"$cache_root/.build.lock"
-flock 9
+# Serialise concurrent builds of one component (two test sessions, make -j, ...);
+# a component already cached never waits for another one being built.
+locked() { # component command... : run the command holding that component's lock
+  local component=$1; shift
+  (flock 9 && "$@") 9>"$cache_root/.$component.lock"
+}
 
 module_dir() { # module@version -> directory in the module cache (downloads it)
   require_go
@@ -307,13 +310,13 @@ fetch_crds() {
 }
 
 total=$SECONDS
-wanted crds && fetch_crds
-wanted etcd && build_etcd
-wanted helm && build_helm
-wanted helm-docs && build_helm_docs
-wanted kubernetes && build_kubernetes
-wanted kwok && build_kwok
-wanted kserve && build_kserve
+for component in "${components[@]}"; do
+  case "$component" in
+    crds) locked crds fetch_crds ;;
+    helm-docs) locked helm-docs build_helm_docs ;;
+    *) locked "$component" "build_$component" ;;
+  esac
+done
 log "${components[*]} ready in $((SECONDS - total)) s under $cache_root"
 
 if $print_env; then

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from spamops.errors import BadInputError
 
@@ -24,12 +24,53 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LabelledLogSource(_Strict):
+    """Production's labelled predictions as training rows: the inference log joined with the feedback labels.
+
+    Written in ``data.sources`` as ``{inference_log: URI, feedback: URI}`` next to CSV URIs, so a
+    retrain learns from what production saw (docs/monitoring.md, "Concept drift").
+    """
+
+    inference_log: str = Field(min_length=1, description="The predictors' inference log (path, file://, s3://).")
+    feedback: str = Field(min_length=1, description="Where `spamops monitor feedback` stored the labels.")
+    model_version: str | None = Field(None, description="Only predictions of this version; null = every version.")
+
+    @property
+    def uri(self) -> str:
+        """How reports and the model card name this source."""
+        version = f"&model_version={self.model_version}" if self.model_version else ""
+        return f"labelled-log:{self.inference_log}?feedback={self.feedback}{version}"
+
+
+def _source_kind(value: object) -> str | None:
+    if isinstance(value, str):
+        return "uri"
+    return "labelled_log" if isinstance(value, dict | LabelledLogSource) else None
+
+
+# A string is a CSV URI; a mapping a labelled log (so its errors name its fields, not both kinds').
+DataSource = Annotated[
+    Annotated[str, Tag("uri")] | Annotated[LabelledLogSource, Tag("labelled_log")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="data_source",
+        custom_error_message="must be a CSV path or URI, or a mapping {inference_log: URI, feedback: URI}",
+    ),
+]
+
+
+def source_uri(source: DataSource) -> str:
+    """A source's name in reports and records: the URI, or the labelled log's ``labelled-log:`` form."""
+    return source if isinstance(source, str) else source.uri
+
+
 class DataConfig(_Strict):
     """Where training data comes from and how much bad input is tolerated."""
 
-    sources: list[str] = Field(
+    sources: list[DataSource] = Field(
         default_factory=list,
-        description="CSV paths or URIs, combined in order; empty means the bundled demo sample.",
+        description="CSV paths or URIs, or `{inference_log: URI, feedback: URI}` for production's labelled "
+        "predictions, combined in order; empty means the bundled demo sample.",
     )
     max_bad_row_share: float = Field(
         0.01, ge=0.0, le=1.0, description="Stop when more than this share of any one source's rows is invalid."
@@ -153,8 +194,8 @@ class AnalysisConfig(_Strict):
     )
     success_rate_query: str | None = Field(
         None,
-        description="PromQL for a side's success rate (`{version}`, `{window}`); null = the data plane's "
-        "`spamops_gateway_requests_total` (docs/rollout.md).",
+        description="PromQL for a side's success rate (`{version}`, `{window}`); null = the predictor's own "
+        "`spamops_inference_responses_total` by code (docs/rollout.md).",
     )
 
     @field_validator("step_weights")

@@ -1,4 +1,5 @@
-"""The records spamops writes for others to read: the model card, the production pointer, the rollout record.
+"""The records spamops writes for others to read: the model card, the production pointer, the rollout record,
+the inference log and the feedback labels.
 
 They cross every boundary (trainer → store → CLI, predictor, users' own tools), so
 they are typed here once, validated on every read, and written by one function.
@@ -69,7 +70,10 @@ class SourceRecord(OpenRecord):
     """One data source as read: its bytes' sha256 names the exact file version."""
 
     uri: str
-    source_schema: str = Field(alias="schema", description="numeric (label,length,punct) or text (label,message)")
+    source_schema: str = Field(
+        alias="schema",
+        description="numeric (label,length,punct), text (label,message) or labelled_log (inference log + feedback)",
+    )
     sha256: Sha256
     rows: int
     bad_rows: int
@@ -267,6 +271,61 @@ class RolloutEntry(Record):
     verdict: str | None = None
     reason: str = ""
     check: dict[str, Any] | None = None
+
+
+# -- inference log and feedback labels -----------------------------------------
+CE_REQUEST = "org.kubeflow.serving.inference.request"
+CE_RESPONSE = "org.kubeflow.serving.inference.response"
+CE_SPECVERSION = "1.0"
+
+
+class InferenceEvent(OpenRecord):
+    """One line of the inference log: a CloudEvent in structured JSON, as KServe's payload logger emits.
+
+    The attributes are CloudEvents 1.0 (``specversion``, ``id``, ``type``, ``source``, ``time``,
+    ``datacontenttype``) plus KServe's extensions (``inferenceservicename``, ``namespace``,
+    ``component``, ``endpoint``); ``data`` is the inference request or response payload.  A
+    request and its response share ``id``, the request id the predictor answered with.  Other
+    extensions (KServe's ``metadata``, ``traceparent``) are kept as they come.
+    """
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1)
+    type: Literal["org.kubeflow.serving.inference.request", "org.kubeflow.serving.inference.response"]
+    source: str = Field(min_length=1)
+    time: Timestamp
+    datacontenttype: str = "application/json"
+    inferenceservicename: str | None = None
+    namespace: str | None = None
+    component: str | None = None
+    endpoint: str | None = None
+    data: dict[str, Any]
+
+
+class LoggedPrediction(Record):
+    """One instance of a logged request: its request and response events joined by request id.
+
+    ``id`` is what feedback labels name: the request id for a one-instance request,
+    ``<request id>#<index>`` (0-based) for each instance of a batch.
+    """
+
+    id: str
+    request_id: str
+    index: int = Field(ge=0)
+    time: Timestamp
+    model_version: str
+    features: dict[str, float] = Field(description="spamops.features.FEATURE_NAMES -> value")
+    spam_probability: float
+    predicted: Literal["ham", "spam"]
+
+
+class FeedbackLabel(Record):
+    """The true label of one logged prediction, as uploaded (``id,label`` CSV or the monitor's POST)."""
+
+    id: str = Field(min_length=1)
+    label: Literal["ham", "spam"]
+    received_at: Timestamp
+    upload: str = Field(description="the stored upload this label came in (its key under the feedback URI)")
 
 
 # -- reading and writing ------------------------------------------------------

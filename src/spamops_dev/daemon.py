@@ -1,25 +1,19 @@
-"""One local daemon process: a free loopback port, a log file, a readiness wait, a stop by PID."""
+"""One local daemon (Prometheus, Alertmanager...): started, waited for and stopped with :mod:`spamops_dev.processes`."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import signal
-import socket
 import subprocess
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from spamops_dev.ports import LOOPBACK, free_port
+from spamops_dev.processes import http_ok, spawn, stop_pid, wait_ready, wait_until
 
+__all__ = ["HOST", "Daemon", "free_port", "http_json", "require_binary", "wait_for"]
 
-def free_port() -> int:
-    """A port the kernel just handed out on loopback (free now; the caller binds it soon)."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+HOST = LOOPBACK
 
 
 def require_binary(name: str, package: str) -> str:
@@ -50,33 +44,18 @@ class Daemon:
 
     def start(self, timeout: float = 30) -> None:
         """Start and wait until ``ready_url`` answers 200; on failure the log is in the error."""
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.ready_url, timeout=2) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} was not ready within {timeout}s:\n{self.log()}")
+        self.proc = spawn(self.cmd, self.log_path)
+        try:
+            wait_ready(self.name, self.proc, lambda: http_ok(self.ready_url), timeout, self.log_path, interval=0.1)
+        except TimeoutError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s: the one process started here, nothing else."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if getattr(self, "_log", None):
-            self._log.close()
+        if self.proc is not None:
+            stop_pid(self.proc.pid, timeout=10)
+            self.proc.wait(timeout=5)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -84,11 +63,7 @@ class Daemon:
 
 def wait_for(check, timeout: float, interval: float = 0.25, what: str = "condition"):
     """Call ``check()`` until it returns something truthy; that value, or TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not reached within {timeout}s (last value: {last!r})")
+    last = wait_until(check, timeout, interval)
+    if not last:
+        raise TimeoutError(f"{what} not reached within {timeout}s (last value: {last!r})")
+    return last

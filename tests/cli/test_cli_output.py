@@ -3,7 +3,9 @@
 Each command runs as a user runs it (in-process ``spamops ARGS``) on a real demo store; the
 rollout commands need an API server and are checked in tests/k8s/test_rollout_output.py;
 ``render isvc`` needs versions stored on S3 (the chart's schema) and is checked in
-tests/k8s/test_rollout_standard.py.
+tests/k8s/test_rollout_standard.py; ``monitor`` needs Prometheus (tests/monitoring/test_drift.py) and
+``trigger data`` a CronJob (tests/k8s/test_retrain_trigger.py); ``trigger serve`` is a server
+and prints no document.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import zipfile
 import pytest
 
 from spamops.cli import commands
+from spamops.serving.inference_log import InferenceLog
 
-ELSEWHERE = {"rollout", "render"}  # groups whose -o json is checked by another suite (named in the docstring)
+# groups whose -o json is checked by another suite (named in the docstring)
+ELSEWHERE = {"rollout", "render", "monitor", "trigger"}
 
 
 def _one_document(result) -> object:
@@ -62,8 +66,18 @@ def test_every_command_has_parseable_json_output(cli, demo_store, tmp_path):
         zf.writestr("SMSSpamCollection", "ham\thello there\nspam\tWIN a prize now! call 0800\n")
     zipped = tmp_path / "sms.zip"
     zipped.write_bytes(archive.getvalue())
+    log, feedback = tmp_path / "inference-log", tmp_path / "feedback"
+    writer = InferenceLog(str(log), "spam", flush_seconds=0.1)
+    writer.record("req-1", first, [(12.0, 1.0)], [0.0], [False])  # the predictor's own log writer
+    writer.close()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label\nreq-1,ham\n")
+    quality = ["--inference-log", log, "--feedback", feedback]
     runs = {
         "config defaults": ["config", "defaults"],
+        "monitor feedback": ["monitor", "feedback", labels, *quality],
+        "monitor quality": ["monitor", "quality", *quality, "--min-labels", "1"],
+        "monitor": ["monitor", "--no-drift", *quality, "--min-labels", "1"],  # drift's -o json: tests/monitoring
         "data fetch-uci": [
             "data",
             "fetch-uci",
@@ -106,3 +120,7 @@ def test_every_command_has_parseable_json_output(cli, demo_store, tmp_path):
     assert documents["promote", "-o"]["production"] == second and documents["promote", "-o"]["changed"] is True
     assert documents["rollback", "-o"]["production"] == first
     assert documents["rollback", "-o"]["previous"] == second
+    assert documents["monitor feedback", "-o"]["labels"] == 1
+    assert documents["monitor", "-o"] == documents["monitor quality", "-o"]
+    [quality_of] = documents["monitor quality", "-o"]["versions"]
+    assert (quality_of["model_version"], quality_of["labelled"], quality_of["accuracy"]) == (first, 1, 1.0)

@@ -12,24 +12,18 @@ from __future__ import annotations
 import csv
 import json
 import random
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from deployhelpers import TrafficDriver
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "serving"))
-
-from deployhelpers import TrafficDriver  # noqa: E402
-from servinghelpers import Predictor  # noqa: E402
-
-from spamops.cli import main  # noqa: E402
-from spamops.registry.store import open_store  # noqa: E402
-from spamops.registry.versions import Registry  # noqa: E402
-from spamops_dev.prometheus import Prometheus  # noqa: E402
+from spamops.cli import main
+from spamops.registry.store import open_store
+from spamops.registry.versions import Registry
+from spamops_dev.predictor import Predictor
+from spamops_dev.prometheus import Prometheus
 
 
 def _train(store: Path, tmp: Path, name: str, data: Path, seed: int, *extra: str) -> str:

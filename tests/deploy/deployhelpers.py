@@ -24,15 +24,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, make_wsgi_app
 
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+from spamops_dev.ports import LOOPBACK as HOST
+from spamops_dev.ports import free_port
 
 
 class _Quiet(WSGIRequestHandler):

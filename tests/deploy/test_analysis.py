@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from deployhelpers import free_port
 
 from spamops.deploy.analysis import Queries, Thresholds, run_check
-from spamops.deploy.prometheus import Prometheus
+from spamops.monitoring.prometheus import Prometheus
+from spamops_dev.ports import free_port
 
 pytestmark = [pytest.mark.realdata, pytest.mark.monitoring]
 WINDOW = 8
@@ -75,5 +75,5 @@ def test_an_unreachable_prometheus_is_inconclusive_with_a_clear_reason(fleet):
 
     assert check.verdict == "inconclusive"
     assert check.reasons == [
-        f"prometheus {url}: unreachable ([Errno 111] Connection refused); check rollout.prometheus_url"
+        f"Prometheus {url} is unreachable ([Errno 111] Connection refused); check --prometheus / rollout.prometheus_url"
     ]

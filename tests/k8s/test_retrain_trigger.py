@@ -191,12 +191,10 @@ def test_end_to_end_drift_alert_from_prometheus_reaches_the_trigger_and_creates_
     The rule is the shipped SpamopsFeatureDriftAlert with its ``for: 15m`` cut to 0 so the
     test does not wait a quarter of an hour; expression, labels and annotations are unchanged.
     """
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
-    from servinghelpers import Predictor
-
     from spamops.registry.store import open_store
     from spamops.registry.versions import Registry
     from spamops_dev.daemon import Daemon
+    from spamops_dev.predictor import Predictor
     from spamops_dev.prometheus import Prometheus
 
     store = tmp_path / "store"

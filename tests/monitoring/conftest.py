@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "serving"))
-
-from servinghelpers import Predictor  # noqa: E402
-
-from spamops.cli import main  # noqa: E402
-from spamops.registry.store import open_store  # noqa: E402
-from spamops.registry.versions import Registry  # noqa: E402
-from spamops_dev.alertmanager import Alertmanager, WebhookSink  # noqa: E402
-from spamops_dev.prometheus import Prometheus  # noqa: E402
+from spamops.cli import main
+from spamops.registry.store import open_store
+from spamops.registry.versions import Registry
+from spamops_dev.alertmanager import Alertmanager, WebhookSink
+from spamops_dev.predictor import Predictor
+from spamops_dev.prometheus import Prometheus
 
 
 def pytest_collection_modifyitems(items):

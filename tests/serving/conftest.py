@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servinghelpers import Predictor
 
 from spamops.cli import main
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
+from spamops_dev.predictor import Predictor
 
 
 @pytest.fixture(scope="session")

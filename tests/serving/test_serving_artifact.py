@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from servinghelpers import metric
 
 from spamops.serving.artifact import ArtifactError, load_artifact
+from spamops_dev.predictor import metric
 
 NOT_READY_PATHS = ["/v2/health/ready", "/v1/models/spam", "/v2/models/spam/ready"]
 

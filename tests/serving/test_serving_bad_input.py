@@ -9,7 +9,8 @@ import math
 import struct
 
 import pytest
-from servinghelpers import HOST, metric
+
+from spamops_dev.predictor import HOST, metric
 
 V1 = "/v1/models/spam:predict"
 EXPLAIN = "/v1/models/spam:explain"

@@ -9,9 +9,9 @@ import grpc
 import numpy as np
 import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
-from servinghelpers import HOST, free_port, metric
 
 from spamops.features import message_features
+from spamops_dev.predictor import HOST, free_port, metric
 
 SPAMMY = "WINNER!! You have won a £1000 prize. Call 09061701461 now to claim, T&C apply, 18+ only!!"
 

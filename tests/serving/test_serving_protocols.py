@@ -166,7 +166,7 @@ def test_metadata_and_readiness_report_the_version(predictor, production_version
 
 
 def test_metrics_count_predictions_features_and_probabilities(predictor, production_version):
-    from servinghelpers import metric
+    from spamops_dev.predictor import metric
 
     before = predictor.metrics()
     reply = predictor.post_json("/v1/models/spam:predict", {"instances": [SPAMMY, SPAMMY, HAMMY]})
@@ -187,6 +187,23 @@ def test_metrics_count_predictions_features_and_probabilities(predictor, product
     assert metric(after, "spamops_model_ready", model_name="spam") == 1
     assert metric(after, "spamops_model_info", model_version=v) == 1
     assert "request_predict_seconds_count" in "".join(after)  # KServe's own histograms stay
+
+
+def test_every_inference_answer_is_counted_by_status_for_the_rollouts_success_rate(predictor):
+    from spamops_dev.predictor import metric
+
+    before = predictor.metrics()
+    assert predictor.post_json("/v1/models/spam:predict", {"instances": [HAMMY]}).status == 200
+    assert predictor.post_json("/v2/models/spam/infer", {"inputs": []}).status == 400
+    assert predictor.get("/v2/health/ready").status == 200  # not an inference: not counted
+    after = predictor.metrics()
+
+    def delta(code):
+        return metric(after, "spamops_inference_responses_total", code=code) - metric(
+            before, "spamops_inference_responses_total", code=code
+        )
+
+    assert (delta("200"), delta("400")) == (1, 1)
 
 
 @pytest.mark.parametrize("action", ["unload", "load"])

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servinghelpers import Predictor
 
 from spamops.cli import main
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
+from spamops_dev.predictor import Predictor
 from spamops_dev.seaweedfs import SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +72,30 @@ def test_storage_uri_pulls_from_s3_and_refuses_a_tampered_object(s3, s3_env, tmp
     )
     assert proc.returncode != 0 and registry.version_uri(version) in proc.stderr, proc.stderr
     assert "sha256" in proc.stderr or "checksum" in proc.stderr, proc.stderr
+
+
+def test_the_inference_log_and_feedback_labels_live_in_s3_too(s3, s3_env, model_dir, cli, tmp_path):
+    """Log, labels and quality through s3:// URIs: the same store module as every other URI."""
+    log, feedback = f"s3://{s3.bucket}/inference-log", f"s3://{s3.bucket}/feedback"
+    server = Predictor(
+        ["--model_dir", str(model_dir), "--inference-log-uri", log, "--inference-log-flush-seconds", "3600"],
+        tmp_path / "log.log",
+        env=s3_env,
+    ).start()
+    try:
+        spam = server.post_json("/v1/models/spam:predict", {"instances": [[400, 30]]})
+        ham = server.post_json("/v1/models/spam:predict", {"instances": [[20, 0]]})
+        assert spam.status == ham.status == 200
+    finally:
+        server.stop()  # the one batch is written on shutdown
+    assert len(open_store(log).list("")) == 1
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"id,label\n{spam.headers['x-request-id']},spam\n{ham.headers['x-request-id']},spam\n")
+    res = cli("monitor", "feedback", labels, "--inference-log", log, "--feedback", feedback, "-o", "json")
+    assert res.code == 0, res.err
+    assert res.json()["stored"].startswith(feedback + "/")
+    res = cli("monitor", "quality", "--inference-log", log, "--feedback", feedback, "--min-labels", "2", "-o", "json")
+    [version] = res.json()["versions"]
+    answered = [spam.json()["predictions"][0]["label"], ham.json()["predictions"][0]["label"]]
+    assert version["labelled"] == 2 and version["accuracy"] == answered.count("spam") / 2

@@ -12,11 +12,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from servinghelpers import Predictor, free_port
-
 from spamops.serving import workers
 from spamops.serving.__main__ import DEFAULT_MODEL_DIR, build_parser
 from spamops.serving.settings import ServingSettings
+from spamops_dev.predictor import Predictor, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

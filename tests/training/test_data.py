@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from spamops.errors import BadInputError
 from spamops.training.data import csv_chunks, load_dataset
@@ -222,3 +223,29 @@ def test_csv_chunks_write_the_rows_the_fingerprint_hashes(tmp_path):
     assert f"sha256:{hashlib.sha256(b''.join(chunks[1:])).hexdigest()}" == dataset.fingerprint
     again = load_dataset([str(_write(tmp_path, "again.csv", b"".join(chunks)))])
     assert again.fingerprint == dataset.fingerprint and again.y.tolist() == dataset.y.tolist()
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        ({"inference_log": "log/"}, "data.sources.0.labelled_log.feedback: Field required"),
+        ({"inference_log": "log/", "feedback": "fb/", "labels": "x"}, "labels"),
+        ({"inference_log": "", "feedback": "fb/"}, "data.sources.0"),
+        (5, "data.sources.0: must be a CSV path or URI, or a mapping {inference_log: URI, feedback: URI}"),
+    ],
+)
+def test_a_labelled_log_source_is_validated_with_the_config(tmp_path, cli, store, source, fragment):
+    config = _write(tmp_path, "run.yaml", yaml.safe_dump({"data": {"sources": [source]}}))
+    result = cli("train", "--config", config, "--store", store, "--quiet")
+    assert result.code == 2
+    assert "invalid config" in result.err and fragment in result.err
+    assert store_files(store) == []
+
+
+def test_a_labelled_log_without_labels_is_refused_saying_what_to_do(tmp_path, cli, store):
+    source = {"inference_log": str(tmp_path / "log"), "feedback": str(tmp_path / "feedback")}
+    config = _write(tmp_path, "run.yaml", yaml.safe_dump({"data": {"sources": [source]}}))
+    result = cli("train", "--config", config, "--store", store, "--quiet")
+    assert result.code == 2
+    assert f"labelled-log:{tmp_path / 'log'}" in result.err and "spamops monitor feedback" in result.err
+    assert store_files(store) == []

@@ -56,7 +56,7 @@ def commands(parser: argparse.ArgumentParser | None = None) -> Iterator[tuple[st
 
 def _leaves(parser: argparse.ArgumentParser, prefix: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subs:
+    if not subs or parser.get_default("func") is not None:  # `spamops monitor` runs itself and has subcommands
         yield prefix, parser
     for action in subs:
         for name, child in action.choices.items():

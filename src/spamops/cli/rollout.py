@@ -103,8 +103,8 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_auto(args: argparse.Namespace) -> int:
-    from spamops.deploy.prometheus import Prometheus
     from spamops.deploy.rollout import card_or_production
+    from spamops.monitoring.prometheus import Prometheus
 
     rollouts = _rollouts(args, stream=True)
     card = card_or_production(rollouts.registry, args.version) if args.version else None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from spamops.cli.common import print_json, registry, settings
+from spamops.cli.common import add_command, add_group, print_json, registry, settings
 from spamops.errors import BadInputError, ExitCode
 
 
@@ -27,7 +28,18 @@ def cmd_trigger_serve(args: argparse.Namespace) -> int:
     from spamops.monitoring.alert_receiver import make_server
 
     target = _target(args)
-    server = make_server(args.bind, args.port, lambda reason: trigger_retrain(target, reason, "alert"))
+
+    def retrain(reason: str):
+        result = trigger_retrain(target, reason, "alert")
+        if args.json:  # one document per handled alert group, like `rollout auto -o json`
+            print(json.dumps(result.to_json(), sort_keys=True), flush=True)
+        else:
+            print(
+                f"trigger: {result.outcome}{' ' + result.job if result.job else ''}: {result.detail}", file=sys.stderr
+            )
+        return result
+
+    server = make_server(args.bind, args.port, retrain)
     print(
         f"trigger: Alertmanager webhook on http://{args.bind}:{server.server_address[1]}/alerts -> "
         f"cronjob {target.namespace}/{target.cronjob} (cooldown {args.cooldown})",
@@ -68,16 +80,22 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
     cluster.add_argument("--namespace", default="spamops", help="its namespace (default: %(default)s)")
     cluster.add_argument("--cooldown", default="6h", help="no new run this soon after the last (default: %(default)s)")
     cluster.add_argument("--kubeconfig", metavar="FILE", help="default: in-cluster service account, else $KUBECONFIG")
-    trigger = sub.add_parser("trigger", help="start a retraining Job from alerts or new data").add_subparsers(
-        dest="trigger_command", required=True
+    trigger = add_group(sub, "trigger", help="start a retraining Job from alerts or new data")
+    p = add_command(
+        trigger,
+        "serve",
+        parents=[parents["json"], cluster],
+        help="Alertmanager webhook receiver: a firing alert retrains (-o json: one line per decision)",
+        example="spamops trigger serve --port 8080 --cronjob spamops-retrain --cooldown 6h",
     )
-    p = trigger.add_parser("serve", parents=[cluster], help="Alertmanager webhook receiver: a firing alert retrains")
     p.add_argument("--port", type=int, default=8080, help="default: %(default)s")
     p.add_argument("--bind", default="0.0.0.0", help="default: %(default)s (in a pod)")  # noqa: S104
     p.set_defaults(func=cmd_trigger_serve)
-    p = trigger.add_parser(
+    p = add_command(
+        trigger,
         "data",
         parents=[parents["common"], parents["json"], cluster],
         help="retrain when the configured sources differ from the production model's",
+        example="spamops trigger data --config retrain.yaml --cronjob spamops-retrain",
     )
     p.set_defaults(func=cmd_trigger_data)

@@ -27,7 +27,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-from spamops.deploy.prometheus import Prometheus, PrometheusError
+from spamops.monitoring.prometheus import Prometheus, PrometheusError
 
 KS_C_ALPHA = 1.95  # c(alpha) for alpha = 0.001, two-sample KS
 
@@ -52,8 +52,10 @@ class Queries:
         'max by (instance, model_version) (spamops_model_info{{model_version="{version}"}}))'
     )
     success_rate: str = (
-        'sum(increase(spamops_gateway_requests_total{{model_version="{version}",code!~"5.."}}[{window}])) / '
-        'sum(increase(spamops_gateway_requests_total{{model_version="{version}"}}[{window}]))'
+        'sum(increase(spamops_inference_responses_total{{code!~"5.."}}[{window}]) * on(instance) '
+        'group_left(model_version) max by (instance, model_version) (spamops_model_info{{model_version="{version}"}})) / '
+        "sum(increase(spamops_inference_responses_total[{window}]) * on(instance) "
+        'group_left(model_version) max by (instance, model_version) (spamops_model_info{{model_version="{version}"}}))'
     )
     p99: str = (
         "histogram_quantile(0.99, sum by (le) (increase(request_predict_seconds_bucket[{window}]) * on(instance) "

@@ -19,9 +19,9 @@ from spamops.config import RolloutConfig
 from spamops.deploy import analysis, traffic
 from spamops.deploy.cluster import Cluster
 from spamops.deploy.lease import Lease
-from spamops.deploy.prometheus import Prometheus
 from spamops.deploy.record import RolloutLog
 from spamops.errors import BadInputError, NotFoundError, SpamopsError
+from spamops.monitoring.prometheus import Prometheus
 from spamops.records import ModelCard, ProductionPointer, RolloutEntry
 
 # What a rollout needs of a version: its name, storage URI and sha256 (a card or a production pointer).
@@ -38,6 +38,23 @@ REASONS = {
     "shadow-started": "ShadowStarted",
     "shadow-stopped": "ShadowStopped",
 }
+
+
+def _first_state(card: Deployable, before: traffic.Split, weight: int, verdict: str) -> dict:
+    """The state a new rollout starts from (kept in the InferenceService's annotation)."""
+    return {
+        "id": f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}",
+        "seq": 0,
+        "at": _now(),
+        "started_at": time.time(),
+        "canary_version": card.version,
+        "stable_version": before.stable_version,
+        "weight": weight,
+        "step": 0,
+        "verdict": verdict,
+        "failed": 0,
+        "inconclusive": 0,
+    }
 
 
 def _now() -> str:
@@ -125,20 +142,7 @@ class Rollouts:
         if not 0 <= percent <= 100:
             raise BadInputError(f"--percent {percent}: must be between 0 and 100")
         before = self.split()
-        state = {
-            "id": f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}",
-            "seq": 0,
-            "at": _now(),
-            "started_at": time.time(),
-            "canary_version": card.version,
-            "stable_version": before.stable_version,
-            "gate": _gate_line(card),
-            "weight": percent,
-            "step": 0,
-            "verdict": "started",
-            "failed": 0,
-            "inconclusive": 0,
-        }
+        state = {**_first_state(card, before, percent, "started"), "gate": _gate_line(card)}
         with self.lease():
             split = self.backend().start(card.storage_uri, percent, state)
             self._record("started", split, state, f"canary started (stable {before.stable_version})")
@@ -194,19 +198,7 @@ class Rollouts:
         deadline = time.monotonic() + self.settings.analysis.progress_deadline
         with self.lease() as lease:
             before = self.split()
-            state = {
-                "id": f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}",
-                "seq": 0,
-                "at": _now(),
-                "started_at": time.time(),
-                "canary_version": card.version,
-                "stable_version": before.stable_version,
-                "weight": 0,
-                "step": 0,
-                "verdict": "waiting",
-                "failed": 0,
-                "inconclusive": 0,
-            }
+            state = _first_state(card, before, 0, "waiting")
             split = self.backend().start(card.storage_uri, 0, state)
             self._record("started", split, state, "blue/green: deployed at 0%, waiting for Ready")
             while not split.canary_ready:

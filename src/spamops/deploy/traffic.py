@@ -96,6 +96,35 @@ class Split:
     generation: int | None = None
     observed_generation: int | None = None
 
+    @classmethod
+    def of(
+        cls,
+        isvc: dict,
+        mode: str,
+        *,
+        stable_uri: str | None,
+        canary_uri: str | None,
+        canary_percent: int | None,
+        routed: int | None,
+        canary_ready: bool | None,
+    ) -> Split:
+        """The view of ``isvc`` once a backend has read its two sides; the rest is mode-independent."""
+        notes = isvc["metadata"].get("annotations") or {}
+        return cls(
+            mode=mode,
+            stable_version=version_of(stable_uri),
+            stable_uri=stable_uri,
+            canary_version=version_of(canary_uri),
+            canary_uri=canary_uri,
+            canary_percent=canary_percent,
+            routed_canary_percent=routed,
+            ready=_conditions(isvc).get("Ready") == "True",
+            canary_ready=canary_ready,
+            state=json.loads(notes.get(STATE) or "{}"),
+            generation=isvc["metadata"].get("generation"),
+            observed_generation=(isvc.get("status") or {}).get("observedGeneration"),
+        )
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -128,25 +157,19 @@ class Serverless:
         for entry in status.get("traffic", []) or []:
             if entry.get("latestRevision") and canary_uri:
                 routed = int(entry.get("percent") or 0)
-        conditions = _conditions(isvc)
         canary_ready = None
         if canary_uri:
             canary_ready = bool(status.get("latestReadyRevision")) and status.get("latestReadyRevision") == status.get(
                 "latestCreatedRevision"
             )
-        return Split(
-            mode=self.mode,
-            stable_version=version_of(stable_uri),
+        return Split.of(
+            isvc,
+            self.mode,
             stable_uri=stable_uri,
-            canary_version=version_of(canary_uri),
             canary_uri=canary_uri,
             canary_percent=percent if canary_uri else None,
-            routed_canary_percent=routed,
-            ready=conditions.get("Ready") == "True",
+            routed=routed,
             canary_ready=canary_ready,
-            state=json.loads(notes.get(STATE) or "{}"),
-            generation=isvc["metadata"].get("generation"),
-            observed_generation=(isvc.get("status") or {}).get("observedGeneration"),
         )
 
     def start(self, uri: str, percent: int, state: dict) -> Split:
@@ -256,20 +279,14 @@ class Standard:
         if canary:
             statuses = {s.get("name"): s for s in (isvc.get("status") or {}).get("canaryStatuses", []) or []}
             canary_ready = bool(statuses.get(canary["predictor"]["name"], {}).get("ready"))
-        notes = isvc["metadata"].get("annotations") or {}
-        return Split(
-            mode=self.mode,
-            stable_version=version_of(stable_uri),
+        return Split.of(
+            isvc,
+            self.mode,
             stable_uri=stable_uri,
-            canary_version=version_of(canary_uri),
             canary_uri=canary_uri,
             canary_percent=int(canary["trafficPercent"]) if canary else None,
-            routed_canary_percent=routed,
-            ready=_conditions(isvc).get("Ready") == "True",
+            routed=routed,
             canary_ready=canary_ready,
-            state=json.loads(notes.get(STATE) or "{}"),
-            generation=isvc["metadata"].get("generation"),
-            observed_generation=(isvc.get("status") or {}).get("observedGeneration"),
         )
 
     def route(self, stable_predictor_name: str | None, canary_predictor_name: str | None, percent: int) -> dict:

@@ -6,23 +6,27 @@ now are read and hashed again; a different list, order or content means new data
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
+from spamops.config import DataSource, source_uri
 from spamops.records import ModelCard
-from spamops.registry.store import read_uri
+from spamops.training.data import source_sha256
 
 
-def source_changes(sources: Sequence[str], card: ModelCard | None) -> list[str]:
-    """What differs between ``sources`` now and the card's record; empty when nothing does."""
+def source_changes(sources: Sequence[DataSource], card: ModelCard | None) -> list[str]:
+    """What differs between ``sources`` now and the card's record; empty when nothing does.
+
+    A labelled inference log counts as changed when its labelled rows did (new labels).
+    """
     if card is None:
         return ["no production version yet"]
     recorded = [(s.uri, s.sha256) for s in card.data.sources]
-    if [uri for uri, _ in recorded] != list(sources):
-        return [f"sources changed: {[u for u, _ in recorded]} -> {list(sources)}"]
+    names = [source_uri(s) for s in sources]
+    if [uri for uri, _ in recorded] != names:
+        return [f"sources changed: {[u for u, _ in recorded]} -> {names}"]
     changes = []
-    for uri, sha in recorded:
-        now = hashlib.sha256(read_uri(uri)).hexdigest()
+    for source, (uri, sha) in zip(sources, recorded, strict=True):
+        now = source_sha256(source)
         if now != sha:
             changes.append(f"{uri}: sha256 {str(sha)[:12]}… -> {now[:12]}…")
     return changes

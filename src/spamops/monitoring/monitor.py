@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from spamops.errors import SpamopsError
 from spamops.features import FEATURE_METRICS
 from spamops.monitoring.drift import FeatureDrift, compare
-from spamops.monitoring.prometheus import PrometheusAPI
+from spamops.monitoring.prometheus import Prometheus
 from spamops.records import FeatureReference, ModelCard
 
 DEFAULT_WINDOW = "1h"
@@ -58,7 +58,7 @@ def parse_duration(text: str) -> float:
 
 
 def measure(
-    api: PrometheusAPI,
+    api: Prometheus,
     card_of: Callable[[str], ModelCard | None],
     *,
     window_seconds: float,

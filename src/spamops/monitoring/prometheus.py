@@ -1,10 +1,16 @@
-"""Counter increases over a window, read from Prometheus' HTTP API and summed over all replicas.
+"""The one client of Prometheus's HTTP API (``/api/v1/query``) that spamops' readers share.
 
-PromQL's ``increase()`` is not used: it extrapolates to the window's edges (fractional
-counts) and a series born inside the window loses everything counted before its first
-scrape, which is every new predictor replica.  Instead two instant queries read each
-series now and one window ago; a series absent then, or lower then (a restart), counts
-from zero.  Replicas that disappeared more than Prometheus' 5-minute lookback ago drop out.
+The analysis loop (``rollout auto``) needs a handful of scalars per check and the drift
+monitor counter increases over a window; a dependency for that is not worth it.
+Failures are :class:`PrometheusError` (one line naming the URL, exit code 1: retryable),
+so the loop can count them as inconclusive checks and the monitor keep its last values.
+
+PromQL's ``increase()`` is not used for the monitor's windows: it extrapolates to the
+window's edges (fractional counts) and a series born inside the window loses everything
+counted before its first scrape, which is every new predictor replica.  Instead two
+instant queries read each series now and one window ago; a series absent then, or lower
+then (a restart), counts from zero.  Replicas gone for more than Prometheus' 5-minute
+lookback drop out.
 """
 
 from __future__ import annotations
@@ -20,47 +26,76 @@ from spamops.errors import BadInputError, SpamopsError
 
 
 class PrometheusError(SpamopsError):
-    """Prometheus could not be reached or refused a query (retryable: exit code 1)."""
+    """Prometheus could not answer (unreachable, bad query, non-success status); retryable."""
 
 
-class PrometheusAPI:
-    """The few read calls the monitor needs; ``url`` is Prometheus' base URL."""
+class Prometheus:
+    """Instant queries against one Prometheus server; ``queries`` counts them (the benchmark reads it)."""
 
-    def __init__(self, url: str, timeout: float = 30) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         if not url.startswith(("http://", "https://")):
-            raise BadInputError(f"--prometheus {url!r}: give an http:// or https:// URL of the Prometheus server")
+            raise BadInputError(
+                f"Prometheus URL {url!r} is not an http(s) URL; set --prometheus or rollout.prometheus_url"
+            )
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.queries = 0
 
-    def instant(self, promql: str, at: float | None = None) -> list[dict]:
+    def vector(self, promql: str, at: float | None = None) -> list[tuple[dict, float]]:
+        """The result of an instant query (at ``at``, default now) as ``(labels, value)`` pairs."""
+        self.queries += 1
         params = {"query": promql}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        address = f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}"
+        request = urllib.request.Request(  # noqa: S310 - URL from config, http(s) checked in __init__
+            f"{self.url}/api/v1/query",
+            data=urllib.parse.urlencode(params).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         try:
-            with urllib.request.urlopen(address, timeout=self.timeout) as resp:  # noqa: S310 - http(s) checked above
-                doc = json.loads(resp.read())
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - URL from config
+                body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            raise PrometheusError(f"Prometheus {self.url} refused {promql!r}: HTTP {exc.code} {detail}") from None
-        except OSError as exc:
-            raise PrometheusError(f"Prometheus {self.url} is unreachable: {exc}; check --prometheus") from None
-        if doc.get("status") != "success":
-            raise PrometheusError(f"Prometheus {self.url}: {promql!r}: {doc.get('error')}")
-        return doc["data"]["result"]
+            detail = ""
+            try:
+                detail = json.loads(exc.read()).get("error", "")
+            except (ValueError, OSError):
+                pass
+            raise PrometheusError(
+                f"Prometheus {self.url} refused {promql!r} ({exc.code}): {detail or exc.reason}"
+            ) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise PrometheusError(
+                f"Prometheus {self.url} is unreachable ({reason}); check --prometheus / rollout.prometheus_url"
+            ) from None
+        if body.get("status") != "success":
+            raise PrometheusError(f"Prometheus {self.url}: {promql!r}: {body.get('errorType')}: {body.get('error')}")
+        data = body["data"]
+        if data["resultType"] == "scalar":
+            return [({}, float(data["result"][1]))]
+        return [(item["metric"], float(item["value"][1])) for item in data["result"]]
+
+    def scalar(self, promql: str) -> float | None:
+        """The one value of a query that aggregates to a single series; ``None`` when nothing matched."""
+        result = self.vector(promql)
+        if not result:
+            return None
+        if len(result) > 1:
+            raise PrometheusError(f"Prometheus {self.url}: expected one series from {promql!r}, got {len(result)}")
+        return result[0][1]
 
     def window_increase(
         self, selector: str, group_by: tuple[str, ...], window_seconds: float, now: float | None = None
     ) -> dict[tuple[str, ...], float]:
         """``selector``'s increase over the window per ``group_by`` values, summed over every other label."""
         now = time.time() if now is None else now
-        current = self.instant(selector, now)
-        past = {_identity(s["metric"]): float(s["value"][1]) for s in self.instant(selector, now - window_seconds)}
+        current = self.vector(selector, now)
+        past = {_identity(labels): value for labels, value in self.vector(selector, now - window_seconds)}
         sums: dict[tuple[str, ...], float] = defaultdict(float)
-        for series in current:
-            value = float(series["value"][1])
-            before = past.get(_identity(series["metric"]), 0.0)
-            sums[tuple(series["metric"].get(k, "") for k in group_by)] += value - before if before <= value else value
+        for labels, value in current:
+            before = past.get(_identity(labels), 0.0)
+            sums[tuple(labels.get(k, "") for k in group_by)] += value - before if before <= value else value
         return dict(sums)
 
 

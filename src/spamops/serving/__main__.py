@@ -36,6 +36,7 @@ from kserve.utils.utils import strtobool
 
 from spamops.config import DEFAULT_MODEL_NAME
 from spamops.errors import BadInputError, ExitCode, SpamopsError
+from spamops.serving import inference_log
 from spamops.serving.settings import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="TESTS AND DRILLS ONLY: the shadow sleeps this long per batch, to rehearse a slow shadow",
     )
+    inference_log.add_arguments(parser)
     return parser
 
 
@@ -283,18 +285,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         shadow_settings = shadow_settings_from(args)
+        log = inference_log.from_args(args)
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {args.workers}")
     except ValueError as exc:
         print(f"python -m spamops.serving: {exc}", file=sys.stderr)
         return 2
+    except SpamopsError as exc:  # an inference log URI the store refuses
+        print(f"python -m spamops.serving: --inference-log-uri {exc}", file=sys.stderr)
+        return int(exc.exit_code)
     configure_logging(args)
 
     from spamops.serving.model import SpamModel
 
     try:
         with model_directory(args) as model_dir:
-            model = SpamModel(args.model_name, model_dir, settings)
+            model = SpamModel(args.model_name, model_dir, settings, log)
             model.load()  # a refused artifact leaves the model registered but not ready, saying why
             if args.shadow_storage_uri:
                 from spamops.serving.shadow import load_shadow

@@ -53,8 +53,12 @@ def _error_body(reason: str, message: str) -> bytes:
     return orjson.dumps({"error": message, "reason": reason})
 
 
+# Paths whose answers count in spamops_inference_responses_total (V1 and V2 inference).
+INFERENCE_SUFFIXES = (":predict", ":explain", "/infer")
+
+
 class RequestGuard:
-    """Body-size limit and per-reason counting of 400s, for every HTTP request."""
+    """Body-size limit, per-reason counting of 400s and per-status counting of inference answers."""
 
     def __init__(self, app: Any, max_body_bytes: int) -> None:
         self.app = app
@@ -93,7 +97,11 @@ class RequestGuard:
         slot: list[str] = []
         token = _REASON.set(slot)
 
+        inference = scope["path"].endswith(INFERENCE_SUFFIXES)
+
         async def counting_send(message: dict) -> None:
+            if message["type"] == "http.response.start" and inference:
+                metrics.count_response(message["status"])
             if message["type"] == "http.response.start" and message["status"] == 400:
                 # 400s we did not raise come from KServe decoding a body that is not JSON.
                 metrics.count_invalid(

@@ -100,6 +100,11 @@ INPUT_PUNCT = BatchHistogram(
     FEATURE_METRICS["punct"], "Punctuation-count feature of each scored instance.", PUNCT_BUCKETS
 )
 INVALID_REQUESTS = Counter("spamops_invalid_requests_total", "Requests refused with HTTP 400, by reason.", ["reason"])
+INFERENCE_RESPONSES = Counter(
+    "spamops_inference_responses_total",
+    "Inference requests (V1 :predict/:explain, V2 /infer) answered, by HTTP status code.",
+    ["code"],
+)
 TABLE_FALLBACKS = Counter(
     "spamops_table_fallbacks_total",
     "Instances outside the precomputed decision table, answered by the pipeline itself.",
@@ -144,6 +149,17 @@ class VersionMetrics:
         else:
             INPUT_LENGTH.observe_many(self.version, [r[0] for r in rows])
             INPUT_PUNCT.observe_many(self.version, [r[1] for r in rows])
+
+
+_RESPONSE_CODES: dict[int, object] = {}
+
+
+def count_response(status: int) -> None:
+    """Count one answered inference request by status: the rollout's success rate reads it (docs/rollout.md)."""
+    child = _RESPONSE_CODES.get(status)
+    if child is None:
+        child = _RESPONSE_CODES[status] = INFERENCE_RESPONSES.labels(str(status))
+    child.inc()
 
 
 def count_invalid(reason: str) -> None:

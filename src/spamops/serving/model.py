@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION, LABELS
 from spamops.serving import metrics
 from spamops.serving.artifact import Artifact, ArtifactError, load_artifact
 from spamops.serving.explain import Explainer
+from spamops.serving.inference_log import REQUEST_ID_HEADER, InferenceLog, request_id
 from spamops.serving.inputs import BadRequest, parse_v1, parse_v2
 from spamops.serving.lookup import DecisionTable, Row, Scores, grid_bounds
 from spamops.serving.settings import ServingSettings
@@ -58,8 +58,15 @@ class NotReady(ModelNotReady):
 class SpamModel(Model):
     """The spam classifier behind ``:predict``, ``:explain`` and ``/infer``."""
 
-    def __init__(self, name: str, model_dir: str | Path, settings: ServingSettings | None = None) -> None:
-        super().__init__(name)
+    def __init__(
+        self,
+        name: str,
+        model_dir: str | Path,
+        settings: ServingSettings | None = None,
+        inference_log: InferenceLog | None = None,
+    ) -> None:
+        super().__init__(name, return_response_headers=True)  # predict() sets x-request-id
+        self.inference_log = inference_log
         self.model_dir = Path(model_dir)
         self.settings = settings or ServingSettings()
         self.artifact: Artifact | None = None
@@ -139,6 +146,8 @@ class SpamModel(Model):
         """On shutdown: readiness (and its gauge) drop first, so traffic drains before the process exits."""
         self.ready = False
         metrics.MODEL_READY.labels(self.name).set(0)
+        if self.inference_log is not None:
+            self.inference_log.close()
 
     # -- metadata -------------------------------------------------------------
     def get_input_types(self) -> list[dict]:
@@ -154,12 +163,14 @@ class SpamModel(Model):
         """All validation happens in :mod:`spamops.serving.inputs`, which names each problem."""
         return payload
 
-    def score(self, rows: list[Row]) -> Scores:
-        """Score validated rows and count them in the metrics."""
+    def score(self, rows: list[Row], rid: str | None = None) -> Scores:
+        """Score validated rows and count them in the metrics; with a request id, log them too."""
         scores = self.table.score(rows)
         self._metrics.record(rows, scores.probability, scores.spam_count, scores.fallbacks)
         if self.shadow is not None:  # queued for the shadow model; never waits, never changes the answer
             self.shadow.submit(rows, scores)
+        if rid is not None and self.inference_log is not None:
+            self.inference_log.record(rid, self.artifact.version, rows, scores.probability, scores.is_spam)
         return scores
 
     def check_ready(self) -> None:
@@ -167,15 +178,25 @@ class SpamModel(Model):
         if not self.ready or self.table is None:
             raise NotReady(self.name, self.load_error or "not loaded", self.load_reason or "not_loaded")
 
-    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> dict | InferResponse:
-        """Score V1 ``:predict`` bodies and V2 requests (REST ``InferRequest`` or gRPC ``ModelInferRequest``)."""
+    def predict(
+        self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> dict | InferResponse:
+        """Score V1 ``:predict`` bodies and V2 requests (REST ``InferRequest`` or gRPC ``ModelInferRequest``).
+
+        Every answer carries a request id (``x-request-id`` header, and V2's ``id``): the
+        V2 request's ``id`` or the ``x-request-id`` header when given, else a new one.
+        It is the id of the inference log's entry, which feedback labels name.
+        """
         self.check_ready()
         if isinstance(payload, ModelInferRequest):
             payload = InferRequest.from_grpc(payload)
+        rid = request_id(headers, payload.id if isinstance(payload, InferRequest) else None)
+        if response_headers is not None:
+            response_headers[REQUEST_ID_HEADER] = rid
         if isinstance(payload, InferRequest):
-            return self._infer_v2(payload)
+            return self._infer_v2(payload, rid)
         rows = parse_v1(payload, headers, self.settings.max_batch)
-        scores = self.score(rows)
+        scores = self.score(rows, rid)
         version = self.artifact.version
         return {
             "predictions": [
@@ -184,7 +205,7 @@ class SpamModel(Model):
             ]
         }
 
-    def _infer_v2(self, request: InferRequest) -> dict | InferResponse:
+    def _infer_v2(self, request: InferRequest, rid: str) -> dict | InferResponse:
         """Outputs ``label`` (BYTES) and ``spam_probability`` (FP32), each of shape ``[N]``.
 
         For a JSON REST request the response is built directly in its JSON form:
@@ -200,7 +221,7 @@ class SpamModel(Model):
                 # a binary-extension header is not schema-checked like a JSON body
                 raise BadRequest("invalid_v2_request", f"output {output.name!r}: parameters must be an object")
         rows = parse_v2(request, self.settings.max_batch)
-        scores = self.score(rows)
+        scores = self.score(rows, rid)
         n = len(rows)
         data = {
             "label": scores.labels(),
@@ -214,7 +235,7 @@ class SpamModel(Model):
         )
         if not binary:
             return {
-                "id": request.id or str(uuid.uuid4()),
+                "id": rid,
                 "model_name": self.name,
                 "model_version": self.artifact.version,
                 "outputs": [
@@ -226,7 +247,7 @@ class SpamModel(Model):
             InferOutput(name=name, shape=[n], datatype=OUTPUT_DATATYPES[name], data=data[name]) for name in names
         ]
         return InferResponse(
-            response_id=request.id or str(uuid.uuid4()),
+            response_id=rid,
             model_name=self.name,
             model_version=self.artifact.version,
             infer_outputs=outputs,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spamops.config import DataSource, LabelledLogSource, source_uri
 from spamops.errors import BadInputError
 from spamops.features import FEATURE_NAMES, LABELS, message_features
 from spamops.registry.store import open_uri
@@ -36,6 +37,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     "numeric": ("label", "length", "punct"),
     "text": ("label", "message"),
 }
+LABELLED_LOG_SCHEMA = "labelled_log"  # a LabelledLogSource: the inference log joined with feedback labels
 _MAX_REASONS_IN_ERROR = 3
 _MAX_BAD_ROWS_KEPT = 100  # examples kept per source; the count is always exact
 _HASH_BATCH = 8192  # normalised lines hashed per update call
@@ -114,7 +116,7 @@ class Dataset:
         }
 
 
-def load_dataset(sources: Sequence[str], max_bad_row_share: float = 0.01) -> Dataset:
+def load_dataset(sources: Sequence[DataSource], max_bad_row_share: float = 0.01) -> Dataset:
     """Read ``sources`` in order, validate every row and combine them.
 
     Raises :class:`BadInputError` naming the file (and line) at fault when a
@@ -127,13 +129,16 @@ def load_dataset(sources: Sequence[str], max_bad_row_share: float = 0.01) -> Dat
     fingerprint = hashlib.sha256()
     reports: list[SourceReport] = []
     duplicates = 0
-    for uri in sources:
-        report, source_duplicates = _read_source(uri, features, labels, fingerprint)
+    for source in sources:
+        if isinstance(source, LabelledLogSource):
+            report, source_duplicates = _read_labelled_log(source, features, labels, fingerprint)
+        else:
+            report, source_duplicates = _read_source(source, features, labels, fingerprint)
         _check_bad_share(report, max_bad_row_share)
         reports.append(report)
         duplicates += source_duplicates
     if not labels:
-        raise BadInputError(f"{', '.join(sources)}: no valid data rows")
+        raise BadInputError(f"{', '.join(map(source_uri, sources))}: no valid data rows")
     return Dataset(
         X=np.frombuffer(features, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)).copy(),
         y=np.frombuffer(labels, dtype=np.int8).astype(np.int64),
@@ -355,3 +360,74 @@ def _parse_row(schema: str, index: dict[str, int], width: int, cells: list[str])
             return f"{name} {raw!r} must be a whole number (it counts characters)"
         values.append(value + 0.0)
     return LABELS.index(label), values[0], values[1]
+
+
+def labelled_log_rows(source: LabelledLogSource) -> tuple[list[tuple[str, str, float, float]], list[str]]:
+    """``(id, label, length, punct)`` of every logged prediction with a label, in prediction order; and problems.
+
+    The features are the ones the predictor computed (or, for a logged text, that
+    :func:`spamops.features.message_features` computes), in ``FEATURE_NAMES`` order.
+    """
+    from spamops.monitoring.feedback import read_labels
+    from spamops.monitoring.inference_log import read_log
+    from spamops.monitoring.quality import joined
+
+    log = read_log(source.inference_log)
+    labels, problems = read_labels(source.feedback)
+    rows = []
+    for prediction, label in joined(log.predictions, labels):
+        if source.model_version and prediction.model_version != source.model_version:
+            continue
+        length, punct = (prediction.features[name] for name in FEATURE_NAMES)
+        rows.append((prediction.id, label.label, length, punct))
+    return rows, log.problems + problems
+
+
+def labelled_log_sha256(rows: Sequence[tuple[str, str, float, float]]) -> str:
+    """What names this version of a labelled log (the card's ``sha256``; ``spamops trigger data`` compares it)."""
+    digest = hashlib.sha256()
+    for pid, label, length, punct in rows:
+        digest.update(f"{pid},{label},{length:.17g},{punct:.17g}\n".encode())
+    return digest.hexdigest()
+
+
+def source_sha256(source: DataSource) -> str:
+    """The sha256 a source has now, as the card records it: the file's bytes, or the labelled rows'."""
+    if isinstance(source, LabelledLogSource):
+        return labelled_log_sha256(labelled_log_rows(source)[0])
+    from spamops.registry.store import read_uri
+
+    return hashlib.sha256(read_uri(source)).hexdigest()
+
+
+def _read_labelled_log(
+    source: LabelledLogSource, features: array, labels: array, fingerprint: hashlib._Hash
+) -> tuple[SourceReport, int]:
+    """Append the labelled production rows, validated like a numeric CSV's; line N is the N-th labelled row."""
+    rows, problems = labelled_log_rows(source)
+    report = SourceReport(uri=source.uri, schema=LABELLED_LOG_SCHEMA, sha256=labelled_log_sha256(rows))
+    if not rows:
+        hint = f" ({problems[0]})" if problems else ""
+        raise BadInputError(
+            f"{source.uri}: no labelled predictions: upload labels with 'spamops monitor feedback' first{hint}"
+        )
+    index = {name: i for i, name in enumerate(SCHEMAS["numeric"])}
+    counts = [0, 0]
+    seen: set = set()
+    pending: list[bytes] = []
+    for line, (_, label, length, punct) in enumerate(rows, 1):
+        parsed = _parse_row("numeric", index, 3, [label, f"{length:.17g}", f"{punct:.17g}"])
+        if isinstance(parsed, str):
+            report.add_bad(line, parsed)
+            continue
+        y, x0, x1 = parsed
+        counts[y] += 1
+        features.append(x0)
+        features.append(x1)
+        labels.append(y)
+        seen.add(parsed)
+        pending.append(normalized_line(y, x0, x1).encode())
+    fingerprint.update(b"".join(pending))
+    report.rows = len(pending)
+    report.class_counts = {label: counts[i] for i, label in enumerate(LABELS)}
+    return report, report.rows - len(seen)

@@ -1,19 +1,21 @@
-"""The predictor as production runs it: ``python -m spamops.serving`` in a subprocess on loopback."""
+"""The predictor as production runs it: ``python -m spamops.serving`` in a subprocess on loopback.
+
+Shared by the serving, monitoring, deploy and Kubernetes tests and the benchmarks.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from spamops_dev.ports import free_port
+from spamops_dev.processes import spawn, stop_pid, wait_ready
 
 HOST = "127.0.0.1"
 
@@ -54,39 +56,33 @@ class Predictor:
             *self.args,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"predictor exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if self.get("/v2/health/live").status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"predictor did not answer within {timeout}s:\n{self.log()}")
+        self.proc = spawn(cmd, self.log_path, env=env)
+        try:
+            wait_ready("predictor", self.proc, self._live, timeout, self.log_path)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def _live(self) -> bool:
+        try:
+            return self.get("/v2/health/live").status == 200
+        except OSError:
+            return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if getattr(self, "_log", None):
-            self._log.close()
+        """SIGTERM, SIGKILL after 15 s: exactly the process started here."""
+        if self.proc is not None:
+            stop_pid(self.proc.pid, timeout=15)
+            self.proc.wait(timeout=5)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Reply:
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})  # noqa: S310
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback http URL built here
                 return Reply(resp.status, resp.read(), dict(resp.headers))
         except urllib.error.HTTPError as err:
             return Reply(err.code, err.read(), dict(err.headers))
