@@ -14,14 +14,14 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from servinghelpers import Predictor
+from spamops.deploy.prometheus import Prometheus
 
 from spamops.deploy import shadow
-from spamops.deploy.prometheus import Prometheus
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
 from spamops.serving.artifact import load_artifact
 from spamops.serving.lookup import pipeline_scores
+from spamops_dev.predictor import Predictor
 from spamops_dev.prometheus import Prometheus as PrometheusServer
 
 pytestmark = [pytest.mark.realdata, pytest.mark.monitoring]

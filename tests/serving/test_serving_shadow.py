@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from servinghelpers import Predictor, metric
 
 from spamops.cli import main
 from spamops.features import features_matrix
@@ -25,6 +24,7 @@ from spamops.registry.versions import Registry
 from spamops.serving.artifact import load_artifact
 from spamops.serving.lookup import pipeline_scores
 from spamops.training.demo_data import demo_data_path
+from spamops_dev.predictor import Predictor, metric
 
 PREDICT = "/v1/models/spam:predict"
 INFER = "/v2/models/spam/infer"
