@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import re
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -334,7 +335,7 @@ def test_self_heal_keeps_the_pipelines_rollout(synced, tmp_path):
     version = "s3://spamops/models/spam/spam_model_20251119_063257/"
     target = Target(kubeconfig=str(token_kubeconfig(kube, "spamops-trainer", tmp_path / "kc")))
     rollouts = Rollouts(Cluster(target), RolloutConfig())
-    rollouts.start({"version": "spam_model_20251119_063257", "storage_uri": version}, 10)
+    rollouts.start(SimpleNamespace(version="spam_model_20251119_063257", storage_uri=version), 10)  # card-like
 
     desired, _ = render_as_argocd(kube, app)
     (isvc,) = [d for d in desired if d["kind"] == "InferenceService"]

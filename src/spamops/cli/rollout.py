@@ -129,9 +129,9 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     import time
 
     from spamops.deploy import shadow, traffic
-    from spamops.deploy.prometheus import Prometheus
     from spamops.deploy.rollout import card_or_production
     from spamops.errors import BadInputError, SpamopsError
+    from spamops.monitoring.prometheus import Prometheus
 
     rollouts = _rollouts(args)
     if args.stop:

@@ -284,7 +284,7 @@ class Rollouts:
     def _shadow_phase(self, prom: Prometheus, card: Deployable) -> bool:
         """Shadow ``card`` until the shadow gate passes (True) or fails or runs out of time (False)."""
         from spamops.deploy import shadow
-        from spamops.deploy.prometheus import PrometheusError
+        from spamops.monitoring.prometheus import PrometheusError
 
         a = self.settings.analysis
         split = self.shadow_start(card)

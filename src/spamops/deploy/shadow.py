@@ -22,8 +22,8 @@ import json
 from dataclasses import asdict, dataclass
 
 from spamops.deploy import traffic
-from spamops.deploy.prometheus import Prometheus
 from spamops.errors import BadInputError
+from spamops.monitoring.prometheus import Prometheus
 
 SHADOW_ENV = "SHADOW_STORAGE_URI"
 SHADOW_VERSION = traffic.PREFIX + "shadow-version"
