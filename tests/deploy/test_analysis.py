@@ -25,7 +25,7 @@ def _check(prometheus, stable: str, canary: str):
 
 def _route(traffic, canary: str, percent: int) -> None:
     driver, split = traffic
-    driver.canary, split.percent = canary, percent
+    split.canary, split.percent = canary, percent
     driver.paused.clear()
     time.sleep(WINDOW + 2)  # one full window of the new split, plus a scrape
 
