@@ -104,9 +104,10 @@ def render_isvc(
     if mode == "standard" and canary is not None and stable is None:
         raise BadInputError("--canary in standard mode needs a stable version: nothing is in production yet")
     base = stable if (mode == "standard" and canary is not None) else card
-    doc = helm_template(
-        chart_values(base.storage_uri, canary if mode == "serverless" else None), chart=chart, namespace=namespace
-    )
+    values = chart_values(base.storage_uri, canary if mode == "serverless" else None)
+    # The chart places objects in .Values.namespace.name, not helm's -n: without this, --namespace was ignored.
+    values["namespace"] = {"name": namespace}
+    doc = helm_template(values, chart=chart, namespace=namespace)
     md = doc["metadata"]
     md.setdefault("annotations", {})[traffic.MODE_ANNOTATION] = "Standard" if mode == "standard" else "Serverless"
     md.setdefault("labels", {})[VERSION_LABEL] = base.version

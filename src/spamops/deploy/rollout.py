@@ -217,7 +217,7 @@ class Rollouts:
                 split = self.split()
             state = self._next(state, weight=100, verdict="switched")
             split = self.backend().set_weight(100, state)
-            self._record("switched", split, state, f"all traffic to {card['version']}; previous revision kept")
+            self._record("switched", split, state, f"all traffic to {card.version}; previous revision kept")
             return split
 
     def switch_back(self) -> traffic.Split:
@@ -267,7 +267,7 @@ class Rollouts:
                 lease.acquire()
             elif card is not None and split.canary_version != card.version:
                 raise BadInputError(
-                    f"{self.cluster.target.where}: a canary of {split.canary_version} is in progress, not {card['version']}; "
+                    f"{self.cluster.target.where}: a canary of {split.canary_version} is in progress, not {card.version}; "
                     "promote or abort it first"
                 )
             while True:
