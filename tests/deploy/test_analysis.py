@@ -77,3 +77,25 @@ def test_an_unreachable_prometheus_is_inconclusive_with_a_clear_reason(fleet):
     assert check.reasons == [
         f"prometheus {url}: unreachable ([Errno 111] Connection refused); check rollout.prometheus_url"
     ]
+
+
+def test_at_100_percent_the_stable_side_is_the_one_the_previous_check_measured(fleet, traffic, prometheus):
+    """The last step sends the stable side nothing: its spam rate and distribution come from the step before."""
+    _route(traffic, fleet["same"], 50)
+    before = _check(prometheus, fleet["stable"], fleet["same"])
+    assert before.verdict == "pass", before.summary()
+    _route(traffic, fleet["same"], 100)
+
+    alone = _check(prometheus, fleet["stable"], fleet["same"])
+    check = run_check(
+        Prometheus(prometheus.url), Queries(), Thresholds(), fleet["stable"], fleet["same"], f"{WINDOW}s",
+        reference=before.stable,
+    )  # fmt: skip
+
+    assert alone.verdict == "inconclusive" and any(
+        f"stable {fleet['stable']} had 0 requests" in r for r in alone.reasons
+    )
+    assert check.verdict == "pass", check.summary()
+    assert check.stable_reference and check.stable is before.stable
+    assert check.canary.requests >= 20 and abs(check.spam_rate_diff) < 0.1
+    assert "(stable as measured at the previous step)" in check.summary()

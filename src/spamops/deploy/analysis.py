@@ -19,6 +19,12 @@ process serves one version).  Signals per side over the last ``interval``:
   effect size worth stopping for - below it, large volumes would abort on
   differences no user notices).  Binning into 0.05-wide buckets can only lower
   *D*, so the test stays conservative.
+
+At the last step (canary at 100 %) the stable side gets no requests, so its
+comparative signals (spam rate, distribution) come from the *reference*: the
+stable side as measured at the previous check, carried in the rollout state.
+Without it a 100 % step could never pass - it would be inconclusive until the
+limit aborted a healthy canary.
 """
 
 from __future__ import annotations
@@ -89,6 +95,7 @@ class Check:
     ks_critical: float | None = None
     seconds: float = 0.0
     queries: int = 0
+    stable_reference: bool = False  # the stable side is the previous check's (the canary takes all traffic)
 
     def summary(self) -> str:
         parts = []
@@ -104,6 +111,8 @@ class Check:
             if self.ks_statistic is not None:
                 parts.append(f"KS D {self.ks_statistic:.3f} (critical {self.ks_critical:.3f})")
         text = " (canary/stable) ".join([", ".join(parts)]) if parts else ""
+        if text and self.stable_reference:
+            text += " (stable as measured at the previous step)"
         return "; ".join(x for x in [text, *self.reasons] if x)
 
     def to_json(self) -> dict:
@@ -182,12 +191,39 @@ def compare(stable: Side, canary: Side, t: Thresholds) -> Check:
     return check
 
 
-def run_check(prom: Prometheus, queries: Queries, t: Thresholds, stable: str, canary: str, window: str) -> Check:
-    """Measure both sides and compare; Prometheus failing makes the check inconclusive, never a pass."""
+def side_to_json(side: Side) -> dict:
+    """A side as plain JSON (the rollout state annotation): the +Inf bucket bound as Prometheus writes it."""
+    doc = asdict(side)
+    doc["cdf"] = [["+Inf" if math.isinf(le) else le, count] for le, count in side.cdf]
+    return doc
+
+
+def side_from_json(doc: dict) -> Side:
+    cdf = [(math.inf if le == "+Inf" else float(le), float(count)) for le, count in doc.get("cdf", [])]
+    return Side(**{**doc, "cdf": cdf})
+
+
+def run_check(
+    prom: Prometheus,
+    queries: Queries,
+    t: Thresholds,
+    stable: str,
+    canary: str,
+    window: str,
+    *,
+    reference: Side | None = None,
+) -> Check:
+    """Measure both sides and compare; Prometheus failing makes the check inconclusive, never a pass.
+
+    ``reference``: the stable side of an earlier check, compared against when the
+    stable side had too few requests this window because the canary takes all traffic.
+    """
     started, before = time.perf_counter(), prom.queries
     try:
         s, c = measure(prom, queries, stable, window), measure(prom, queries, canary, window)
-        check = compare(s, c, t)
+        substitute = reference is not None and reference.version == stable and s.requests < t.min_requests
+        check = compare(reference if substitute else s, c, t)
+        check.stable_reference = substitute
     except PrometheusError as exc:
         check = Check(verdict="inconclusive", reasons=[str(exc)])
     check.seconds = time.perf_counter() - started

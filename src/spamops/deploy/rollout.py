@@ -302,8 +302,22 @@ class Rollouts:
                 f"waiting for the canary to become Ready ({waited:.0f}s of {a.progress_deadline:.0f}s)",
             )
             return "waiting"
-        check = analysis.run_check(prom, queries, thresholds, split.stable_version, split.canary_version, window)
+        if self.backend().follow(self.cluster.read_isvc()):
+            # Standard mode: the canary just got its share of the route; the window so far saw none of it.
+            state = self._next(state, verdict="waiting")
+            self.cluster.update(
+                lambda _: {"metadata": {"annotations": {traffic.STATE: _dumps(state)}}}, "recorded the verdict"
+            )
+            self._record("held", split, state, f"canary Ready: routing {split.canary_percent}% to it from now")
+            return "waiting"
         weight = int(split.canary_percent or 0)
+        # At 100 % the stable side gets no requests: compare against it as the previous check measured it.
+        reference = analysis.side_from_json(state["reference"]) if weight >= 100 and state.get("reference") else None
+        check = analysis.run_check(
+            prom, queries, thresholds, split.stable_version, split.canary_version, window, reference=reference
+        )
+        if check.stable is not None and not check.stable_reference and check.stable.requests >= a.min_requests:
+            state = {**state, "reference": analysis.side_to_json(check.stable)}
         summary = check.summary()
         if check.verdict == "pass":
             state = {**state, "failed": 0, "inconclusive": 0}

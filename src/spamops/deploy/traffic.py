@@ -7,7 +7,8 @@ remembers its storage URI in an annotation.  Promote = drop the field, abort = 0
 *Standard* (RawDeployment): a ``spec.canary[]`` entry named after the version
 (KServe >= 0.20 creates ``{isvc}-{name}-predictor``).  Released KServe does not
 route by it, so spamops owns a Gateway API HTTPRoute with weighted backendRefs
-to the stable and canary predictor Services - the design KServe's main branch
+to the stable and canary predictor Services (the canary's share only once
+KServe reports it Ready, as Knative does for a revision) - the design KServe's main branch
 adopts (``rollout.standard_route: false`` turns ours off once KServe routes).
 Promote = the stable predictor takes the canary's spec and name (same
 Deployment, no restart) and the entry goes; abort = the route first (traffic
@@ -197,6 +198,10 @@ class Serverless:
 
         return self.split(self.cluster.update(change, "promoted the canary"))
 
+    def follow(self, isvc: dict) -> bool:
+        """Knative routes a revision only once it is Ready: nothing to catch up on."""
+        return False
+
     def abort(self, state: dict) -> Split:
         """All traffic to the previous revision; the canary's spec stays (KServe's documented rollback)."""
 
@@ -301,6 +306,26 @@ class Standard:
             self.route(spec["predictor"].get("name"), canaries[0]["predictor"]["name"] if canaries else None, percent)
         )
 
+    def _routable(self, isvc: dict, percent: int) -> int:
+        """The canary's share in the route: its weight once KServe reports it Ready, 0 before.
+
+        A gateway answers 503 for a backend Service without ready endpoints, so
+        routing the declared share at once would fail that share of requests (and
+        the canary's success rate) until its pods are up.  Knative does the same
+        for a revision that is not Ready.  :meth:`follow` routes it later.
+        """
+        return percent if self.split(isvc).canary_ready else 0
+
+    def follow(self, isvc: dict) -> bool:
+        """Give a canary that became Ready its declared share in the route; True if the route changed."""
+        split = self.split(isvc)
+        if not self.route_enabled or split.canary_uri is None or not split.canary_ready:
+            return False
+        if split.routed_canary_percent == split.canary_percent:
+            return False
+        self._set_route(isvc, int(split.canary_percent or 0))
+        return True
+
     def _checked(self, isvc: dict) -> dict:
         if not isvc["spec"].get("canary"):
             raise BadInputError(
@@ -336,7 +361,7 @@ class Standard:
             }
 
         isvc = self._checked(self.cluster.update(change, "started the canary"))
-        self._set_route(isvc, percent)
+        self._set_route(isvc, self._routable(isvc, percent))
         return self.split(isvc)
 
     def set_weight(self, percent: int, state: dict) -> Split:
@@ -351,7 +376,7 @@ class Standard:
             }
 
         isvc = self.cluster.update(change, f"set the canary to {percent}%")
-        self._set_route(isvc, percent)
+        self._set_route(isvc, self._routable(isvc, percent))
         return self.split(isvc)
 
     def promote(self, state: dict) -> Split:
