@@ -253,9 +253,13 @@ def env(request, cluster_kube: Kube, fleet, driver, prometheus, routing, tmp_pat
     kube.kubectl("delete", f"{ROUTE},leases.coordination.k8s.io,events", "--all", "-n", ns, check=False)
 
 
+def _conditions(e: Env) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in (e.isvc().get("status") or {}).get("conditions", [])}
+
+
 def _ready(e: Env) -> bool:
-    conditions = {c["type"]: c["status"] for c in (e.isvc().get("status") or {}).get("conditions", [])}
-    return conditions.get("Ready") == "True"
+    """KServe's verdict on the predictor (Serverless: from the Knative status the stand-in writes)."""
+    return _conditions(e).get("Ready" if e.mode == "standard" else "PredictorReady") == "True"
 
 
 class AutoRun:
@@ -401,7 +405,7 @@ def test_no_traffic_is_inconclusive_never_promoted_and_aborted_after_the_limit_a
     assert "another rollout holds lease" in second.err and f"-{run.proc.pid}-" in second.err, second.err
     assert code == 1, err
     inconclusive = [ev["message"] for ev in events if ev["event"] == "CanaryHeld" and "inconclusive" in ev["message"]]
-    assert [m.split(" at ")[0].split(": ")[-1] for m in inconclusive] == ["inconclusive 1/2", "inconclusive 2/2"]
+    assert [m.split(": ", 1)[1].split(" at ")[0] for m in inconclusive] == ["inconclusive 1/2", "inconclusive 2/2"]
     assert all("had 0 requests (< 20)" in m for m in inconclusive)
     assert (
         events[-1]["event"] == "CanaryAborted" and "3 inconclusive checks in a row (limit 2)" in events[-1]["message"]
@@ -450,7 +454,8 @@ def test_blue_green_switch_and_switch_back_with_the_status_table_and_json(env: E
     status = cli("rollout", "status", *e.args)
     header, row = status.out.splitlines()
     assert header.split() == ["NAME", "MODE", "READY", "STABLE", "STABLE%", "CANARY", "CANARY%", "ROUTED%", "STEP", "VERDICT"]  # fmt: skip
-    assert row.split() == ["spam", e.mode, "True", stable, "0", green, "100", "100", "0", "switched"]
+    ready = str(_conditions(e).get("Ready") == "True")
+    assert row.split() == ["spam", e.mode, ready, stable, "0", green, "100", "100", "0", "switched"]
     as_json = cli("rollout", "status", *e.args, "-o", "json").json()
     assert (as_json["canary_percent"], as_json["routed_canary_percent"], as_json["canary_ready"]) == (100, 100, True)
 

@@ -9,6 +9,7 @@ and an append-only entry in the store next to the version (:mod:`record`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -118,8 +119,8 @@ class Rollouts:
         return {**state, **changes, "seq": int(state.get("seq", 0)) + 1, "at": _now()}
 
     # -- operations -------------------------------------------------------
-    def start(self, card: Deployable, percent: int) -> traffic.Split:
-        """Route ``percent`` to ``card``'s version as a canary."""
+    def start(self, card: Deployable, percent: int, *, held: Lease | None = None) -> traffic.Split:
+        """Route ``percent`` to ``card``'s version as a canary (under ``held``, the caller's lease, if given)."""
         if not 0 <= percent <= 100:
             raise BadInputError(f"--percent {percent}: must be between 0 and 100")
         before = self.split()
@@ -137,7 +138,7 @@ class Rollouts:
             "failed": 0,
             "inconclusive": 0,
         }
-        with self.lease():
+        with contextlib.nullcontext(held) if held else self.lease():
             split = self.backend().start(card.storage_uri, percent, state)
             self._record("started", split, state, f"canary started (stable {before.stable_version})")
         return split
@@ -262,9 +263,7 @@ class Rollouts:
                     raise BadInputError(
                         f"{self.cluster.target.where}: no canary in progress; name a VERSION to start one"
                     )
-                lease.release()
-                split = self.start(card, weights[0])
-                lease.acquire()
+                split = self.start(card, weights[0], held=lease)  # no gap for a second rollout to slip in
             elif card is not None and split.canary_version != card.version:
                 raise BadInputError(
                     f"{self.cluster.target.where}: a canary of {split.canary_version} is in progress, not {card.version}; "
