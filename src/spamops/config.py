@@ -141,6 +141,12 @@ class AnalysisConfig(_Strict):
         "`spamops_gateway_requests_total` (docs/rollout.md).",
     )
 
+    routed_requests_query: str | None = Field(
+        None,
+        description="PromQL for the requests the data plane routed to a side (`{version}`, `{window}`), the count "
+        "behind the success rate; null = `spamops_gateway_requests_total` (docs/rollout.md).",
+    )
+
     @field_validator("step_weights")
     @classmethod
     def _weights(cls, values: list[int]) -> list[int]:

@@ -19,7 +19,9 @@ folders use (trained here on the shared real data):
 * ``stable``  - the real 1k messages, promoted (production);
 * ``same``    - the same data with another seed: same quality, a healthy canary;
 * ``spammy``  - the real messages with 60 % of the ham relabelled spam, gate
-  refused (``--no-promote``): a canary that flags far more spam.
+  refused (``--no-promote``): a canary that flags far more spam;
+* ``broken``  - a good version whose pulled ``model.joblib`` is then damaged: its
+  predictor refuses the artifact (sha256 mismatch) and answers every predict with 503.
 """
 
 from __future__ import annotations
@@ -177,8 +179,11 @@ def train_fleet(real_data: Path, tmp: Path) -> dict:
     stable = _train(store, tmp, "stable", real, 42)
     same = _train(store, tmp, "same", real, 7, "--no-promote")
     spammy = _train(store, tmp, "spammy", noisy, 42, "--no-promote")
+    broken = _train(store, tmp, "broken", real, 11, "--no-promote")
     instances = [[int(r["length"]), int(r["punct"])] for r in rows]
-    return {"store": store, "stable": stable, "same": same, "spammy": spammy, "instances": instances}
+    return {
+        "store": store, "stable": stable, "same": same, "spammy": spammy, "broken": broken, "instances": instances,
+    }  # fmt: skip
 
 
 def start_predictors(fleet: dict, tmp: Path) -> dict[str, Predictor]:
@@ -189,9 +194,12 @@ def start_predictors(fleet: dict, tmp: Path) -> dict[str, Predictor]:
     registry = Registry(open_store(str(fleet["store"])), "spam")
     started: dict[str, Predictor] = {}
     try:
-        for key in ("stable", "same", "spammy"):
+        for key in ("stable", "same", "spammy", "broken"):
             version = fleet[key]
             model_dir = registry.pull(version, tmp / f"mnt-{key}" / "model")
+            if key == "broken":  # damaged after the verified pull, as a corrupt volume would be
+                with (model_dir / "model.joblib").open("ab") as handle:
+                    handle.write(b"\0")
             started[version] = Predictor(["--model_dir", str(model_dir)], model_dir.parent / "predictor.log").start()
     except BaseException:
         for server in started.values():

@@ -385,6 +385,25 @@ def test_a_canary_that_flags_far_more_spam_is_aborted_at_the_first_step_and_prod
         assert wait_until(lambda: e.declared()["routed"].get(stable) == 100, timeout=SLOW), e.declared()
 
 
+def test_a_canary_that_answers_errors_is_aborted_on_the_success_rate(env: Env):
+    """KWOK reports its pods Ready, but its predictor refuses the damaged artifact: the data plane gets 503s."""
+    e, f = env, env.fleet
+    stable = e.stable()
+
+    run = AutoRun(e, f["broken"])
+    code, events, err = run.wait()
+
+    assert code == 1, err
+    assert "CanaryAdvanced" not in [ev["event"] for ev in events]
+    assert events[-1]["event"] == "CanaryAborted", events
+    assert "failed check 1/1" in events[-1]["message"] and "canary success rate 0.000 < 0.99" in events[-1]["message"]
+    assert _canary_weights(run.seen) in ([10], [10, 0]), run.seen
+    (record,) = e.records(f["broken"])
+    assert record[-1]["action"] == "aborted" and record[-1]["check"]["canary"]["success_rate"] == 0.0
+    assert e.production().version == stable  # never production: the pointer does not move
+    assert wait_until(lambda: e.declared()["routed"].get(stable) == 100, timeout=SLOW), e.declared()
+
+
 def test_no_traffic_is_inconclusive_never_promoted_and_aborted_after_the_limit_and_a_second_rollout_fails_fast(
     env: Env, cli
 ):

@@ -7,7 +7,9 @@ process serves one version).  Signals per side over the last ``interval``:
 
 * request count (minimum per side, else the check is *inconclusive*, never a pass -
   Flagger counts "no data" as a failure, which aborts idle canaries at night);
-* success rate (the data plane's request counter, a PromQL template in config);
+* success rate (the data plane's request counter, a PromQL template in config) - judged
+  on the data plane's count of routed requests, so a canary answering only errors
+  fails on it instead of looking idle (its own histogram counts no requests);
 * p99 latency from the ``request_predict_seconds`` buckets;
 * spam rate (``spamops_predictions_total``) - canary minus stable;
 * the spam-probability distributions (``spamops_spam_probability`` buckets):
@@ -61,6 +63,8 @@ class Queries:
         'sum(increase(spamops_gateway_requests_total{{model_version="{version}",code!~"5.."}}[{window}])) / '
         'sum(increase(spamops_gateway_requests_total{{model_version="{version}"}}[{window}]))'
     )
+    # What the data plane routed to the side, answered or not: the count behind the success rate.
+    routed: str = 'sum(increase(spamops_gateway_requests_total{{model_version="{version}"}}[{window}]))'
     p99: str = (
         "histogram_quantile(0.99, sum by (le) (increase(request_predict_seconds_bucket[{window}]) * on(instance) "
         'group_left(model_version) max by (instance, model_version) (spamops_model_info{{model_version="{version}"}})))'
@@ -75,6 +79,7 @@ class Side:
 
     version: str
     requests: float = 0.0
+    routed: float | None = None  # requests the data plane sent it (a failing predictor counts none itself)
     success_rate: float | None = None
     p99_seconds: float | None = None
     instances: float = 0.0
@@ -133,6 +138,7 @@ def measure(prom: Prometheus, queries: Queries, version: str, window: str) -> Si
     fill = {"version": version, "window": window}
     side.requests = _finite(prom.scalar(queries.requests.format(**fill))) or 0.0
     side.success_rate = _finite(prom.scalar(queries.success_rate.format(**fill)))
+    side.routed = _finite(prom.scalar(queries.routed.format(**fill))) if queries.routed else None
     side.p99_seconds = _finite(prom.scalar(queries.p99.format(**fill)))
     by_label = {labels.get("label"): value for labels, value in prom.vector(queries.predictions.format(**fill))}
     side.instances = sum(by_label.values())
@@ -167,11 +173,21 @@ def compare(stable: Side, canary: Side, t: Thresholds) -> Check:
         if side.requests < t.min_requests:
             reasons.append(f"{name} {side.version} had {side.requests:.0f} requests (< {t.min_requests})")
     check = Check(verdict="inconclusive", reasons=reasons, stable=stable, canary=canary)
-    if reasons:
+    # A canary answering errors never reaches its own request histogram: judge its success rate on
+    # what the data plane routed to it, even when the predictor counted too few requests.
+    erroring = (
+        canary.success_rate is not None
+        and canary.success_rate < t.min_success_rate
+        and (canary.routed or 0) >= t.min_requests
+    )
+    if reasons and not erroring:
         return check
     failures = []
     if canary.success_rate is not None and canary.success_rate < t.min_success_rate:
         failures.append(f"canary success rate {canary.success_rate:.3f} < {t.min_success_rate}")
+    if reasons:  # the other signals need the predictor's own counts
+        check.verdict, check.reasons = "fail", failures
+        return check
     if canary.p99_seconds is not None and canary.p99_seconds > t.max_p99_seconds:
         failures.append(f"canary p99 {canary.p99_seconds:.3f}s > {t.max_p99_seconds}s")
     if canary.spam_rate is not None and stable.spam_rate is not None:

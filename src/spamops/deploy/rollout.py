@@ -245,7 +245,8 @@ class Rollouts:
                 f"{self.settings.lease_seconds}s (the lease is renewed once per check)"
             )
         weights = a.weights()
-        queries = analysis.Queries(**({"success_rate": a.success_rate_query} if a.success_rate_query else {}))
+        custom = {"success_rate": a.success_rate_query, "routed": a.routed_requests_query}
+        queries = analysis.Queries(**{k: v for k, v in custom.items() if v})
         thresholds = analysis.Thresholds(
             min_requests=a.min_requests,
             min_success_rate=a.min_success_rate,
