@@ -132,8 +132,13 @@ class Serverless:
         conditions = _conditions(isvc)
         canary_ready = None
         if canary_uri:
-            canary_ready = bool(status.get("latestReadyRevision")) and status.get("latestReadyRevision") == status.get(
-                "latestCreatedRevision"
+            # The canary's revision is one KServe has not rolled out yet: until Knative has created it, the
+            # status still shows the stable revision as latest created *and* ready - not the canary.
+            created = status.get("latestCreatedRevision")
+            canary_ready = (
+                bool(created)
+                and status.get("latestReadyRevision") == created
+                and created != status.get("latestRolledoutRevision")
             )
         return Split(
             mode=self.mode,
