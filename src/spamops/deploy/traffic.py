@@ -132,13 +132,15 @@ class Serverless:
         conditions = _conditions(isvc)
         canary_ready = None
         if canary_uri:
-            # The canary's revision is one KServe has not rolled out yet: until Knative has created it, the
-            # status still shows the stable revision as latest created *and* ready - not the canary.
+            # The canary's revision is not the one that was stable when it started: until Knative has created
+            # it, the status still shows that one as latest created *and* ready. (Not "not rolled out": KServe
+            # marks the latest revision rolled out as soon as it has 100 %, i.e. at the last step.)
             created = status.get("latestCreatedRevision")
+            stable_revision = json.loads(notes.get(STATE) or "{}").get("stable_revision")
             canary_ready = (
                 bool(created)
                 and status.get("latestReadyRevision") == created
-                and created != status.get("latestRolledoutRevision")
+                and created != (stable_revision or status.get("latestRolledoutRevision"))
             )
         return Split(
             mode=self.mode,
@@ -168,6 +170,10 @@ class Serverless:
             stable = current.stable_uri if live == uri or current.canary_uri else live
             if stable == uri:
                 raise BadInputError(f"{self.where}: {version_of(uri)} is already the stable version")
+            # Which revision serves the stable side now: the canary's is any other (see split). In place,
+            # so the caller's copy of the state carries it on.
+            status = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+            state["stable_revision"] = status.get("latestRolledoutRevision")
             return {
                 "metadata": {"annotations": annotations_patch(stable, uri, state)},
                 "spec": {
