@@ -42,6 +42,13 @@ def storage_uri(pod_spec: dict) -> str | None:
     return None
 
 
+def _env_uri(containers) -> str | None:
+    for c in containers or []:
+        if c.name == "kserve-container":
+            return next((e.value for e in c.env or [] if e.name == "STORAGE_URI"), None)
+    return None
+
+
 class DeclaredRoutes:
     """``routes()`` for the traffic driver: the cluster's declared split, as :class:`Backend` weights."""
 
@@ -125,21 +132,21 @@ class DeclaredRoutes:
         pods = self.core.list_namespaced_pod(
             self.namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items())
         ).items
+        try:  # KServe names a predictor's Deployment like its Service
+            template = self.apps.read_namespaced_deployment(service, self.namespace).spec.template.spec
+            deployed = _env_uri(template.containers)
+        except ApiException:
+            deployed = None
         ready: dict[str, int] = {}
         for pod in pods:
             conditions = {c.type: c.status for c in (pod.status.conditions or [])}
             if conditions.get("Ready") == "True" and pod.metadata.deletion_timestamp is None:
-                uri = next((e.value for c in pod.spec.containers if c.name == "kserve-container" for e in c.env or [] if e.name == "STORAGE_URI"), None)  # fmt: skip
-                ready[version_of(uri)] = ready.get(version_of(uri), 0) + 1
+                version = version_of(_env_uri(pod.spec.containers) or deployed)
+                ready[version] = ready.get(version, 0) + 1
         if ready:
             total = sum(ready.values())
             return [(v, n / total, True) for v, n in ready.items()]
-        try:
-            template = self.apps.read_namespaced_deployment(service, self.namespace).spec.template.spec
-            uri = next((e.value for c in template.containers if c.name == "kserve-container" for e in c.env or [] if e.name == "STORAGE_URI"), None)  # fmt: skip
-        except ApiException:
-            uri = None
-        return [(version_of(uri), 1.0, False)]
+        return [(version_of(deployed), 1.0, False)]
 
     # ----------------------------------------------------------- Serverless
     def _serverless(self, isvc: dict) -> list[Backend]:
