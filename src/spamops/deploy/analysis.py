@@ -59,8 +59,11 @@ class Queries:
         "sum(increase(request_predict_seconds_count[{window}]) * on(instance) group_left(model_version) "
         'max by (instance, model_version) (spamops_model_info{{model_version="{version}"}}))'
     )
+    # "or vector(0)": with every request failed the numerator has no series, and the ratio would be
+    # empty (no signal) instead of 0 - exactly when it matters most.
     success_rate: str = (
-        'sum(increase(spamops_gateway_requests_total{{model_version="{version}",code!~"5.."}}[{window}])) / '
+        '(sum(increase(spamops_gateway_requests_total{{model_version="{version}",code!~"5.."}}[{window}])) '
+        "or vector(0)) / "
         'sum(increase(spamops_gateway_requests_total{{model_version="{version}"}}[{window}]))'
     )
     # What the data plane routed to the side, answered or not: the count behind the success rate.
