@@ -119,6 +119,9 @@ def test_standard_canary_start_promote_and_abort_move_entry_and_route(rendered: 
     isvc = _get(rendered, "inferenceservice", "spam")
     (entry,) = isvc["spec"]["canary"]
     assert (entry["predictor"]["name"], entry["trafficPercent"]) == (name, 10)
+    # The canary's pods run as the stable's identity (its S3 credentials) with its security settings.
+    for key in ("serviceAccountName", "securityContext"):
+        assert entry["predictor"][key] == isvc["spec"]["predictor"][key], key
     assert _uri(entry["predictor"]) == f"{BUCKET}/spam/{newer}/"
     assert _uri(isvc["spec"]["predictor"]) == f"{BUCKET}/spam/{production}/"
     # No controller reports the canary Ready here: the route gives it no traffic yet (a gateway would 503 it).

@@ -121,6 +121,7 @@ def render_isvc(
             doc["spec"]["canary"] = [
                 {
                     "predictor": {
+                        **{k: predictor[k] for k in traffic.CANARY_POD_FIELDS if k in predictor},
                         "name": traffic.dns_name(card.version),
                         "containers": traffic.with_storage_uri(predictor, card.storage_uri, where),
                     },

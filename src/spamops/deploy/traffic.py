@@ -35,6 +35,17 @@ PREFIX = "rollout.spamops.io/"
 STABLE_URI = PREFIX + "stable-storage-uri"
 CANARY_URI = PREFIX + "canary-storage-uri"
 STATE = PREFIX + "state"  # JSON: step, weight, verdict, at - what `status` and Argo CD users read
+# What a Standard canary takes over from the stable predictor besides its containers: the identity
+# that holds the S3 credentials, the pod security settings and placement (KServe's canary entry
+# carries no autoscaling fields: its replicas follow the traffic share).
+CANARY_POD_FIELDS = (
+    "serviceAccountName",
+    "securityContext",
+    "imagePullSecrets",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+)
 
 
 def version_of(uri: str | None) -> str | None:
@@ -362,8 +373,9 @@ class Standard:
                 raise BadInputError(
                     f"{self.where}: the stable predictor is already named {name!r}; pick another version"
                 )
+            pod = {k: copy.deepcopy(predictor[k]) for k in CANARY_POD_FIELDS if k in predictor}
             entry = {
-                "predictor": {"name": name, "containers": with_storage_uri(predictor, uri, self.where)},
+                "predictor": {**pod, "name": name, "containers": with_storage_uri(predictor, uri, self.where)},
                 "trafficPercent": percent,
             }
             return {
