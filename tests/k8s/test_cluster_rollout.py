@@ -467,6 +467,7 @@ def test_blue_green_switch_and_switch_back_with_the_status_table_and_json(env: E
     assert (doc["stable_version"], doc["canary_version"], doc["canary_percent"]) == (stable, green, 100)
     assert wait_until(lambda: e.declared()["routed"].get(green) == 100, timeout=SLOW), e.declared()
     assert e.declared()["routed"].get(stable, 0) == 0
+    time.sleep(1)  # the driver's routing table refreshes twice a second
     sent = dict(e.driver.sent)
     time.sleep(3)
     assert e.driver.sent.get(green, 0) > sent.get(green, 0) and e.driver.sent.get(stable, 0) == sent.get(stable, 0)
