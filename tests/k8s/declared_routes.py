@@ -8,8 +8,9 @@ twice a second, the way a gateway follows its configuration:
 * **Standard**: the weighted ``backendRefs`` of spamops' HTTPRoute
   (``{isvc}-spamops-canary``; before any rollout, the stable predictor Service at
   100 %); each Service resolves, through its selector, to the *Ready* pods the
-  real Deployment controller and KWOK made, and their ``STORAGE_URI`` names the
-  version.  A Service with no Ready pod is a backend with no endpoint: 503.
+  real Deployment controller and KWOK made, and the ``STORAGE_URI`` of the
+  ReplicaSet each was made from names the version (KServe's pod webhook rewrites
+  the pod's own to the mount path).  A Service with no Ready pod is a backend with no endpoint: 503.
 * **Serverless**: ``status.components.predictor.traffic`` of the
   InferenceService, which the real KServe manager writes from the Knative
   Service status (written by :mod:`knative_standin`); each revision resolves to
@@ -141,12 +142,26 @@ class DeclaredRoutes:
         for pod in pods:
             conditions = {c.type: c.status for c in (pod.status.conditions or [])}
             if conditions.get("Ready") == "True" and pod.metadata.deletion_timestamp is None:
-                version = version_of(_env_uri(pod.spec.containers) or deployed)
+                # KServe's pod webhook rewrites the pod's STORAGE_URI to the mount path (/mnt/models):
+                # the version is in the template of the ReplicaSet the pod was made from.
+                version = version_of(self._replicaset_uri(pod) or deployed)
                 ready[version] = ready.get(version, 0) + 1
         if ready:
             total = sum(ready.values())
             return [(v, n / total, True) for v, n in ready.items()]
         return [(version_of(deployed), 1.0, False)]
+
+    def _replicaset_uri(self, pod) -> str | None:
+        from kubernetes.client.exceptions import ApiException
+
+        owners = [o.name for o in pod.metadata.owner_references or [] if o.kind == "ReplicaSet"]
+        if not owners:
+            return None
+        try:
+            rs = self.apps.read_namespaced_replica_set(owners[0], self.namespace)
+        except ApiException:
+            return None
+        return _env_uri(rs.spec.template.spec.containers)
 
     # ----------------------------------------------------------- Serverless
     def _serverless(self, isvc: dict) -> list[Backend]:

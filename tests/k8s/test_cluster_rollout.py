@@ -52,6 +52,7 @@ ISVC = "inferenceservices.serving.kserve.io"
 ROUTE = "httproutes.gateway.networking.k8s.io"
 INTERVAL = 8  # seconds per check (and the metrics window)
 SLOW = 120  # reconcile loops on a loaded 2-core machine
+BUCKET = "s3://spamops/models"
 ANALYSIS = {
     "interval": INTERVAL,
     "threshold": 1,
@@ -209,12 +210,15 @@ def env(request, cluster_kube: Kube, fleet, driver, prometheus, routing, tmp_pat
     ns = f"rollout-{mode}"
     kube.ensure_namespace(ns)
     kube.kubectl("create", "serviceaccount", "spamops-predictor", "-n", ns, check=False)
-    # A private copy of the trained store: the scenarios move its production pointer.
+    # A private copy of the trained store (the scenarios move its production pointer) whose cards name
+    # the versions' S3 location, as a store synced to S3 would: the chart accepts only URIs KServe's
+    # storage initializer can fetch. The predictor processes serve the same versions from local copies.
     tmp = tmp_path_factory.mktemp(f"store-{mode}")
     store = tmp / "store"
     shutil.copytree(fleet["store"], store)
     for path in store.rglob("*.json"):
-        path.write_text(path.read_text().replace(str(fleet["store"]), str(store)))
+        text = path.read_text().replace(f"file://{fleet['store']}", BUCKET)
+        path.write_text(text.replace(str(fleet["store"]), str(store)))
     config = tmp / "rollout.yaml"
     config.write_text(
         yaml.safe_dump(
