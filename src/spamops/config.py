@@ -194,8 +194,14 @@ class AnalysisConfig(_Strict):
     )
     success_rate_query: str | None = Field(
         None,
-        description="PromQL for a side's success rate (`{version}`, `{window}`); null = the predictor's own "
-        "`spamops_inference_responses_total` by code (docs/rollout.md).",
+        description="PromQL for a side's success rate (`{version}`, `{window}`); null = the data plane's "
+        "`spamops_gateway_requests_total` (docs/rollout.md).",
+    )
+
+    routed_requests_query: str | None = Field(
+        None,
+        description="PromQL for the requests the data plane routed to a side (`{version}`, `{window}`), the count "
+        "behind the success rate; null = `spamops_gateway_requests_total` (docs/rollout.md).",
     )
 
     @field_validator("step_weights")

@@ -25,7 +25,7 @@ def _check(prometheus, stable: str, canary: str):
 
 def _route(traffic, canary: str, percent: int) -> None:
     driver, split = traffic
-    driver.canary, split.percent = canary, percent
+    split.canary, split.percent = canary, percent
     driver.paused.clear()
     time.sleep(WINDOW + 2)  # one full window of the new split, plus a scrape
 
@@ -41,7 +41,7 @@ def test_a_canary_of_the_same_quality_passes(fleet, traffic, prometheus):
     assert 0 < check.canary.p99_seconds < 0.5
     assert abs(check.spam_rate_diff) < 0.1
     assert check.ks_statistic is not None and check.ks_statistic < check.ks_critical
-    assert check.queries == 10
+    assert check.queries == 12  # six per side
 
 
 def test_a_canary_that_flags_far_more_spam_fails_on_the_spam_rate(fleet, traffic, prometheus):
@@ -53,6 +53,18 @@ def test_a_canary_that_flags_far_more_spam_fails_on_the_spam_rate(fleet, traffic
     assert check.spam_rate_diff > 0.1
     assert any("spam-rate difference" in r for r in check.reasons)
     assert "spam rate" in check.summary() and "requests" in check.summary()
+
+
+def test_a_canary_that_answers_errors_fails_on_the_success_rate(fleet, traffic, prometheus):
+    """Its predictor refuses the damaged artifact: 503 for every request, none in its own histogram."""
+    _route(traffic, fleet["broken"], 50)
+
+    check = _check(prometheus, fleet["stable"], fleet["broken"])
+
+    assert check.verdict == "fail", check.summary()
+    assert check.canary.success_rate == 0.0 and check.canary.routed >= 20
+    assert check.canary.requests < 20  # the predictor itself counted none: not "inconclusive" for that
+    assert "canary success rate 0.000 < 0.99" in check.reasons
 
 
 def test_no_traffic_is_inconclusive_never_a_pass(fleet, traffic, prometheus):
@@ -77,3 +89,25 @@ def test_an_unreachable_prometheus_is_inconclusive_with_a_clear_reason(fleet):
     assert check.reasons == [
         f"Prometheus {url} is unreachable ([Errno 111] Connection refused); check --prometheus / rollout.prometheus_url"
     ]
+
+
+def test_at_100_percent_the_stable_side_is_the_one_the_previous_check_measured(fleet, traffic, prometheus):
+    """The last step sends the stable side nothing: its spam rate and distribution come from the step before."""
+    _route(traffic, fleet["same"], 50)
+    before = _check(prometheus, fleet["stable"], fleet["same"])
+    assert before.verdict == "pass", before.summary()
+    _route(traffic, fleet["same"], 100)
+
+    alone = _check(prometheus, fleet["stable"], fleet["same"])
+    check = run_check(
+        Prometheus(prometheus.url), Queries(), Thresholds(), fleet["stable"], fleet["same"], f"{WINDOW}s",
+        reference=before.stable,
+    )  # fmt: skip
+
+    assert alone.verdict == "inconclusive" and any(
+        f"stable {fleet['stable']} had 0 requests" in r for r in alone.reasons
+    )
+    assert check.verdict == "pass", check.summary()
+    assert check.stable_reference and check.stable is before.stable
+    assert check.canary.requests >= 20 and abs(check.spam_rate_diff) < 0.1
+    assert "(stable as measured at the previous step)" in check.summary()

@@ -7,7 +7,9 @@ process serves one version).  Signals per side over the last ``interval``:
 
 * request count (minimum per side, else the check is *inconclusive*, never a pass -
   Flagger counts "no data" as a failure, which aborts idle canaries at night);
-* success rate (the data plane's request counter, a PromQL template in config);
+* success rate (the data plane's request counter, a PromQL template in config) - judged
+  on the data plane's count of routed requests, so a canary answering only errors
+  fails on it instead of looking idle (its own histogram counts no requests);
 * p99 latency from the ``request_predict_seconds`` buckets;
 * spam rate (``spamops_predictions_total``) - canary minus stable;
 * the spam-probability distributions (``spamops_spam_probability`` buckets):
@@ -19,6 +21,12 @@ process serves one version).  Signals per side over the last ``interval``:
   effect size worth stopping for - below it, large volumes would abort on
   differences no user notices).  Binning into 0.05-wide buckets can only lower
   *D*, so the test stays conservative.
+
+At the last step (canary at 100 %) the stable side gets no requests, so its
+comparative signals (spam rate, distribution) come from the *reference*: the
+stable side as measured at the previous check, carried in the rollout state.
+Without it a 100 % step could never pass - it would be inconclusive until the
+limit aborted a healthy canary.
 """
 
 from __future__ import annotations
@@ -51,12 +59,15 @@ class Queries:
         "sum(increase(request_predict_seconds_count[{window}]) * on(instance) group_left(model_version) "
         'max by (instance, model_version) (spamops_model_info{{model_version="{version}"}}))'
     )
+    # "or vector(0)": with every request failed the numerator has no series, and the ratio would be
+    # empty (no signal) instead of 0 - exactly when it matters most.
     success_rate: str = (
-        'sum(increase(spamops_inference_responses_total{{code!~"5.."}}[{window}]) * on(instance) '
-        'group_left(model_version) max by (instance, model_version) (spamops_model_info{{model_version="{version}"}})) / '
-        "sum(increase(spamops_inference_responses_total[{window}]) * on(instance) "
-        'group_left(model_version) max by (instance, model_version) (spamops_model_info{{model_version="{version}"}}))'
+        '(sum(increase(spamops_gateway_requests_total{{model_version="{version}",code!~"5.."}}[{window}])) '
+        "or vector(0)) / "
+        'sum(increase(spamops_gateway_requests_total{{model_version="{version}"}}[{window}]))'
     )
+    # What the data plane routed to the side, answered or not: the count behind the success rate.
+    routed: str = 'sum(increase(spamops_gateway_requests_total{{model_version="{version}"}}[{window}]))'
     p99: str = (
         "histogram_quantile(0.99, sum by (le) (increase(request_predict_seconds_bucket[{window}]) * on(instance) "
         'group_left(model_version) max by (instance, model_version) (spamops_model_info{{model_version="{version}"}})))'
@@ -71,6 +82,7 @@ class Side:
 
     version: str
     requests: float = 0.0
+    routed: float | None = None  # requests the data plane sent it (a failing predictor counts none itself)
     success_rate: float | None = None
     p99_seconds: float | None = None
     instances: float = 0.0
@@ -91,6 +103,7 @@ class Check:
     ks_critical: float | None = None
     seconds: float = 0.0
     queries: int = 0
+    stable_reference: bool = False  # the stable side is the previous check's (the canary takes all traffic)
 
     def summary(self) -> str:
         parts = []
@@ -106,6 +119,8 @@ class Check:
             if self.ks_statistic is not None:
                 parts.append(f"KS D {self.ks_statistic:.3f} (critical {self.ks_critical:.3f})")
         text = " (canary/stable) ".join([", ".join(parts)]) if parts else ""
+        if text and self.stable_reference:
+            text += " (stable as measured at the previous step)"
         return "; ".join(x for x in [text, *self.reasons] if x)
 
     def to_json(self) -> dict:
@@ -126,6 +141,7 @@ def measure(prom: Prometheus, queries: Queries, version: str, window: str) -> Si
     fill = {"version": version, "window": window}
     side.requests = _finite(prom.scalar(queries.requests.format(**fill))) or 0.0
     side.success_rate = _finite(prom.scalar(queries.success_rate.format(**fill)))
+    side.routed = _finite(prom.scalar(queries.routed.format(**fill))) if queries.routed else None
     side.p99_seconds = _finite(prom.scalar(queries.p99.format(**fill)))
     by_label = {labels.get("label"): value for labels, value in prom.vector(queries.predictions.format(**fill))}
     side.instances = sum(by_label.values())
@@ -160,11 +176,21 @@ def compare(stable: Side, canary: Side, t: Thresholds) -> Check:
         if side.requests < t.min_requests:
             reasons.append(f"{name} {side.version} had {side.requests:.0f} requests (< {t.min_requests})")
     check = Check(verdict="inconclusive", reasons=reasons, stable=stable, canary=canary)
-    if reasons:
+    # A canary answering errors never reaches its own request histogram: judge its success rate on
+    # what the data plane routed to it, even when the predictor counted too few requests.
+    erroring = (
+        canary.success_rate is not None
+        and canary.success_rate < t.min_success_rate
+        and (canary.routed or 0) >= t.min_requests
+    )
+    if reasons and not erroring:
         return check
     failures = []
     if canary.success_rate is not None and canary.success_rate < t.min_success_rate:
         failures.append(f"canary success rate {canary.success_rate:.3f} < {t.min_success_rate}")
+    if reasons:  # the other signals need the predictor's own counts
+        check.verdict, check.reasons = "fail", failures
+        return check
     if canary.p99_seconds is not None and canary.p99_seconds > t.max_p99_seconds:
         failures.append(f"canary p99 {canary.p99_seconds:.3f}s > {t.max_p99_seconds}s")
     if canary.spam_rate is not None and stable.spam_rate is not None:
@@ -184,12 +210,39 @@ def compare(stable: Side, canary: Side, t: Thresholds) -> Check:
     return check
 
 
-def run_check(prom: Prometheus, queries: Queries, t: Thresholds, stable: str, canary: str, window: str) -> Check:
-    """Measure both sides and compare; Prometheus failing makes the check inconclusive, never a pass."""
+def side_to_json(side: Side) -> dict:
+    """A side as plain JSON (the rollout state annotation): the +Inf bucket bound as Prometheus writes it."""
+    doc = asdict(side)
+    doc["cdf"] = [["+Inf" if math.isinf(le) else le, count] for le, count in side.cdf]
+    return doc
+
+
+def side_from_json(doc: dict) -> Side:
+    cdf = [(math.inf if le == "+Inf" else float(le), float(count)) for le, count in doc.get("cdf", [])]
+    return Side(**{**doc, "cdf": cdf})
+
+
+def run_check(
+    prom: Prometheus,
+    queries: Queries,
+    t: Thresholds,
+    stable: str,
+    canary: str,
+    window: str,
+    *,
+    reference: Side | None = None,
+) -> Check:
+    """Measure both sides and compare; Prometheus failing makes the check inconclusive, never a pass.
+
+    ``reference``: the stable side of an earlier check, compared against when the
+    stable side had too few requests this window because the canary takes all traffic.
+    """
     started, before = time.perf_counter(), prom.queries
     try:
         s, c = measure(prom, queries, stable, window), measure(prom, queries, canary, window)
-        check = compare(s, c, t)
+        substitute = reference is not None and reference.version == stable and s.requests < t.min_requests
+        check = compare(reference if substitute else s, c, t)
+        check.stable_reference = substitute
     except PrometheusError as exc:
         check = Check(verdict="inconclusive", reasons=[str(exc)])
     check.seconds = time.perf_counter() - started

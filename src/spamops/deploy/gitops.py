@@ -98,6 +98,9 @@ class GitOpsBackend:
     def split(self, isvc: dict) -> traffic.Split:
         return self.inner.split(isvc)
 
+    def follow(self, isvc: dict) -> bool:
+        return self.inner.follow(isvc)
+
     def _annotate(self, notes: dict) -> None:
         self.cluster.update(lambda _: {"metadata": {"annotations": notes}}, "recorded the rollout state")
 

@@ -114,13 +114,12 @@ def render_isvc(
     base = stable if (mode == "standard" and canary is not None) else card
     if shadow is not None and shadow.version == base.version:
         raise BadInputError(f"--shadow {shadow.version}: that version is the one serving; shadow another one")
-    doc = helm_template(
-        chart_values(
-            base.storage_uri, canary if mode == "serverless" else None, shadow.storage_uri if shadow else None
-        ),
-        chart=chart,
-        namespace=namespace,
+    values = chart_values(
+        base.storage_uri, canary if mode == "serverless" else None, shadow.storage_uri if shadow else None
     )
+    # The chart places objects in .Values.namespace.name, not helm's -n: without this, --namespace was ignored.
+    values["namespace"] = {"name": namespace}
+    doc = helm_template(values, chart=chart, namespace=namespace)
     md = doc["metadata"]
     md.setdefault("annotations", {})[traffic.MODE_ANNOTATION] = "Standard" if mode == "standard" else "Serverless"
     md.setdefault("labels", {})[VERSION_LABEL] = base.version
@@ -136,6 +135,7 @@ def render_isvc(
             doc["spec"]["canary"] = [
                 {
                     "predictor": {
+                        **{k: predictor[k] for k in traffic.CANARY_POD_FIELDS if k in predictor},
                         "name": traffic.dns_name(card.version),
                         "containers": traffic.with_storage_uri(predictor, card.storage_uri, where),
                     },

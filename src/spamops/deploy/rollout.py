@@ -9,6 +9,7 @@ and an append-only entry in the store next to the version (:mod:`record`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -137,13 +138,13 @@ class Rollouts:
         return {**state, **changes, "seq": int(state.get("seq", 0)) + 1, "at": _now()}
 
     # -- operations -------------------------------------------------------
-    def start(self, card: Deployable, percent: int) -> traffic.Split:
-        """Route ``percent`` to ``card``'s version as a canary."""
+    def start(self, card: Deployable, percent: int, *, held: Lease | None = None) -> traffic.Split:
+        """Route ``percent`` to ``card``'s version as a canary (under ``held``, the caller's lease, if given)."""
         if not 0 <= percent <= 100:
             raise BadInputError(f"--percent {percent}: must be between 0 and 100")
         before = self.split()
         state = {**_first_state(card, before, percent, "started"), "gate": _gate_line(card)}
-        with self.lease():
+        with contextlib.nullcontext(held) if held else self.lease():
             split = self.backend().start(card.storage_uri, percent, state)
             self._record("started", split, state, f"canary started (stable {before.stable_version})")
         return split
@@ -211,7 +212,7 @@ class Rollouts:
                 split = self.split()
             state = self._next(state, weight=100, verdict="switched")
             split = self.backend().set_weight(100, state)
-            self._record("switched", split, state, f"all traffic to {card['version']}; previous revision kept")
+            self._record("switched", split, state, f"all traffic to {card.version}; previous revision kept")
             return split
 
     def switch_back(self) -> traffic.Split:
@@ -322,7 +323,8 @@ class Rollouts:
                 f"{self.settings.lease_seconds}s (the lease is renewed once per check)"
             )
         weights = a.weights()
-        queries = analysis.Queries(**({"success_rate": a.success_rate_query} if a.success_rate_query else {}))
+        custom = {"success_rate": a.success_rate_query, "routed": a.routed_requests_query}
+        queries = analysis.Queries(**{k: v for k, v in custom.items() if v})
         thresholds = analysis.Thresholds(
             min_requests=a.min_requests,
             min_success_rate=a.min_success_rate,
@@ -351,12 +353,10 @@ class Rollouts:
                     lease.acquire()
                     if not passed:
                         return "aborted"
-                lease.release()
-                split = self.start(card, weights[0])
-                lease.acquire()
+                split = self.start(card, weights[0], held=lease)  # no gap for a second rollout to slip in
             elif card is not None and split.canary_version != card.version:
                 raise BadInputError(
-                    f"{self.cluster.target.where}: a canary of {split.canary_version} is in progress, not {card['version']}; "
+                    f"{self.cluster.target.where}: a canary of {split.canary_version} is in progress, not {card.version}; "
                     "promote or abort it first"
                 )
             while True:
@@ -391,8 +391,22 @@ class Rollouts:
                 f"waiting for the canary to become Ready ({waited:.0f}s of {a.progress_deadline:.0f}s)",
             )
             return "waiting"
-        check = analysis.run_check(prom, queries, thresholds, split.stable_version, split.canary_version, window)
+        if self.backend().follow(self.cluster.read_isvc()):
+            # Standard mode: the canary just got its share of the route; the window so far saw none of it.
+            state = self._next(state, verdict="waiting")
+            self.cluster.update(
+                lambda _: {"metadata": {"annotations": {traffic.STATE: _dumps(state)}}}, "recorded the verdict"
+            )
+            self._record("held", split, state, f"canary Ready: routing {split.canary_percent}% to it from now")
+            return "waiting"
         weight = int(split.canary_percent or 0)
+        # At 100 % the stable side gets no requests: compare against it as the previous check measured it.
+        reference = analysis.side_from_json(state["reference"]) if weight >= 100 and state.get("reference") else None
+        check = analysis.run_check(
+            prom, queries, thresholds, split.stable_version, split.canary_version, window, reference=reference
+        )
+        if check.stable is not None and not check.stable_reference and check.stable.requests >= a.min_requests:
+            state = {**state, "reference": analysis.side_to_json(check.stable)}
         summary = check.summary()
         if check.verdict == "pass":
             state = {**state, "failed": 0, "inconclusive": 0}

@@ -7,7 +7,8 @@ remembers its storage URI in an annotation.  Promote = drop the field, abort = 0
 *Standard* (RawDeployment): a ``spec.canary[]`` entry named after the version
 (KServe >= 0.20 creates ``{isvc}-{name}-predictor``).  Released KServe does not
 route by it, so spamops owns a Gateway API HTTPRoute with weighted backendRefs
-to the stable and canary predictor Services - the design KServe's main branch
+to the stable and canary predictor Services (the canary's share only once
+KServe reports it Ready, as Knative does for a revision) - the design KServe's main branch
 adopts (``rollout.standard_route: false`` turns ours off once KServe routes).
 Promote = the stable predictor takes the canary's spec and name (same
 Deployment, no restart) and the entry goes; abort = the route first (traffic
@@ -34,6 +35,17 @@ PREFIX = "rollout.spamops.io/"
 STABLE_URI = PREFIX + "stable-storage-uri"
 CANARY_URI = PREFIX + "canary-storage-uri"
 STATE = PREFIX + "state"  # JSON: step, weight, verdict, at - what `status` and Argo CD users read
+# What a Standard canary takes over from the stable predictor besides its containers: the identity
+# that holds the S3 credentials, the pod security settings and placement (KServe's canary entry
+# carries no autoscaling fields: its replicas follow the traffic share).
+CANARY_POD_FIELDS = (
+    "serviceAccountName",
+    "securityContext",
+    "imagePullSecrets",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+)
 
 
 def version_of(uri: str | None) -> str | None:
@@ -159,8 +171,15 @@ class Serverless:
                 routed = int(entry.get("percent") or 0)
         canary_ready = None
         if canary_uri:
-            canary_ready = bool(status.get("latestReadyRevision")) and status.get("latestReadyRevision") == status.get(
-                "latestCreatedRevision"
+            # The canary's revision is not the one that was stable when it started: until Knative has created
+            # it, the status still shows that one as latest created *and* ready. (Not "not rolled out": KServe
+            # marks the latest revision rolled out as soon as it has 100 %, i.e. at the last step.)
+            created = status.get("latestCreatedRevision")
+            stable_revision = json.loads(notes.get(STATE) or "{}").get("stable_revision")
+            canary_ready = (
+                bool(created)
+                and status.get("latestReadyRevision") == created
+                and created != (stable_revision or status.get("latestRolledoutRevision"))
             )
         return Split.of(
             isvc,
@@ -185,6 +204,10 @@ class Serverless:
             stable = current.stable_uri if live == uri or current.canary_uri else live
             if stable == uri:
                 raise BadInputError(f"{self.where}: {version_of(uri)} is already the stable version")
+            # Which revision serves the stable side now: the canary's is any other (see split). In place,
+            # so the caller's copy of the state carries it on.
+            status = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+            state["stable_revision"] = status.get("latestRolledoutRevision")
             return {
                 "metadata": {"annotations": annotations_patch(stable, uri, state)},
                 "spec": {
@@ -219,6 +242,10 @@ class Serverless:
             }
 
         return self.split(self.cluster.update(change, "promoted the canary"))
+
+    def follow(self, isvc: dict) -> bool:
+        """Knative routes a revision only once it is Ready: nothing to catch up on."""
+        return False
 
     def abort(self, state: dict) -> Split:
         """All traffic to the previous revision; the canary's spec stays (KServe's documented rollback)."""
@@ -318,6 +345,26 @@ class Standard:
             self.route(spec["predictor"].get("name"), canaries[0]["predictor"]["name"] if canaries else None, percent)
         )
 
+    def _routable(self, isvc: dict, percent: int) -> int:
+        """The canary's share in the route: its weight once KServe reports it Ready, 0 before.
+
+        A gateway answers 503 for a backend Service without ready endpoints, so
+        routing the declared share at once would fail that share of requests (and
+        the canary's success rate) until its pods are up.  Knative does the same
+        for a revision that is not Ready.  :meth:`follow` routes it later.
+        """
+        return percent if self.split(isvc).canary_ready else 0
+
+    def follow(self, isvc: dict) -> bool:
+        """Give a canary that became Ready its declared share in the route; True if the route changed."""
+        split = self.split(isvc)
+        if not self.route_enabled or split.canary_uri is None or not split.canary_ready:
+            return False
+        if split.routed_canary_percent == split.canary_percent:
+            return False
+        self._set_route(isvc, int(split.canary_percent or 0))
+        return True
+
     def _checked(self, isvc: dict) -> dict:
         if not isvc["spec"].get("canary"):
             raise BadInputError(
@@ -343,8 +390,9 @@ class Standard:
                 raise BadInputError(
                     f"{self.where}: the stable predictor is already named {name!r}; pick another version"
                 )
+            pod = {k: copy.deepcopy(predictor[k]) for k in CANARY_POD_FIELDS if k in predictor}
             entry = {
-                "predictor": {"name": name, "containers": with_storage_uri(predictor, uri, self.where)},
+                "predictor": {**pod, "name": name, "containers": with_storage_uri(predictor, uri, self.where)},
                 "trafficPercent": percent,
             }
             return {
@@ -353,7 +401,7 @@ class Standard:
             }
 
         isvc = self._checked(self.cluster.update(change, "started the canary"))
-        self._set_route(isvc, percent)
+        self._set_route(isvc, self._routable(isvc, percent))
         return self.split(isvc)
 
     def set_weight(self, percent: int, state: dict) -> Split:
@@ -368,7 +416,7 @@ class Standard:
             }
 
         isvc = self.cluster.update(change, f"set the canary to {percent}%")
-        self._set_route(isvc, percent)
+        self._set_route(isvc, self._routable(isvc, percent))
         return self.split(isvc)
 
     def promote(self, state: dict) -> Split:

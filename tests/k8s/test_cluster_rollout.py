@@ -1,0 +1,497 @@
+"""The rollout acceptance scenarios on the test cluster, in both KServe modes, through the CLI.
+
+Real parts: the test cluster (kube-apiserver, kube-controller-manager,
+kube-scheduler, KWOK nodes, the KServe v0.20.0 manager and its webhooks), three
+versions trained here on the shared real data, one real predictor process per
+version, real Prometheus scraping them every second, and ``spamops rollout``
+run as a user runs it.  Stand-ins, for the two parts that cannot run here:
+
+* the **data plane** - the traffic driver (tests/deploy/deployhelpers.py) sends
+  requests to the predictor processes in the proportion the cluster declares,
+  read by :mod:`declared_routes` (HTTPRoute weights and Ready pods in Standard
+  mode, KServe's ``status.components.predictor.traffic`` in Serverless mode);
+* **Knative's controllers** (:mod:`knative_standin`) - write the Knative
+  Service status KServe turns into the InferenceService's status (Serverless).
+
+Each mode gets its own namespace, store copy and InferenceService (rendered by
+``spamops render isvc``); the scenarios run in order on it, each starting from
+the stable version the previous one left.  Intervals are seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from declared_routes import DeclaredRoutes, version_of
+from deployhelpers import TrafficDriver, start_predictors, train_fleet
+from k8shelpers import REPO, Kube, wait_until
+from knative_standin import KnativeStandIn
+
+from spamops.cli import main
+from spamops.deploy.traffic import dns_name
+from spamops.registry.store import open_store
+from spamops.registry.versions import Registry
+from spamops_dev.ports import free_port
+from spamops_dev.prometheus import Prometheus
+
+pytestmark = [pytest.mark.realdata, pytest.mark.monitoring]
+
+ISVC = "inferenceservices.serving.kserve.io"
+ROUTE = "httproutes.gateway.networking.k8s.io"
+INTERVAL = 8  # seconds per check (and the metrics window)
+SLOW = 120  # reconcile loops on a loaded 2-core machine
+BUCKET = "s3://spamops/models"
+ANALYSIS = {
+    "interval": INTERVAL,
+    "threshold": 1,
+    "inconclusive_limit": 2,
+    "progress_deadline": 90,
+    "min_requests": 20,
+    "max_p99_seconds": 2.0,  # the machine is shared with compilers: p99 is not what these scenarios test
+}
+
+
+# ------------------------------------------------------------------ session parts
+@pytest.fixture(scope="module")
+def fleet(real_data: Path, tmp_path_factory) -> dict:
+    return train_fleet(real_data, tmp_path_factory.mktemp("cluster-fleet"))
+
+
+@pytest.fixture(scope="module")
+def predictors(fleet, tmp_path_factory):
+    started = start_predictors(fleet, tmp_path_factory.mktemp("cluster-predictors"))
+    yield started
+    for server in started.values():
+        server.stop()
+
+
+class Routing:
+    """The driver's routes: whichever mode's :class:`DeclaredRoutes` is in force."""
+
+    def __init__(self) -> None:
+        self.reader: DeclaredRoutes | None = None
+
+    def routes(self):
+        return self.reader.routes() if self.reader else []
+
+
+@pytest.fixture(scope="module")
+def routing() -> Routing:
+    return Routing()
+
+
+@pytest.fixture(scope="module")
+def driver(fleet, predictors, routing):
+    d = TrafficDriver({v: p.url for v, p in predictors.items()}, routing.routes, fleet["instances"], rate=50.0)
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(predictors, driver, tmp_path_factory):
+    targets = [p.url.removeprefix("http://") for p in predictors.values()] + [driver.target]
+    server = Prometheus(tmp_path_factory.mktemp("cluster-prometheus"), targets).start()
+    server.wait_for_targets_up(len(targets))
+    yield server
+    server.stop()
+
+
+# --------------------------------------------------------------------- per mode
+@dataclass
+class Env:
+    """One mode's InferenceService and what the scenarios need to drive and observe it."""
+
+    mode: str
+    namespace: str
+    kube: Kube
+    store: str
+    config: Path
+    fleet: dict
+    driver: TrafficDriver
+    routes: DeclaredRoutes
+    knative: KnativeStandIn | None = None
+    sent_before: dict = field(default_factory=dict)
+
+    @property
+    def args(self) -> tuple:
+        return ("--config", self.config, "--kubeconfig", self.kube.kubeconfig)
+
+    def isvc(self) -> dict:
+        out = self.kube.kubectl("get", ISVC, "spam", "-n", self.namespace, "-o", "json").stdout
+        return json.loads(out)
+
+    def route(self) -> dict | None:
+        res = self.kube.kubectl("get", ROUTE, "spam-spamops-canary", "-n", self.namespace, "-o", "json", check=False)
+        return json.loads(res.stdout) if res.returncode == 0 else None
+
+    def declared(self) -> dict:
+        """The spec's canary share and the routed weights by version (HTTPRoute / KServe traffic status)."""
+        isvc = self.isvc()
+        if self.mode == "standard":
+            (entry,) = isvc["spec"].get("canary") or [None]
+            spec = entry["trafficPercent"] if entry else None
+            route = self.route()
+            names = {f"spam-{e['predictor']['name']}-predictor": _uri(e["predictor"]) for e in isvc["spec"].get("canary") or []}  # fmt: skip
+            name = isvc["spec"]["predictor"].get("name")
+            names[f"spam-{name}-predictor" if name else "spam-predictor"] = _uri(isvc["spec"]["predictor"])
+            routed = {}
+            for rule in (route or {}).get("spec", {}).get("rules", []):
+                for b in rule["backendRefs"]:
+                    routed[version_of(names.get(b["name"]))] = b["weight"]
+            return {"canary_percent": spec, "routed": routed}
+        predictor = isvc["spec"]["predictor"]
+        traffic = ((isvc.get("status") or {}).get("components") or {}).get("predictor", {}).get("traffic") or []
+        routed = {}
+        for t in traffic:
+            template = self.knative.template("spam-predictor", self.namespace, t["revisionName"])
+            routed[version_of(_uri((template or {}).get("spec") or {}))] = t["percent"]
+        return {"canary_percent": predictor.get("canaryTrafficPercent"), "routed": routed}
+
+    def events(self) -> list[tuple[str, str]]:
+        out = self.kube.kubectl(
+            "get", "events", "-n", self.namespace, "--field-selector", "involvedObject.name=spam", "-o", "json"
+        ).stdout  # fmt: skip
+        items = sorted(json.loads(out)["items"], key=lambda e: e["metadata"]["name"])  # named by time
+        return [(e["reason"], e["message"]) for e in items if e["source"].get("component") == "spamops-rollout"]
+
+    def records(self, version: str) -> list[list[dict]]:
+        """The store's rollout records of ``version``: one list of entries per rollout, oldest first."""
+        reg = Registry(open_store(self.store), "spam")
+        groups: dict[str, list[dict]] = {}
+        for key in sorted(reg.store.list(f"spam/{version}/rollouts/")):
+            entry = json.loads(reg.store.get(key).data)
+            groups.setdefault(entry["rollout_id"], []).append(entry)
+        return list(groups.values())
+
+    def production(self):
+        return Registry(open_store(self.store), "spam").production()
+
+    def stable(self) -> str:
+        return version_of(_uri(self.isvc()["spec"]["predictor"])) if self.mode == "standard" else self._kn_stable()
+
+    def _kn_stable(self) -> str:
+        notes = self.isvc()["metadata"].get("annotations") or {}
+        if self.isvc()["spec"]["predictor"].get("canaryTrafficPercent") is None:
+            return version_of(_uri(self.isvc()["spec"]["predictor"]))
+        return version_of(notes.get("rollout.spamops.io/stable-storage-uri"))
+
+
+def _uri(predictor: dict) -> str | None:
+    for c in predictor.get("containers") or []:
+        if c.get("name") == "kserve-container":
+            return {e["name"]: e.get("value") for e in c.get("env") or []}.get("STORAGE_URI")
+    return None
+
+
+def _run(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module", params=["standard", "serverless"])
+def env(request, cluster_kube: Kube, fleet, driver, prometheus, routing, tmp_path_factory):
+    mode = request.param
+    kube = cluster_kube
+    ns = f"rollout-{mode}"
+    kube.ensure_namespace(ns)
+    kube.kubectl("create", "serviceaccount", "spamops-predictor", "-n", ns, check=False)
+    # A private copy of the trained store (the scenarios move its production pointer) whose cards name
+    # the versions' S3 location, as a store synced to S3 would: the chart accepts only URIs KServe's
+    # storage initializer can fetch. The predictor processes serve the same versions from local copies.
+    tmp = tmp_path_factory.mktemp(f"store-{mode}")
+    store = tmp / "store"
+    shutil.copytree(fleet["store"], store)
+    for path in store.rglob("*.json"):
+        text = path.read_text().replace(f"file://{fleet['store']}", BUCKET)
+        path.write_text(text.replace(str(fleet["store"]), str(store)))
+    config = tmp / "rollout.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "store": str(store),
+                "rollout": {
+                    "namespace": ns,
+                    "inference_service": "spam",
+                    "prometheus_url": prometheus.url,
+                    "lease_seconds": 20,
+                    "analysis": ANALYSIS,
+                },
+            }
+        )
+    )
+    code, rendered, err = _run("render", "isvc", "--config", config, "--mode", mode, "--namespace", ns)
+    assert code == 0, err
+    kube.kubectl("apply", "--server-side", "--field-manager=spamops-tests", "-f", "-", input=rendered)
+    knative = KnativeStandIn(kube) if mode == "serverless" else None
+    stop_knative = knative.run("spam-predictor", ns) if knative else None
+    routes = DeclaredRoutes(kube.kubeconfig, ns, knative=knative).start()
+    routing.reader = routes
+    e = Env(mode, ns, kube, str(store), config, fleet, driver, routes, knative)
+    ready = wait_until(lambda: _ready(e), timeout=SLOW)
+    assert ready, json.dumps(e.isvc().get("status"), indent=1)
+    assert wait_until(lambda: [b.version for b in routes.refresh() if b.ready] == [fleet["stable"]], timeout=SLOW), (
+        routes.current,
+        routes.error,
+    )
+    yield e
+    routing.reader = None
+    routes.stop()
+    if stop_knative:
+        stop_knative.set()
+    kube.kubectl("delete", ISVC, "spam", "-n", ns, "--wait=true", "--timeout=120s", check=False, timeout=150)
+    kube.kubectl("delete", f"{ROUTE},leases.coordination.k8s.io,events", "--all", "-n", ns, check=False)
+
+
+def _conditions(e: Env) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in (e.isvc().get("status") or {}).get("conditions", [])}
+
+
+def _ready(e: Env) -> bool:
+    """KServe's verdict on the predictor (Serverless: from the Knative status the stand-in writes)."""
+    return _conditions(e).get("Ready" if e.mode == "standard" else "PredictorReady") == "True"
+
+
+class AutoRun:
+    """``spamops rollout auto`` in its own process (as a CI job runs it), with what the cluster declared meanwhile."""
+
+    def __init__(self, e: Env, *args: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        cmd = [sys.executable, "-m", "spamops", "rollout", "auto", *map(str, args), *map(str, e.args), "-o", "json"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.env, self.seen = e, []
+        self._watch = threading.Thread(target=self._observe, daemon=True)
+        self._watch.start()
+
+    def _observe(self) -> None:
+        while self.proc.poll() is None:
+            try:
+                now = self.env.declared()
+            except AssertionError:
+                now = None
+            if now and (not self.seen or self.seen[-1] != now):
+                self.seen.append(now)
+            time.sleep(0.5)
+
+    def wait(self, timeout: float = 300) -> tuple[int, list[dict], str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        self._watch.join(timeout=5)
+        return self.proc.returncode, [json.loads(line) for line in out.splitlines() if line.strip()], err
+
+
+def _canary_weights(seen: list[dict]) -> list[int]:
+    """The distinct canary shares the spec declared, in order."""
+    out: list[int] = []
+    for s in seen:
+        if s["canary_percent"] is not None and (not out or out[-1] != s["canary_percent"]):
+            out.append(s["canary_percent"])
+    return out
+
+
+def _new_events(e: Env, before: int) -> list[tuple[str, str]]:
+    return e.events()[before:]
+
+
+# ------------------------------------------------------------------ scenarios
+def test_a_healthy_canary_advances_10_25_50_100_and_is_promoted(env: Env):
+    e, f = env, env.fleet
+    assert e.stable() == f["stable"]
+    # The pipeline's promotion. This seed misses the gate's margin by a hair (same data, same quality):
+    # forced, with the reason recorded - the traffic is what this scenario is about.
+    code, _, err = _run("promote", f["same"], "--force", "--reason", "same data, another seed", "--config", e.config)  # fmt: skip
+    assert code == 0, err
+    before = len(e.events())
+
+    run = AutoRun(e, f["same"])
+    code, events, err = run.wait()
+
+    assert code == 0, err
+    assert _canary_weights(run.seen)[:4] == [10, 25, 50, 100], run.seen
+    # Each declared step was routed as declared: HTTPRoute weights (Standard) / KServe's traffic status (Serverless).
+    routed = {s["canary_percent"]: s["routed"] for s in run.seen if s["routed"].get(f["same"]) == s["canary_percent"]}
+    for weight in (10, 25, 50):
+        assert routed.get(weight) == {f["stable"]: 100 - weight, f["same"]: weight}, run.seen
+    reasons = [ev["event"] for ev in events]
+    assert reasons[0] == "CanaryStarted" and reasons[-1] == "CanaryPromoted", reasons
+    advanced = [ev["message"] for ev in events if ev["event"] == "CanaryAdvanced"]
+    assert [m.split(": ", 1)[1].split(":")[0] for m in advanced] == ["10% -> 25%", "25% -> 50%", "50% -> 100%"]
+    assert "all checks passed at 100%" in events[-1]["message"]
+    assert "(stable as measured at the previous step)" in events[-1]["message"]
+    assert [r for r, _ in _new_events(e, before)] == reasons  # the same decisions as Kubernetes Events
+    # The promoted spec: the canary is the stable predictor now, all traffic on it.
+    isvc = e.isvc()
+    assert version_of(_uri(isvc["spec"]["predictor"])) == f["same"]
+    if e.mode == "standard":
+        assert "canary" not in isvc["spec"] and isvc["spec"]["predictor"]["name"] == dns_name(f["same"])
+        assert e.declared()["routed"] == {f["same"]: 100}
+    else:
+        assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
+        assert wait_until(lambda: e.declared()["routed"] == {f["same"]: 100}, timeout=SLOW), e.declared()
+    state = json.loads(isvc["metadata"]["annotations"]["rollout.spamops.io/state"])
+    assert (state["verdict"], state["weight"]) == ("promoted", 100)
+    (record,) = e.records(f["same"])
+    assert [r["action"] for r in record] == reasons_to_actions(reasons)
+    assert record[-1]["check"]["verdict"] == "pass" and record[-1]["stable_version"] == f["stable"]
+    assert e.production().version == f["same"]
+
+
+def reasons_to_actions(reasons: list[str]) -> list[str]:
+    return [{"CanaryStarted": "started", "CanaryAdvanced": "advanced", "CanaryHeld": "held",
+             "CanaryPromoted": "promoted", "CanaryAborted": "aborted"}[r] for r in reasons]  # fmt: skip
+
+
+def test_a_canary_that_flags_far_more_spam_is_aborted_at_the_first_step_and_production_goes_back(env: Env):
+    e, f = env, env.fleet
+    stable = e.stable()
+    assert stable == f["same"]
+    code, _, err = _run("promote", f["spammy"], "--force", "--reason", "noisy labels, forced for the test", "--config", e.config)  # fmt: skip
+    assert code == 0, err
+    assert e.production().version == f["spammy"]
+    before = len(e.events())
+
+    run = AutoRun(e, f["spammy"])
+    code, events, err = run.wait()
+
+    assert code == 1, err
+    assert _canary_weights(run.seen) in ([10], [10, 0]), run.seen  # never advanced
+    assert "CanaryAdvanced" not in [ev["event"] for ev in events]
+    aborted = events[-1]
+    assert aborted["event"] == "CanaryAborted", events
+    assert "failed check 1/1" in aborted["message"] and "spam-rate difference +" in aborted["message"]
+    assert f"production pointer back to {stable}" in aborted["message"]
+    ((reason, message),) = [ev for ev in _new_events(e, before) if ev[0] == "CanaryAborted"]
+    assert message == aborted["message"]
+    pointer = e.production()
+    assert (pointer.version, pointer.action) == (stable, "rollback")
+    assert pointer.reason.startswith("canary aborted: failed check 1/1: ")
+    (record,) = e.records(f["spammy"])
+    assert record[-1]["action"] == "aborted" and record[-1]["check"]["spam_rate_diff"] > 0.1
+    assert {r["weight"] for r in record[:-1]} == {10}
+    # All traffic back on the stable version.
+    isvc = e.isvc()
+    if e.mode == "standard":
+        assert "canary" not in isvc["spec"]
+        assert e.declared()["routed"] == {stable: 100}
+    else:
+        assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 0
+        assert wait_until(lambda: e.declared()["routed"].get(stable) == 100, timeout=SLOW), e.declared()
+
+
+def test_a_canary_that_answers_errors_is_aborted_on_the_success_rate(env: Env):
+    """KWOK reports its pods Ready, but its predictor refuses the damaged artifact: the data plane gets 503s."""
+    e, f = env, env.fleet
+    stable = e.stable()
+
+    run = AutoRun(e, f["broken"])
+    code, events, err = run.wait()
+
+    assert code == 1, err
+    assert "CanaryAdvanced" not in [ev["event"] for ev in events]
+    assert events[-1]["event"] == "CanaryAborted", events
+    assert "failed check 1/1" in events[-1]["message"] and "canary success rate 0.000 < 0.99" in events[-1]["message"]
+    assert _canary_weights(run.seen) in ([10], [10, 0]), run.seen
+    (record,) = e.records(f["broken"])
+    assert record[-1]["action"] == "aborted" and record[-1]["check"]["canary"]["success_rate"] == 0.0
+    assert e.production().version == stable  # never production: the pointer does not move
+    assert wait_until(lambda: e.declared()["routed"].get(stable) == 100, timeout=SLOW), e.declared()
+
+
+def test_no_traffic_is_inconclusive_never_promoted_and_aborted_after_the_limit_and_a_second_rollout_fails_fast(
+    env: Env, cli
+):
+    e, f = env, env.fleet
+    canary = f["stable"]  # same quality as the serving version
+    assert e.stable() != canary
+    before = len(e.events())
+    e.driver.paused.set()
+    try:
+        run = AutoRun(e, canary)
+        assert wait_until(lambda: any(s["canary_percent"] == 10 for s in run.seen), timeout=SLOW), run.seen
+        second = cli("rollout", "auto", *e.args)
+        code, events, err = run.wait()
+    finally:
+        e.driver.paused.clear()
+
+    assert second.code == 1, second.err
+    assert "another rollout holds lease" in second.err and f"-{run.proc.pid}-" in second.err, second.err
+    assert code == 1, err
+    inconclusive = [ev["message"] for ev in events if ev["event"] == "CanaryHeld" and "inconclusive" in ev["message"]]
+    assert [m.split(": ", 1)[1].split(" at ")[0] for m in inconclusive] == ["inconclusive 1/2", "inconclusive 2/2"]
+    assert all("had 0 requests (< 20)" in m for m in inconclusive)
+    assert (
+        events[-1]["event"] == "CanaryAborted" and "3 inconclusive checks in a row (limit 2)" in events[-1]["message"]
+    )
+    assert "CanaryAdvanced" not in [ev["event"] for ev in events] and "CanaryPromoted" not in [
+        ev["event"] for ev in events
+    ]
+    assert _canary_weights(run.seen) in ([10], [10, 0]), run.seen
+    assert [r for r, _ in _new_events(e, before)][-1] == "CanaryAborted"
+    (record,) = e.records(canary)[-1:]
+    assert record[-1]["action"] == "aborted" and "inconclusive" in record[-1]["reason"]
+
+
+def test_prometheus_unreachable_never_advances_says_so_and_aborts_after_the_limit(env: Env):
+    e, f = env, env.fleet
+    canary = f["stable"]
+    dead = f"http://127.0.0.1:{free_port()}"
+
+    run = AutoRun(e, canary, "--prometheus", dead)
+    code, events, err = run.wait()
+
+    assert code == 1, err
+    held = [ev["message"] for ev in events if ev["event"] == "CanaryHeld" and "inconclusive" in ev["message"]]
+    assert len(held) == 2
+    assert all(f"prometheus {dead}: unreachable ([Errno 111] Connection refused)" in m for m in held), held
+    assert events[-1]["event"] == "CanaryAborted" and "3 inconclusive checks in a row" in events[-1]["message"]
+    assert "CanaryAdvanced" not in [ev["event"] for ev in events]
+    assert _canary_weights(run.seen) in ([10], [10, 0]), run.seen
+
+
+def test_blue_green_switch_and_switch_back_with_the_status_table_and_json(env: Env, cli):
+    e, f = env, env.fleet
+    stable, green = e.stable(), f["stable"]
+    before = len(e.events())
+
+    switched = cli("rollout", "switch", green, *e.args, "-o", "json")
+
+    assert switched.code == 0, switched.err
+    doc = switched.json()
+    assert (doc["stable_version"], doc["canary_version"], doc["canary_percent"]) == (stable, green, 100)
+    assert wait_until(lambda: e.declared()["routed"].get(green) == 100, timeout=SLOW), e.declared()
+    assert e.declared()["routed"].get(stable, 0) == 0
+    time.sleep(1)  # the driver's routing table refreshes twice a second
+    sent = dict(e.driver.sent)
+    time.sleep(3)
+    assert e.driver.sent.get(green, 0) > sent.get(green, 0) and e.driver.sent.get(stable, 0) == sent.get(stable, 0)
+    status = cli("rollout", "status", *e.args)
+    header, row = status.out.splitlines()
+    assert header.split() == ["NAME", "MODE", "READY", "STABLE", "STABLE%", "CANARY", "CANARY%", "ROUTED%", "STEP", "VERDICT"]  # fmt: skip
+    ready = str(_conditions(e).get("Ready") == "True")
+    assert row.split() == ["spam", e.mode, ready, stable, "0", green, "100", "100", "0", "switched"]
+    as_json = cli("rollout", "status", *e.args, "-o", "json").json()
+    assert (as_json["canary_percent"], as_json["routed_canary_percent"], as_json["canary_ready"]) == (100, 100, True)
+
+    back = cli("rollout", "switch-back", *e.args)
+
+    assert back.code == 0, back.err
+    assert wait_until(lambda: e.declared()["routed"].get(stable) == 100, timeout=SLOW), e.declared()
+    assert e.declared()["canary_percent"] == 0
+    assert [r for r, _ in _new_events(e, before)] == ["CanaryStarted", "Switched", "SwitchedBack"]
+    (record,) = e.records(green)[-1:]
+    assert [r["action"] for r in record] == ["started", "switched", "switched-back"]
+    row = cli("rollout", "status", *e.args).out.splitlines()[1].split()
+    assert row[3:8] == [stable, "100", green, "0", "0"] and row[-1] == "switched-back"
