@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -194,3 +196,19 @@ def token_kubeconfig(kube: Kube, account: str, path: Path) -> Path:
         )
     )
     return path
+
+
+def train_versions(directory: Path, seeds: tuple[int, ...], *extra: str) -> tuple[Path, list[str]]:
+    """One version per seed, trained in order into ``directory/store`` by the real CLI: (store, versions)."""
+    from spamops.cli import main
+
+    store = directory / "store"
+    versions = []
+    for seed in seeds:
+        config = directory / f"seed-{seed}.yaml"
+        config.write_text(yaml.safe_dump({"store": str(store), "train": {"seed": seed}}))
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            assert main(["train", "--config", str(config), "--quiet", "--json", *extra]) == 0
+        versions.append(json.loads(buffer.getvalue())["version"])
+    return store, versions

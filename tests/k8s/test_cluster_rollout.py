@@ -455,7 +455,7 @@ def test_prometheus_unreachable_never_advances_says_so_and_aborts_after_the_limi
     assert code == 1, err
     held = [ev["message"] for ev in events if ev["event"] == "CanaryHeld" and "inconclusive" in ev["message"]]
     assert len(held) == 2
-    assert all(f"prometheus {dead}: unreachable ([Errno 111] Connection refused)" in m for m in held), held
+    assert all(f"Prometheus {dead} is unreachable ([Errno 111] Connection refused)" in m for m in held), held
     assert events[-1]["event"] == "CanaryAborted" and "3 inconclusive checks in a row" in events[-1]["message"]
     assert "CanaryAdvanced" not in [ev["event"] for ev in events]
     assert _canary_weights(run.seen) in ([10], [10, 0]), run.seen

@@ -9,8 +9,6 @@ against real Prometheus in tests/deploy.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 from datetime import UTC, datetime
@@ -18,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8shelpers import NAMESPACE, Kube
+from k8shelpers import NAMESPACE, Kube, train_versions
 
-from spamops.cli import main
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
 
@@ -37,16 +34,7 @@ def isvc(clean: Kube) -> Kube:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, str, str]:
     """A store with two promoted versions, trained once per module."""
-    tmp = tmp_path_factory.mktemp("rollout-store")
-    store = tmp / "store"
-    versions = []
-    for seed in (42, 1):
-        config = tmp / f"seed-{seed}.yaml"
-        config.write_text(yaml.safe_dump({"store": str(store), "train": {"seed": seed}}))
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            assert main(["train", "--config", str(config), "--quiet", "--json"]) == 0
-        versions.append(json.loads(buffer.getvalue())["version"])
+    store, versions = train_versions(tmp_path_factory.mktemp("rollout-store"), (42, 1))
     return store, versions[0], versions[1]
 
 

@@ -9,16 +9,13 @@ is tested with real predictor processes in tests/serving/test_serving_shadow.py.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 import yaml
-from k8shelpers import NAMESPACE, Kube
+from k8shelpers import NAMESPACE, Kube, train_versions
 
-from spamops.cli import main
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
 from spamops_dev.ports import free_port
@@ -30,16 +27,7 @@ S3_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "S3_
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> tuple[str, str, str]:
     """Two promoted versions whose cards name S3 URIs: (store, older, production)."""
-    tmp = tmp_path_factory.mktemp("shadow-rollout-store")
-    store = tmp / "store"
-    versions = []
-    for seed in (42, 1):
-        config = tmp / f"seed-{seed}.yaml"
-        config.write_text(yaml.safe_dump({"store": str(store), "train": {"seed": seed}}))
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            assert main(["train", "--config", str(config), "--quiet", "--json", "--force-new"]) == 0
-        versions.append(json.loads(buffer.getvalue())["version"])
+    store, versions = train_versions(tmp_path_factory.mktemp("shadow-rollout-store"), (42, 1), "--force-new")
     for path in Path(store).rglob("*.json"):
         path.write_text(path.read_text().replace(f"file://{store}", BUCKET))
     return str(store), versions[0], versions[1]
@@ -141,7 +129,7 @@ def test_rollout_shadow_duration_removes_the_shadow_even_without_a_report(isvc: 
 
     run = cli("rollout", "shadow", older, "--duration", 1, "--prometheus", nobody, *kc)
 
-    assert run.code != 0 and f"prometheus {nobody}: unreachable" in run.err
+    assert run.code != 0 and f"Prometheus {nobody} is unreachable" in run.err
     assert "SHADOW_STORAGE_URI" not in _env(_live(isvc)["spec"]["predictor"])
     stopped = [r for r in _records(path, older) if r["action"] == "shadow-stopped"][-1]  # the latest
     assert "no report" in stopped["reason"] and nobody in stopped["reason"]
