@@ -38,16 +38,24 @@ def demo_model_dir(demo_store: Path, tmp_path_factory) -> Path:
     return dest
 
 
-@pytest.fixture
-def start_predictor(tmp_path: Path) -> Iterator:
-    """Start predictors serving a model dir; all are stopped after the test."""
-    started: list[Predictor] = []
+def _starter(make):
+    """``start(*args)`` that builds a server with ``make(n, *args)``, starts it, and stops every one at the end."""
+    started: list = []
 
-    def start(model_dir: Path, *args: str) -> Predictor:
-        server = Predictor(["--model_dir", str(model_dir), *args], tmp_path / f"predictor-{len(started)}.log")
+    def start(*args, **kwargs):
+        server = make(len(started), *args, **kwargs)
         started.append(server)
         return server.start()
 
+    return start, started
+
+
+@pytest.fixture
+def start_predictor(tmp_path: Path) -> Iterator:
+    """Start predictors serving a model dir; all are stopped after the test."""
+    start, started = _starter(
+        lambda n, model_dir, *args: Predictor(["--model_dir", str(model_dir), *args], tmp_path / f"predictor-{n}.log")
+    )
     yield start
     for server in started:
         server.stop()
@@ -56,14 +64,12 @@ def start_predictor(tmp_path: Path) -> Iterator:
 @pytest.fixture
 def start_prometheus(tmp_path: Path) -> Iterator:
     """Start a Prometheus scraping the given predictors/targets every second; stopped after the test."""
-    started: list[Prometheus] = []
 
-    def start(targets, **kwargs) -> Prometheus:
+    def make(n: int, targets, **kwargs) -> Prometheus:
         addresses = [t if isinstance(t, str) else f"127.0.0.1:{t.port}" for t in targets]
-        server = Prometheus(tmp_path / f"prometheus-{len(started)}", addresses, **kwargs)
-        started.append(server)
-        return server.start()
+        return Prometheus(tmp_path / f"prometheus-{n}", addresses, **kwargs)
 
+    start, started = _starter(make)
     yield start
     for server in started:
         server.stop()
