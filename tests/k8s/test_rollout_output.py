@@ -1,8 +1,8 @@
 """-o json of every `spamops rollout` command: one JSON document on stdout, against the real API server.
 
 The other commands' -o json is checked in tests/cli/test_cli_output.py; these need an
-InferenceService. Each verb runs after a fresh canary (the verb that takes --percent), so
-every verb has something to act on, whatever the verbs are called.
+InferenceService. Verbs that begin something (start, switch, shadow) get a version that is not
+the stable one; every other verb runs after a fresh canary (the verb that takes --percent).
 """
 
 from __future__ import annotations
