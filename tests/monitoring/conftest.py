@@ -88,3 +88,19 @@ def alertmanager(tmp_path: Path, webhook: WebhookSink) -> Iterator[Alertmanager]
     server = Alertmanager(tmp_path / "alertmanager", webhook.url).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def real_model(real_data, tmp_path_factory):
+    """(store, version, model dir, card): a model trained and promoted on the 1,000 real messages, pulled."""
+    from spamops.cli import main
+    from spamops.registry.store import open_store
+    from spamops.registry.versions import Registry
+
+    store = tmp_path_factory.mktemp("real-store")
+    assert main(["train", "--store", str(store), "--data", str(real_data / "smsspamcollection-1k.csv"), "--quiet"]) == 0
+    registry = Registry(open_store(str(store)), "spam")
+    version = registry.production().version
+    model_dir = tmp_path_factory.mktemp("real-model") / "model"
+    registry.pull(version, model_dir)
+    return store, version, model_dir, registry.card(version)

@@ -21,24 +21,11 @@ import pytest
 import yaml
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from spamops.cli import main
 from spamops.registry.store import open_store, read_uri
 from spamops.registry.versions import Registry
 from spamops_dev.daemon import free_port, wait_for
 
 pytestmark = pytest.mark.realdata
-
-
-@pytest.fixture(scope="module")
-def real_model(real_data, tmp_path_factory):
-    """A model trained and promoted on the 1,000 real messages, pulled into a model dir."""
-    store = tmp_path_factory.mktemp("quality-store")
-    assert main(["train", "--store", str(store), "--data", str(real_data / "smsspamcollection-1k.csv"), "--quiet"]) == 0
-    registry = Registry(open_store(str(store)), "spam")
-    version = registry.production().version
-    model_dir = tmp_path_factory.mktemp("quality-model") / "model"
-    registry.pull(version, model_dir)
-    return version, model_dir
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +126,7 @@ def csv_of(pairs) -> str:
 def test_rolling_f1_equals_offline_f1_and_a_retrain_ingests_the_labelled_rows(
     real_model, real_rows, start_predictor, cli, tmp_path
 ):
-    version, model_dir = real_model
+    _, version, model_dir, _ = real_model
     log, feedback = tmp_path / "inference-log", tmp_path / "feedback"
     # Nothing is written before shutdown: batches this large and this slow leave it all to the final flush.
     predictor = start_predictor(

@@ -17,10 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from spamops.cli import main
 from spamops.features import FEATURE_BUCKETS
-from spamops.registry.store import open_store
-from spamops.registry.versions import Registry
 from spamops_dev.daemon import free_port, wait_for
 
 pytestmark = pytest.mark.realdata
@@ -40,18 +37,6 @@ def offline_psi(reference, production) -> float:
     q = [max(c / sum(reference), EPS) for c in reference]
     p = [max(c / sum(production), EPS) for c in production]
     return sum((pi - qi) * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
-
-
-@pytest.fixture(scope="module")
-def real_model(real_data, tmp_path_factory):
-    """A model trained and promoted on the 1,000 real messages, pulled into a model dir."""
-    store = tmp_path_factory.mktemp("drift-store")
-    assert main(["train", "--store", str(store), "--data", str(real_data / "smsspamcollection-1k.csv"), "--quiet"]) == 0
-    registry = Registry(open_store(str(store)), "spam")
-    version = registry.production().version
-    model_dir = tmp_path_factory.mktemp("drift-model") / "model"
-    registry.pull(version, model_dir)
-    return store, version, model_dir, registry.card(version)
 
 
 @pytest.fixture(scope="module")
