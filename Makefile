@@ -17,6 +17,9 @@ VERSION ?=
 PERCENT ?= 10
 GITOPS ?=
 GITOPS_DIR ?= .
+GITOPS_PUSH ?=
+# GITOPS=1: rollout steps are commits to GITOPS_DIR (GITOPS_PUSH=1 pushes each); CONFIG=run.yaml names the target.
+ROLLOUT_ARGS = --store $(STORE) $(if $(CONFIG),--config $(CONFIG)) $(if $(GITOPS),--gitops $(GITOPS_DIR) $(if $(GITOPS_PUSH),--push))
 
 .PHONY: help install demo train test lint models deploy-canary canary-auto canary-promote canary-abort canary-status
 
@@ -49,18 +52,18 @@ lint: $(STAMP) ## ruff on Python, plus the Kubernetes/Docker linters
 	$(BIN)/ruff format --check src tests scripts serving
 
 deploy-canary: $(STAMP) ## canary PERCENT% (default 10) of the InferenceService's traffic to VERSION (default: production)
-	$(BIN)/spamops rollout start $(VERSION) --percent $(PERCENT) --store $(STORE) $(if $(GITOPS),--gitops $(GITOPS_DIR))
+	$(BIN)/spamops rollout start $(VERSION) --percent $(PERCENT) $(ROLLOUT_ARGS)
 
 canary-auto: $(STAMP) ## analyse the canary step by step against Prometheus; promote or abort it
-	$(BIN)/spamops rollout auto $(VERSION) --store $(STORE) $(if $(GITOPS),--gitops $(GITOPS_DIR))
+	$(BIN)/spamops rollout auto $(VERSION) $(ROLLOUT_ARGS)
 
 canary-promote: $(STAMP) ## give the canary all traffic
-	$(BIN)/spamops rollout promote --store $(STORE) $(if $(GITOPS),--gitops $(GITOPS_DIR))
+	$(BIN)/spamops rollout promote $(ROLLOUT_ARGS)
 
 canary-abort: $(STAMP) ## all traffic back to stable (and the registry pointer, if the canary was production)
-	$(BIN)/spamops rollout abort --store $(STORE) $(if $(GITOPS),--gitops $(GITOPS_DIR)) $(if $(REASON),--reason "$(REASON)")
+	$(BIN)/spamops rollout abort $(ROLLOUT_ARGS) $(if $(REASON),--reason "$(REASON)")
 
 canary-status: $(STAMP) ## stable and canary versions, weights, step and last verdict
-	$(BIN)/spamops rollout status --store $(STORE)
+	$(BIN)/spamops rollout status --store $(STORE) $(if $(CONFIG),--config $(CONFIG))
 
 -include mk/*.mk

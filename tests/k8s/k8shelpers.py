@@ -92,11 +92,19 @@ class Kube:
         return json.loads(self.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
 
     def apply(
-        self, docs: list[dict], *, dry_run: bool = False, manager: str = "spamops-tests", check: bool = True
+        self,
+        docs: list[dict],
+        *,
+        dry_run: bool = False,
+        manager: str = "spamops-tests",
+        check: bool = True,
+        force: bool = False,
     ) -> subprocess.CompletedProcess:
         args = ["apply", "--server-side", f"--field-manager={manager}", "-f", "-"]
         if dry_run:
             args.append("--dry-run=server")
+        if force:
+            args.append("--force-conflicts")
         return self.kubectl(*args, input=dump_docs(docs), check=check)
 
     def get(self, o: dict) -> dict:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from argosync import ArgoSync, git, init_repo
 from declared_routes import DeclaredRoutes, version_of
 from deployhelpers import TrafficDriver, start_predictors, train_fleet
 from k8shelpers import REPO, Kube, wait_until
@@ -465,9 +466,101 @@ def test_prometheus_unreachable_never_advances_says_so_and_aborts_after_the_limi
     assert _canary_weights(run.seen) in ([10], [10, 0]), run.seen
 
 
+@pytest.fixture
+def gitops(env: Env, tmp_path):
+    """A GitOps repo whose first commit holds the stable version, synced to the cluster by :class:`ArgoSync`."""
+    if env.mode == "standard":
+        pytest.skip("GitOps write-back is Serverless only: the chart has no spec.canary[] values (docs/rollout.md)")
+    values = {
+        "namespace": {"name": env.namespace},
+        "predictor": {"storageUri": f"{BUCKET}/spam/{env.stable()}/", "canaryTrafficPercent": None, "keepLiveModel": False},
+    }  # fmt: skip
+    remote, repo = init_repo(tmp_path, values)
+    # The InferenceService was applied before Argo CD managed it: the first sync takes its fields over.
+    with ArgoSync(env.kube, remote, tmp_path, force=True) as sync:
+        assert sync.wait_synced(timeout=SLOW), sync.error
+        assert wait_until(lambda: _ready(env) and env.declared()["routed"] == {env.stable(): 100}, timeout=SLOW)
+        yield repo, remote, sync
+
+
+def _commits(remote: Path, since: str) -> list[list[str]]:
+    """The remote's commit messages after ``since``, oldest first, each as its lines."""
+    shas = git(remote, "rev-list", "--reverse", f"{since}..HEAD").split()
+    return [git(remote, "log", "-1", "--format=%B", sha).splitlines() for sha in shas]
+
+
+def test_gitops_auto_commits_every_analysed_step_and_argo_sync_applies_exactly_that(env: Env, gitops):
+    """``make deploy-canary GITOPS=1`` then ``rollout auto --gitops``: a commit per decision, each synced."""
+    e, f = env, env.fleet
+    repo, remote, sync = gitops
+    stable, canary = e.stable(), f["stable"] if e.stable() != f["stable"] else f["same"]
+    code, _, err = _run("promote", canary, "--force", "--reason", "same data, another seed", "--config", e.config)
+    assert code == 0, err
+    base = git(remote, "rev-parse", "HEAD")
+    started = subprocess.run(
+        ["make", "-s", "deploy-canary", f"VERSION={canary}", "PERCENT=10", "GITOPS=1", f"GITOPS_DIR={repo}", "GITOPS_PUSH=1",
+         f"VENV={sys.prefix}", f"STORE={e.store}", f"CONFIG={e.config}"],
+        cwd=REPO, capture_output=True, text=True, timeout=SLOW,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src"), "KUBECONFIG": str(e.kube.kubeconfig)},
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+
+    run = AutoRun(e, canary, "--gitops", repo, "--push")
+    code, events, err = run.wait()
+
+    assert code == 0, (err, events, run.seen)
+    assert [ev["event"] for ev in events][-1] == "CanaryPromoted", events
+    messages = _commits(remote, base)
+    assert {m[0] for m in messages} == {"build: automatic update of spamops"}
+    details = [m[2] for m in messages]
+    assert details == [
+        f"updates model spamops version '{stable}' to '{canary}'",
+        f"canary {canary} to 25%",
+        f"canary {canary} to 50%",
+        f"canary {canary} to 100%",
+        f"promote {canary}",
+    ], messages
+    # Argo CD's sync applied each commit, and rendering each commit gives the weight recorded for it.
+    shas = git(remote, "rev-list", "--reverse", f"{base}..HEAD").split()
+    assert [sync.applied.get(sha, "not synced") for sha in shas] == [10, 25, 50, 100, None], sync.applied
+    for sha in shas:
+        assert sync.render(sha)["spec"]["predictor"].get("canaryTrafficPercent") == sync.applied[sha]
+    (record,) = e.records(canary)[-1:]
+    assert [r["weight"] for r in record if r["action"] == "advanced"] == [25, 50, 100]
+    assert _canary_weights(run.seen)[:4] == [10, 25, 50, 100], run.seen
+    assert version_of(_uri(e.isvc()["spec"]["predictor"])) == canary
+    assert wait_until(lambda: e.declared()["routed"] == {canary: 100}, timeout=SLOW), e.declared()
+
+
+def test_gitops_auto_aborts_a_spammy_canary_with_one_revert_commit(env: Env, gitops):
+    e, f = env, env.fleet
+    repo, remote, sync = gitops
+    stable = e.stable()
+    code, _, err = _run("promote", f["spammy"], "--force", "--reason", "noisy labels, forced for the test", "--config", e.config)  # fmt: skip
+    assert code == 0, err
+    base = git(remote, "rev-parse", "HEAD")
+    assert _run("rollout", "start", f["spammy"], "--percent", 10, "--gitops", repo, "--push", *e.args)[0] == 0
+
+    run = AutoRun(e, f["spammy"], "--gitops", repo, "--push")
+    code, events, err = run.wait()
+
+    assert code == 1, err
+    assert events[-1]["event"] == "CanaryAborted" and "spam-rate difference +" in events[-1]["message"], events
+    messages = _commits(remote, base)
+    assert len(messages) == 2, messages  # the start, then one revert: no step was ever committed past 10 %
+    assert messages[0][2] == f"updates model spamops version '{stable}' to '{f['spammy']}'"
+    assert messages[1][2].startswith(f"revert canary {f['spammy']}: failed check 1/1: "), messages
+    assert git(remote, "diff", base, "HEAD") == ""  # git holds the stable version again, exactly
+    assert wait_until(lambda: sync.synced == git(remote, "rev-parse", "HEAD"), timeout=SLOW), sync.error
+    assert version_of(_uri(e.isvc()["spec"]["predictor"])) == stable
+    assert e.production().version == stable
+    assert wait_until(lambda: e.declared()["routed"].get(stable) == 100, timeout=SLOW), e.declared()
+
+
 def test_blue_green_switch_and_switch_back_with_the_status_table_and_json(env: Env, cli):
     e, f = env, env.fleet
-    stable, green = e.stable(), f["stable"]
+    stable = e.stable()
+    green = f["stable"] if stable != f["stable"] else f["same"]  # a healthy version that is not serving
     before = len(e.events())
 
     switched = cli("rollout", "switch", green, *e.args, "-o", "json")
@@ -489,18 +582,24 @@ def test_blue_green_switch_and_switch_back_with_the_status_table_and_json(env: E
     as_json = cli("rollout", "status", *e.args, "-o", "json").json()
     assert (as_json["canary_percent"], as_json["routed_canary_percent"], as_json["canary_ready"]) == (100, 100, True)
 
-    if e.mode == "serverless":
-        pytest.xfail(
-            "known: after 100 % KServe marks the switched revision rolled out, and canaryTrafficPercent 0 "
-            "then routes prev = that same revision (switch-back does not restore traffic in Serverless mode)"
-        )
     back = cli("rollout", "switch-back", *e.args)
 
     assert back.code == 0, back.err
     assert wait_until(lambda: e.declared()["routed"].get(stable) == 100, timeout=SLOW), e.declared()
-    assert e.declared()["canary_percent"] == 0
     assert [r for r, _ in _new_events(e, before)] == ["CanaryStarted", "Switched", "SwitchedBack"]
     (record,) = e.records(green)[-1:]
     assert [r["action"] for r in record] == ["started", "switched", "switched-back"]
     row = cli("rollout", "status", *e.args).out.splitlines()[1].split()
-    assert row[3:8] == [stable, "100", green, "0", "0"] and row[-1] == "switched-back"
+    if e.mode == "standard":  # the green predictor stays deployed at 0 %, ready for the next switch
+        assert e.declared()["canary_percent"] == 0
+        assert row[3:8] == [stable, "100", green, "0", "0"] and row[-1] == "switched-back"
+    else:
+        # KServe marked green's revision rolled out at 100 %, so canaryTrafficPercent 0 would route its `prev`
+        # target - green itself. Switch-back deploys the blue version's URI again instead; Knative routes it.
+        isvc = e.isvc()
+        assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
+        assert version_of(_uri(isvc["spec"]["predictor"])) == stable
+        assert row[3:5] == [stable, "100"] and row[-1] == "switched-back"
+    sent = dict(e.driver.sent)
+    time.sleep(3)
+    assert e.driver.sent.get(stable, 0) > sent.get(stable, 0) and e.driver.sent.get(green, 0) == sent.get(green, 0)

@@ -2,10 +2,10 @@
 
 A temporary git repository with a bare remote holds the values file Argo CD's
 Application would render (the chart + ``values-rollout.yaml``).  Argo CD's sync
-is played by a thread that, for each new commit on the remote, renders the
-chart with that commit's values and applies the InferenceService server-side
-(the same render-and-apply tests/k8s/test_argocd.py proves equivalent to Argo
-CD's).  The test then checks every commit's message and that rendering each
+is played by :class:`argosync.ArgoSync` (a stand-in: for each new commit on the
+remote it renders the chart with that commit's values and applies the
+InferenceService server-side, the render-and-apply tests/k8s/test_argocd.py
+proves equivalent to Argo CD's).  The test then checks every commit's message and that rendering each
 commit yields exactly the weight recorded for it.
 """
 
@@ -14,23 +14,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import subprocess
-import threading
-from pathlib import Path
 
 import pytest
 import yaml
-from k8shelpers import CHART, NAMESPACE, Kube, wait_until
+from argosync import ArgoSync, git, init_repo
+from k8shelpers import CHART, NAMESPACE, Kube
 
 from spamops.cli import main
 
 BUCKET = "s3://spamops/models"
 APP = "spamops"
-
-
-def git(repo: Path, *args: str) -> str:
-    res = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True)
-    return res.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -51,41 +44,11 @@ def versions(tmp_path_factory) -> tuple[str, str, str]:
     return str(store), found[0], found[1]
 
 
-class ArgoSync(threading.Thread):
-    """Renders the chart at each new remote commit and applies the InferenceService (Argo CD's part)."""
-
-    def __init__(self, kube: Kube, remote: Path, work: Path) -> None:
-        super().__init__(daemon=True)
-        self.kube, self.remote, self.work = kube, remote, work
-        self.applied: dict[str, int | None] = {}  # commit -> canaryTrafficPercent it rendered to
-        self.stop = threading.Event()
-        self.synced = ""
-
-    def render(self, commit: str) -> dict:
-        values = self.work / "values.yaml"
-        values.write_text(git(self.remote, "show", f"{commit}:values-rollout.yaml"))
-        (doc,) = [d for d in self.kube.helm_template(values, extra=("-s", "templates/inferenceservice.yaml"))]
-        return doc
-
-    def run(self) -> None:
-        while not self.stop.wait(0.3):
-            head = git(self.remote, "rev-parse", "HEAD")
-            if head == self.synced:
-                continue
-            doc = self.render(head)
-            self.kube.apply([doc], manager="argocd-controller")
-            self.applied[head] = doc["spec"]["predictor"].get("canaryTrafficPercent")
-            self.synced = head
-
-
 @pytest.fixture
 def gitops(clean: Kube, versions, tmp_path):
     store, production, _ = versions
     clean.kubectl("delete", "-n", NAMESPACE, "leases.coordination.k8s.io,events", "--all", "--ignore-not-found")
     clean.apply([d for d in clean.helm_template() if d["kind"] in ("Namespace", "ServiceAccount")])
-    remote, repo = tmp_path / "remote.git", tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
-    subprocess.run(["git", "clone", "-q", str(remote), str(repo)], check=True, capture_output=True)
     stable = {
         "predictor": {
             "storageUri": f"{BUCKET}/spam/{production}/",
@@ -93,17 +56,12 @@ def gitops(clean: Kube, versions, tmp_path):
             "keepLiveModel": False,
         }
     }
-    (repo / "values-rollout.yaml").write_text(yaml.safe_dump(stable))
-    git(repo, "add", ".")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "stable")
-    git(repo, "push", "-q", "-u", "origin", "main")
+    remote, repo = init_repo(tmp_path, stable)
     sync = ArgoSync(clean, remote, tmp_path)
     sync.start()
-    head = git(remote, "rev-parse", "HEAD")
-    assert wait_until(lambda: sync.synced == head, timeout=30), "the initial commit was never synced"
+    assert sync.wait_synced(), f"the initial commit was never synced: {sync.error}"
     yield clean, repo, remote, sync
-    sync.stop.set()
-    sync.join(timeout=10)
+    sync.__exit__()
 
 
 def _isvc(kube: Kube) -> dict:

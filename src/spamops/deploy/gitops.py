@@ -130,8 +130,12 @@ class GitOpsBackend:
         ]
 
     def start(self, uri: str, percent: int, state: dict) -> traffic.Split:
-        live = self.split(self.cluster.read_isvc())
-        state = {**state, "gitops_base": self.gitops.head()}
+        isvc = self.cluster.read_isvc()
+        live = self.split(isvc)
+        # Which revision is stable, as the direct Serverless start records it: the canary's readiness
+        # is then still told apart at 100 %, when KServe marks the canary's revision rolled out.
+        # In place, so the caller's copy of the state carries both on.
+        state.update(gitops_base=self.gitops.head(), stable_revision=traffic.rolled_out_revision(isvc))
         gate = state.get("gate") or "gate: unknown"
         commit = self.gitops.commit(
             uri,

@@ -148,6 +148,12 @@ def annotations_patch(stable: str | None, canary: str | None, state: dict | None
     return notes
 
 
+def rolled_out_revision(isvc: dict) -> str | None:
+    """KServe's ``latestRolledoutRevision``: the revision that had all traffic last (Serverless)."""
+    status = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+    return status.get("latestRolledoutRevision")
+
+
 class Serverless:
     """Knative revisions: ``canaryTrafficPercent``."""
 
@@ -206,8 +212,7 @@ class Serverless:
                 raise BadInputError(f"{self.where}: {version_of(uri)} is already the stable version")
             # Which revision serves the stable side now: the canary's is any other (see split). In place,
             # so the caller's copy of the state carries it on.
-            status = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
-            state["stable_revision"] = status.get("latestRolledoutRevision")
+            state["stable_revision"] = rolled_out_revision(isvc)
             return {
                 "metadata": {"annotations": annotations_patch(stable, uri, state)},
                 "spec": {
@@ -224,6 +229,8 @@ class Serverless:
         def change(isvc: dict) -> dict:
             if self.split(isvc).canary_uri is None:
                 raise BadInputError(f"{self.where}: no canary in progress; start one with 'spamops rollout start'")
+            if percent == 0 and self._rolled_out(isvc):
+                return self._redeploy_stable(isvc, state)
             return {
                 "metadata": {"annotations": {STATE: json.dumps(state, sort_keys=True)}},
                 "spec": {"predictor": {"canaryTrafficPercent": percent}},
@@ -253,12 +260,44 @@ class Serverless:
         def change(isvc: dict) -> dict:
             if self.split(isvc).canary_uri is None:
                 raise BadInputError(f"{self.where}: no canary in progress; nothing to abort")
+            if self._rolled_out(isvc):
+                return self._redeploy_stable(isvc, state)
             return {
                 "metadata": {"annotations": {STATE: json.dumps(state, sort_keys=True)}},
                 "spec": {"predictor": {"canaryTrafficPercent": 0}},
             }
 
         return self.split(self.cluster.update(change, "aborted the canary"))
+
+    @staticmethod
+    def _rolled_out(isvc: dict) -> bool:
+        """Whether KServe has marked the canary's revision rolled out (it does once it had 100 %).
+
+        Then ``canaryTrafficPercent: 0`` routes KServe's ``prev`` target, which is now the canary's
+        own revision: setting 0 would leave the canary serving everything.
+        """
+        notes = isvc["metadata"].get("annotations") or {}
+        stable_revision = json.loads(notes.get(STATE) or "{}").get("stable_revision")
+        rolled_out = rolled_out_revision(isvc)
+        return bool(stable_revision and rolled_out and rolled_out != stable_revision)
+
+    def _redeploy_stable(self, isvc: dict, state: dict) -> dict:
+        """Back to the stable version through its URI: a new revision of it, routed once it is Ready."""
+        stable = self.split(isvc).stable_uri
+        if not stable:
+            raise BadInputError(
+                f"{self.where}: the canary has been rolled out and no stable storage URI is recorded "
+                f"({STABLE_URI}); roll back with 'spamops rollout start <stable version> --percent 100'"
+            )
+        return {
+            "metadata": {"annotations": annotations_patch(stable, None, state)},
+            "spec": {
+                "predictor": {
+                    "containers": with_storage_uri(isvc["spec"]["predictor"], stable, self.where),
+                    "canaryTrafficPercent": None,
+                }
+            },
+        }
 
 
 class Standard:
