@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Shadow benchmark: predictor throughput and tail latency with the shadow off, on, and slow.
+"""Shadow benchmark: predictor throughput and tail latency with the shadow and the inference log off and on.
 
-Not a test: it prints a table.  Three predictors serve the same production
-model, measured in alternating rounds (off, on, slow, off, on, slow, ...) so
+Not a test: it prints a table.  Five predictors serve the same production
+model, measured in alternating rounds (off, on, slow, log, both, off, ...) so
 background load hits all alike; the ratios against *off* in the same run are
 what to read, not the absolute rates:
 
@@ -11,7 +11,12 @@ what to read, not the absolute rates:
   seed, split and grid), default queue (256 batches);
 * slow: the same shadow with ``--shadow_delay_seconds 0.05`` (the test-and-drill
   knob: 50 ms per batch, far slower than the traffic) and a 16-batch queue, so
-  nearly all shadow work is dropped and counted while the primary answers.
+  nearly all shadow work is dropped and counted while the primary answers;
+* log: the model alone with the inference log on (``--inference-log-uri`` to a
+  local directory, default batching), as the chart's ``monitoring.inferenceLog``
+  sets it;
+* both: the shadow of *on* and the inference log of *log* together, the full
+  production-watching set of issue 12.
 
 Load and pinning come from scripts/bench_serve.py: ``wrk`` with a Lua body, one
 thread, on loopback; on two or more CPUs the server (and so its shadow thread,
@@ -50,8 +55,11 @@ from bench_serve import (
     run_wrk,
     v2_body,
 )
+from spamops.serving.inference_log import DEFAULT_FLUSH_SECONDS
 
 SCENARIOS = (("single", 1, 8), ("single", 1, 32), ("batch", BATCH, 8))  # (name, instances, concurrency)
+SHADOWED = ("on", "slow", "both")  # the systems with a shadow model, whose counts are read
+LOGGING = ("log", "both")  # the systems with the inference log on
 SHADOW_CONFIG = {"train": {"seed": 7, "test_size": 0.3, "grid": {"n_neighbors": [1], "weights": ["uniform"], "p": [1]}}}
 
 
@@ -134,6 +142,19 @@ def shadow_status(port: int) -> dict:
         return json.loads(resp.read())
 
 
+def log_counts(port: int) -> tuple[float, float]:
+    """(predictions written, predictions dropped) from the predictor's inference-log counters."""
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as resp:  # noqa: S310
+        text = resp.read().decode()
+    written = dropped = 0.0
+    for line in text.splitlines():
+        if line.startswith("spamops_inference_log_predictions_total"):
+            written += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("spamops_inference_log_dropped_total"):
+            dropped += float(line.rsplit(" ", 1)[1])
+    return written, dropped
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians are reported)")
@@ -149,6 +170,10 @@ def main() -> int:
         store, primary, shadow, stats = train_two(work, args.data)
         shadow_uri = f"{store}/spam/{shadow}/"
         work_dir, shadow_dir = work, store / "spam" / shadow
+
+        def log_uri(name: str) -> str:
+            return (work / f"inference-log-{name}").as_uri()
+
         systems = {
             "off": our_server("off", work / "model", work, cpus=server_cpus),
             "on": our_server("on", work / "model", work, "--shadow-storage-uri", shadow_uri, cpus=server_cpus),
@@ -164,12 +189,25 @@ def main() -> int:
                 "16",
                 cpus=server_cpus,
             ),
+            "log": our_server("log", work / "model", work, "--inference-log-uri", log_uri("log"), cpus=server_cpus),
+            "both": our_server(
+                "both",
+                work / "model",
+                work,
+                "--shadow-storage-uri",
+                shadow_uri,
+                "--inference-log-uri",
+                log_uri("both"),
+                cpus=server_cpus,
+            ),
         }
         results: dict[tuple, dict[str, list[dict]]] = {}
+        answered = dict.fromkeys(systems, 0)  # instances answered, warm-up included, for the log's share
+        logged: dict[str, tuple[float, float]] = {}
         try:
             for server in systems.values():
                 server.start()
-            for name in ("on", "slow"):
+            for name in SHADOWED:
                 status = shadow_status(systems[name].port)
                 if not status["enabled"]:
                     raise SystemExit(f"{name}: shadow not enabled: {status['error']}")
@@ -177,16 +215,16 @@ def main() -> int:
                 label, n, concurrency = scenario
                 body = v2_body(random_rows(n, stats), mlserver=False)
                 results[scenario] = {name: [] for name in systems}
-                for server in systems.values():
+                for name, server in systems.items():
                     url = f"http://{HOST}:{server.port}/v2/models/spam/infer"
-                    run_wrk(url, body, concurrency, args.warmup, work, client_cpus)
+                    answered[name] += run_wrk(url, body, concurrency, args.warmup, work, client_cpus)["requests"] * n
                 for round_no in range(args.rounds):
                     for name, server in systems.items():
                         url = f"http://{HOST}:{server.port}/v2/models/spam/infer"
-                        before = shadow_status(server.port)["instances"] if name != "off" else None
+                        before = shadow_status(server.port)["instances"] if name in SHADOWED else None
                         cpu_before = cpu_seconds(process_tree(server.proc.pid))
                         res = run_wrk(url, body, concurrency, args.duration, work, client_cpus)
-                        if name == "on":
+                        if name in SHADOWED:
                             time.sleep(0.1)  # the shadow's last poll belongs to this run
                         res["server_cpu_us"] = (
                             (cpu_seconds(process_tree(server.proc.pid)) - cpu_before) / res["requests"] * 1e6
@@ -197,11 +235,14 @@ def main() -> int:
                             res["compared_share"] = (after["compared"] - before["compared"]) / answered
                             res["dropped_share"] = (after["dropped"] - before["dropped"]) / answered
                         results[scenario][name].append(res)
+                        answered[name] += res["requests"] * n
                         log(
                             f"{label} n={n} c={concurrency} round {round_no + 1} {name}: {res['rps']:,.0f} req/s, "
                             f"p99 {res['p99_us'] / 1000:.2f} ms, {res['server_cpu_us']:,.0f} CPU us/req"
                             + (f", compared {res['compared_share']:.1%}" if before is not None else "")
                         )
+            time.sleep(DEFAULT_FLUSH_SECONDS + 1)  # the writer's last timed flush of what was queued
+            logged = {name: log_counts(systems[name].port) for name in LOGGING}
         finally:
             for server in systems.values():
                 server.stop()
@@ -223,12 +264,19 @@ def main() -> int:
             rps = statistics.median(r["rps"] for r in runs)
             p99 = statistics.median(r["p99_us"] for r in runs)
             cpu = statistics.median(r["server_cpu_us"] for r in runs)
-            compared = f"{statistics.median(r['compared_share'] for r in runs):.1%}" if name != "off" else "-"
-            dropped = f"{statistics.median(r['dropped_share'] for r in runs):.1%}" if name != "off" else "-"
+            compared = f"{statistics.median(r['compared_share'] for r in runs):.1%}" if name in SHADOWED else "-"
+            dropped = f"{statistics.median(r['dropped_share'] for r in runs):.1%}" if name in SHADOWED else "-"
             print(
                 f"| V2 {label} n={n} c={concurrency} | {name} | {rps:,.0f} | {p99 / 1000:.2f} | {cpu:,.0f} | "
                 f"{rps / off_rps:.2f} | {p99 / off_p99:.2f} | {cpu / off_cpu:.2f} | {compared} | {dropped} |"
             )
+    print()
+    for name in LOGGING:
+        written, dropped = logged[name]
+        print(
+            f"inference log ({name}): {written:,.0f} of {answered[name]:,} answered predictions written, "
+            f"{dropped:,.0f} dropped (counted)"
+        )
     print()
     print("In process, per batch (no HTTP), microseconds:")
     print(

@@ -469,3 +469,47 @@ def test_chart_annotation_names_the_kserve_version_the_tests_use():
     )
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["annotations"]["spamops.io/kserve-version"] == versions["KSERVE_VERSION"]
+
+
+def test_inference_log_and_feedback_values_configure_the_predictor_and_the_monitor(helm_bin, monkeypatch):
+    """The chart's env and args, given to the real argument parsers, turn on what the values name."""
+    import argparse
+
+    from spamops.cli import build_parser
+    from spamops.serving import inference_log
+
+    objs = render(
+        helm_bin,
+        "monitoring.monitor.enabled=true",
+        "monitoring.inferenceLog.uri=s3://spamops/inference-log",
+        "monitoring.inferenceLog.batchEvents=200",
+        "monitoring.feedbackUri=s3://spamops/feedback",
+        "monitoring.monitor.minLabels=30",
+        "predictor.shadowStorageUri=s3://spamops/models/spam/v2/",
+    )
+    (container,) = objs[("InferenceService", "spam")]["spec"]["predictor"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), names  # shadow and log both on S3: the credentials once
+    assert {"AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "SHADOW_STORAGE_URI"} <= set(names)
+    plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    for name, value in plain.items():
+        monkeypatch.setenv(name, value)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model_name", default="spam")
+    inference_log.add_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.inference_log_uri, args.inference_log_batch_events) == ("s3://spamops/inference-log", 200)
+    assert args.inference_log_flush_seconds == 10
+
+    monitor = objs[("Deployment", "spamops-monitor")]["spec"]["template"]["spec"]["containers"][0]
+    for e in monitor["env"]:
+        if "value" in e:
+            monkeypatch.setenv(e["name"], e["value"])
+    parsed = build_parser().parse_args([*monitor["command"][1:], *monitor["args"]])
+    assert (parsed.inference_log, parsed.feedback) == ("s3://spamops/inference-log", "s3://spamops/feedback")
+    assert (parsed.min_labels, parsed.quality_window, parsed.serve) == (30, "7d", True)
+    service = objs[("Service", "spamops-monitor")]
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9108, "targetPort": "metrics"}]
+
+    off = render(helm_bin)[("InferenceService", "spam")]["spec"]["predictor"]["containers"][0]
+    assert [e["name"] for e in off["env"]] == ["STORAGE_URI"]  # off by default: no log, no credentials

@@ -1,8 +1,10 @@
 """The retraining triggers against a real kube-apiserver: a Job from the chart's CronJob, exactly once.
 
-Only the API server and etcd run here (no Job controller yet): a created Job stays
-unfinished, which is what the dedupe test needs; to test the cooldown on its own the
-test deletes the Job, the way the CronJob's history limit eventually would.
+Most tests run on the API server and etcd alone (no Job controller): a created Job
+stays unfinished, which is what the dedupe test needs; to test the cooldown on its own
+the test deletes the Job, the way the CronJob's history limit eventually would. The
+end-to-end test runs on the test cluster instead, where the Job controller makes the
+Job's pod and kube-scheduler places it on a KWOK node.
 """
 
 from __future__ import annotations
@@ -37,8 +39,26 @@ def cronjob(clean: Kube) -> Kube:
     return clean
 
 
-def jobs(kube: Kube) -> list[dict]:
-    return json.loads(kube.kubectl("get", "jobs", "-n", NAMESPACE, "-o", "json").stdout)["items"]
+E2E_NAMESPACE = "retrain-e2e"  # on the session's test cluster, apart from the chart installed in "spamops"
+
+
+@pytest.fixture
+def cluster_cronjob(cluster_kube: Kube) -> Kube:
+    """The chart's CronJob and what its pods need (ServiceAccounts, ConfigMap) in a namespace of the test cluster."""
+    kinds = ("Namespace", "ServiceAccount", "ConfigMap", "CronJob")
+    docs = cluster_kube.helm_template(extra=("--set", f"namespace.name={E2E_NAMESPACE}"))
+    cluster_kube.apply([d for d in docs if d["kind"] in kinds])
+    yield cluster_kube
+    cluster_kube.kubectl("delete", "namespace", E2E_NAMESPACE, "--wait=false", check=False)
+
+
+def jobs(kube: Kube, namespace: str = NAMESPACE) -> list[dict]:
+    return json.loads(kube.kubectl("get", "jobs", "-n", namespace, "-o", "json").stdout)["items"]
+
+
+def job_pods(kube: Kube, job: str, namespace: str) -> list[dict]:
+    out = kube.kubectl("get", "pods", "-n", namespace, "-l", f"job-name={job}", "-o", "json").stdout
+    return json.loads(out)["items"]
 
 
 def notification(alertname: str, status: str = "firing") -> dict:
@@ -185,12 +205,17 @@ def test_data_trigger_creates_a_job_only_when_a_source_changed(cronjob: Kube, tm
     assert job["metadata"]["name"] == changed["job"]
 
 
-def test_end_to_end_drift_alert_from_prometheus_reaches_the_trigger_and_creates_one_job(cronjob: Kube, tmp_path):
-    """predictor -> Prometheus -> spamops monitor -> the shipped drift rule -> Alertmanager -> trigger -> Job.
+def test_end_to_end_drift_alert_from_prometheus_reaches_the_trigger_and_creates_one_job(
+    cluster_cronjob: Kube, tmp_path
+):
+    """predictor -> Prometheus -> spamops monitor -> the shipped drift rule -> Alertmanager -> trigger -> Job -> pod.
 
     The rule is the shipped SpamopsFeatureDriftAlert with its ``for: 15m`` cut to 0 so the
     test does not wait a quarter of an hour; expression, labels and annotations are unchanged.
+    On the test cluster the Job controller creates the Job's pod and kube-scheduler binds it
+    to a KWOK node (KWOK stands in for the kubelet, which cannot run here).
     """
+    cronjob, ns = cluster_cronjob, E2E_NAMESPACE
     from spamops.registry.store import open_store
     from spamops.registry.versions import Registry
     from spamops_dev.daemon import Daemon
@@ -208,7 +233,7 @@ def test_end_to_end_drift_alert_from_prometheus_reaches_the_trigger_and_creates_
     rules.write_text(yaml.safe_dump({"groups": [{"name": "e2e", "rules": [rule]}]}))
 
     predictor = Predictor(["--model_dir", str(tmp_path / "model")], tmp_path / "predictor.log").start()
-    trigger = Trigger(cronjob.kubeconfig, tmp_path / "trigger.log", "--cooldown", "1h")
+    trigger = Trigger(cronjob.kubeconfig, tmp_path / "trigger.log", "--cooldown", "1h", "--namespace", ns)
     am = Alertmanager(tmp_path / "am", trigger.url).start()
     monitor_port = free_port()
     prometheus = Prometheus(
@@ -234,15 +259,26 @@ def test_end_to_end_drift_alert_from_prometheus_reaches_the_trigger_and_creates_
             assert (
                 predictor.post_json("/v1/models/spam:predict", {"instances": short[start : start + 50]}).status == 200
             )
-        assert wait_until(lambda: jobs(cronjob), timeout=90), (
+        assert wait_until(lambda: jobs(cronjob, ns), timeout=90), (
             f"no Job; firing: {prometheus.firing_alerts()}\n{trigger.log_path.read_text()}\n{monitor.log()}"
         )
         psi = prometheus.scalar('spamops_feature_drift_psi{feature="length"}')
         assert psi is not None and psi > 0.2
-        [job] = jobs(cronjob)
+        [job] = jobs(cronjob, ns)
         assert "SpamopsFeatureDriftAlert" in job["metadata"]["annotations"]["spamops.dev/trigger-reason"]
         time.sleep(5)  # further evaluations and notifications of the still-firing alert
-        assert len(jobs(cronjob)) == 1, "one Job per alert, not one per evaluation"
+        assert len(jobs(cronjob, ns)) == 1, "one Job per alert, not one per evaluation"
+        # The Job controller made its pod and kube-scheduler bound it to a KWOK node.
+        placed = wait_until(
+            lambda: [p for p in job_pods(cronjob, job["metadata"]["name"], ns) if p["spec"].get("nodeName")],
+            timeout=90,
+        )
+        assert placed, f"no scheduled pod of {job['metadata']['name']}"
+        (pod,) = placed
+        assert pod["spec"]["nodeName"].startswith("kwok-node-")
+        (owner,) = pod["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"]) == ("Job", job["metadata"]["name"])
+        assert pod["spec"]["serviceAccountName"] == "spamops-trainer"
     finally:
         for part in (monitor, prometheus, am):
             part.stop()

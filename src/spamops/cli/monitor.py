@@ -106,12 +106,15 @@ def _serve(args: argparse.Namespace, api, card_of, window: float) -> int:
     from prometheus_client import CollectorRegistry
 
     from spamops.monitoring.monitor import DriftCollector
+    from spamops.monitoring.rollouts import RolloutCollector
     from spamops.monitoring.server import serve_http
 
     collector = DriftCollector()
+    rollouts = RolloutCollector(registry(args))
     quality = _quality_monitor(args)
     metrics = CollectorRegistry()
     metrics.register(collector)
+    metrics.register(rollouts)
     if quality is not None:
         metrics.register(quality)
         quality.safe_pass()
@@ -129,6 +132,11 @@ def _serve(args: argparse.Namespace, api, card_of, window: float) -> int:
             except SpamopsError as exc:  # Prometheus or the store away: keep serving the last values, retry
                 collector.failures += 1
                 print(f"monitor: pass failed: {exc}", file=sys.stderr)
+        try:
+            rollouts.refresh()
+        except SpamopsError as exc:  # the store away: keep the last counts, retry at the next pass
+            rollouts.failures += 1
+            print(f"monitor: reading the rollout records failed: {exc}", file=sys.stderr)
         if quality is not None:
             quality.safe_pass()
         time.sleep(args.interval)
