@@ -38,6 +38,26 @@ def test_every_response_carries_a_request_id(predictor):
     assert len(fresh) == 3
 
 
+def draw(n: int) -> list[str]:
+    """``n`` ids as the predictor makes them for requests that bring none."""
+    from spamops.serving.inference_log import request_id
+
+    return [request_id(None) for _ in range(n)]
+
+
+def test_generated_ids_are_version_4_uuids_unique_across_forked_workers():
+    """``--workers N`` forks the predictor: every worker must draw its own ids, or feedback joins collide."""
+    import multiprocessing
+    import uuid
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        forked = pool.map(draw, [500, 500])
+    ids = draw(500) + forked[0] + forked[1]
+    assert len(set(ids)) == 1500
+    assert {uuid.UUID(i).version for i in ids} == {4}
+    assert len({i[:24] for i in ids}) >= 2, "each process has its own random part"
+
+
 def test_predictions_are_logged_in_batches_of_n_events_and_flushed_on_shutdown(start_predictor, model_dir, tmp_path):
     log = tmp_path / "log"
     server = start_predictor(
