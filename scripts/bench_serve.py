@@ -325,9 +325,9 @@ def resampled_model(data: list[str] | None, rows: int, base: ModelCard, dest: Pa
             "sha256": digest,
             "files": {MODEL_FILE: digest},
             "training": base.training.model_copy(update={"train_rows": rows}),
-            "feature_statistics": parse_card(
-                dump_record(base.model_copy(update={"feature_statistics": feature_statistics(X)})), "resampled"
-            ).feature_statistics,
+            "feature_statistics": {
+                name: FeatureStatistics.model_validate(stats) for name, stats in feature_statistics(X).items()
+            },
         }
     )
     (dest / CARD_FILE).write_bytes(dump_record(card))

@@ -202,7 +202,7 @@ def main() -> int:
             ),
         }
         results: dict[tuple, dict[str, list[dict]]] = {}
-        answered = dict.fromkeys(systems, 0)  # instances answered, warm-up included, for the log's share
+        served = dict.fromkeys(systems, 0)  # instances answered, warm-up included, for the log's share
         logged: dict[str, tuple[float, float]] = {}
         try:
             for server in systems.values():
@@ -217,7 +217,7 @@ def main() -> int:
                 results[scenario] = {name: [] for name in systems}
                 for name, server in systems.items():
                     url = f"http://{HOST}:{server.port}/v2/models/spam/infer"
-                    answered[name] += run_wrk(url, body, concurrency, args.warmup, work, client_cpus)["requests"] * n
+                    served[name] += run_wrk(url, body, concurrency, args.warmup, work, client_cpus)["requests"] * n
                 for round_no in range(args.rounds):
                     for name, server in systems.items():
                         url = f"http://{HOST}:{server.port}/v2/models/spam/infer"
@@ -235,7 +235,7 @@ def main() -> int:
                             res["compared_share"] = (after["compared"] - before["compared"]) / answered
                             res["dropped_share"] = (after["dropped"] - before["dropped"]) / answered
                         results[scenario][name].append(res)
-                        answered[name] += res["requests"] * n
+                        served[name] += res["requests"] * n
                         log(
                             f"{label} n={n} c={concurrency} round {round_no + 1} {name}: {res['rps']:,.0f} req/s, "
                             f"p99 {res['p99_us'] / 1000:.2f} ms, {res['server_cpu_us']:,.0f} CPU us/req"
@@ -252,7 +252,7 @@ def main() -> int:
     print(f"primary {primary}, shadow {shadow}; {args.rounds} rounds x {args.duration}s per system, medians")
     print()
     print(
-        "| scenario | shadow | req/s | p99 ms | server CPU µs/req | req/s vs off | p99 vs off | CPU vs off "
+        "| scenario | system | req/s | p99 ms | server CPU µs/req | req/s vs off | p99 vs off | CPU vs off "
         "| instances compared | dropped (counted) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -274,7 +274,7 @@ def main() -> int:
     for name in LOGGING:
         written, dropped = logged[name]
         print(
-            f"inference log ({name}): {written:,.0f} of {answered[name]:,} answered predictions written, "
+            f"inference log ({name}): {written:,.0f} of {served[name]:,} answered predictions written, "
             f"{dropped:,.0f} dropped (counted)"
         )
     print()
