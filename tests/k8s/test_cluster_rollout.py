@@ -334,8 +334,6 @@ def test_a_healthy_canary_advances_10_25_50_100_and_is_promoted(env: Env):
     advanced = [ev["message"] for ev in events if ev["event"] == "CanaryAdvanced"]
     assert [m.split(": ", 1)[1].split(":")[0] for m in advanced] == ["10% -> 25%", "25% -> 50%", "50% -> 100%"]
     assert "all checks passed at 100%" in events[-1]["message"]
-    if e.mode == "standard":  # Serverless: Knative's split lags, the stable side still had requests
-        assert "(stable as measured at the previous step)" in events[-1]["message"]
     assert [r for r, _ in _new_events(e, before)] == reasons  # the same decisions as Kubernetes Events
     # The promoted spec: the canary is the stable predictor now, all traffic on it.
     isvc = e.isvc()
@@ -351,6 +349,13 @@ def test_a_healthy_canary_advances_10_25_50_100_and_is_promoted(env: Env):
     (record,) = e.records(f["same"])
     assert [r["action"] for r in record] == reasons_to_actions(reasons)
     assert record[-1]["check"]["verdict"] == "pass" and record[-1]["stable_version"] == f["stable"]
+    # At 100 % the stable side gets no new requests. With fewer than min_requests in its window the loop
+    # compares with the stable side of the previous step and says so; the window can still hold enough
+    # requests routed just before the switch (Knative's split lags; a window can start before the route
+    # changed), and then the live side is used.
+    last = record[-1]["check"]
+    assert last["stable_reference"] == ("(stable as measured at the previous step)" in events[-1]["message"])
+    assert last["stable"]["requests"] >= ANALYSIS["min_requests"]
     assert e.production().version == f["same"]
 
 

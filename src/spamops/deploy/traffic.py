@@ -287,7 +287,7 @@ class Serverless:
         if not stable:
             raise BadInputError(
                 f"{self.where}: the canary has been rolled out and no stable storage URI is recorded "
-                f"({STABLE_URI}); roll back with 'spamops rollout start <stable version> --percent 100'"
+                f"({STABLE_URI}); apply 'spamops render isvc <stable version>' to serve it again"
             )
         return {
             "metadata": {"annotations": annotations_patch(stable, None, state)},
