@@ -60,7 +60,7 @@ WRITE_FAILURES = Counter("spamops_inference_log_write_failures", "Failed writes 
 
 
 class _RequestIds:
-    """UUID-shaped ids: 80 random bits drawn once per process, then a 48-bit counter.
+    """UUID-shaped ids: the first 80 bits of a version-4 UUID drawn once per process, then a 48-bit counter.
 
     ``uuid.uuid4()`` reads 16 bytes from the kernel per call, a few percent of a
     sub-millisecond request. Ids only need to be unique across replicas and
