@@ -86,6 +86,10 @@ def test_kustomize_base_is_the_chart_rendered_with_default_values(tmp_path, helm
         ("training.config.gate.champion_tolerance=2", "champion_tolerance"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("networkPolicy.predictorPorts={70000}", "predictorPorts"),
+        ("monitoring.inferenceLog.uri=http://logs.example.com", "uri"),
+        ("monitoring.inferenceLog.batchEvents=1", "batchEvents"),
+        ("monitoring.feedbackUri=ftp://x", "feedbackUri"),
+        ("monitoring.monitor.minLabels=0", "minLabels"),
     ],
 )
 def test_values_schema_rejects_bad_values(helm_bin, bad_set, complaint):

@@ -11,16 +11,12 @@ commit yields exactly the weight recorded for it.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
 import yaml
 from argosync import ArgoSync, git, init_repo
-from k8shelpers import CHART, NAMESPACE, Kube
-
-from spamops.cli import main
+from k8shelpers import CHART, NAMESPACE, Kube, train_versions
 
 BUCKET = "s3://spamops/models"
 APP = "spamops"
@@ -30,18 +26,11 @@ APP = "spamops"
 def versions(tmp_path_factory) -> tuple[str, str, str]:
     """(store, production, newer): cards name the S3 location (see test_rollout_standard.py for why)."""
     tmp = tmp_path_factory.mktemp("gitops-store")
-    store = tmp / "store"
-    found = []
-    for seed, extra in ((42, []), (3, ["--no-promote"])):
-        config = tmp / f"seed-{seed}.yaml"
-        config.write_text(yaml.safe_dump({"store": str(store), "train": {"seed": seed}}))
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            assert main(["train", "--config", str(config), "--quiet", "--json", *extra]) == 0
-        found.append(json.loads(buffer.getvalue())["version"])
+    store, (production,) = train_versions(tmp, (42,))
+    _, (newer,) = train_versions(tmp, (3,), "--no-promote")
     for path in store.rglob("*.json"):
         path.write_text(path.read_text().replace(f"file://{store}", BUCKET))
-    return str(store), found[0], found[1]
+    return str(store), production, newer
 
 
 @pytest.fixture
