@@ -41,11 +41,16 @@ class Target:
         return f"inferenceservice {self.namespace}/{self.name}"
 
 
-def _api_client(target: Target):
+def api_client(kubeconfig_flag: str | None = None, context: str | None = None):
+    """An API client from ``--kubeconfig`` (else ``$KUBECONFIG``, the in-cluster account, ``~/.kube/config``).
+
+    A missing or broken kubeconfig is a :class:`BadInputError` naming the file; requests made
+    with :data:`TIMEOUT` and :func:`unreachable` report a dead API server in one line.
+    """
     from kubernetes import client, config
 
-    kubeconfig = target.kubeconfig or os.environ.get("KUBECONFIG") or None
-    if kubeconfig is None and not target.context and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    kubeconfig = kubeconfig_flag or os.environ.get("KUBECONFIG") or None
+    if kubeconfig is None and not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
         try:
             config.load_incluster_config()
             return client.ApiClient()
@@ -53,7 +58,7 @@ def _api_client(target: Target):
             raise BadInputError(f"in-cluster service account: {exc}; pass --kubeconfig FILE") from None
     path = Path(kubeconfig.split(os.pathsep)[0] if kubeconfig else "~/.kube/config").expanduser()
     if not path.is_file():
-        hint = "--kubeconfig" if target.kubeconfig else ("$KUBECONFIG" if kubeconfig else "~/.kube/config")
+        hint = "--kubeconfig" if kubeconfig_flag else ("$KUBECONFIG" if kubeconfig else "~/.kube/config")
         raise BadInputError(
             f"kubeconfig {path} ({hint}) does not exist; pass --kubeconfig FILE, set KUBECONFIG, "
             "or run inside the cluster"
@@ -62,12 +67,29 @@ def _api_client(target: Target):
 
     configuration = client.Configuration()
     try:
-        config.load_kube_config(config_file=str(path), context=target.context, client_configuration=configuration)
+        config.load_kube_config(config_file=str(path), context=context, client_configuration=configuration)
     except (config.ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadInputError(f"kubeconfig {path}: cannot use it ({first}); check the file and --context") from None
     configuration.retries = 0  # urllib3's default 3 retries turn a dead API server into a long hang
     return client.ApiClient(configuration)
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What a request raises when the API server cannot be reached (urllib3's MaxRetryError is no OSError)."""
+    from urllib3.exceptions import HTTPError
+
+    return (HTTPError, OSError)
+
+
+def unreachable(server: str, exc: BaseException) -> SpamopsError:
+    """One line for a transport failure (refused, timed out, TLS): retryable, naming the server."""
+    cause = getattr(exc, "reason", None) or exc
+    text = str(cause).split(": ", 1)[-1] if ": " in str(cause) else str(cause)
+    return SpamopsError(
+        f"API server {server} unreachable ({text.strip() or type(cause).__name__}); "
+        "check --kubeconfig/--context and that the cluster is up"
+    )
 
 
 class Cluster:
@@ -77,7 +99,7 @@ class Cluster:
         from kubernetes import client
 
         self.target = target
-        self._client = _api_client(target)
+        self._client = api_client(target.kubeconfig, target.context)
         self.custom = client.CustomObjectsApi(self._client)
         self.core = client.CoreV1Api(self._client)
         self.coordination = client.CoordinationV1Api(self._client)
@@ -89,7 +111,6 @@ class Cluster:
     def call(self, where: str, what: str, fn: Callable, *args, **kwargs):
         """Run one API call; translate its failure into a :class:`SpamopsError` naming ``where``."""
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
 
         try:
             return fn(*args, _request_timeout=TIMEOUT, **kwargs)
@@ -108,13 +129,8 @@ class Cluster:
             if exc.status in (400, 422):
                 raise BadInputError(f"{where}: the API server rejected the change: {_reason(exc)}") from None
             raise SpamopsError(f"{where}: cannot {what}: {exc.status} {exc.reason}") from None
-        except (HTTPError, OSError) as exc:  # MaxRetryError, NewConnectionError, timeouts
-            cause = getattr(exc, "reason", None) or exc
-            text = str(cause).split(": ", 1)[-1] if ": " in str(cause) else str(cause)
-            raise SpamopsError(
-                f"API server {self.server} unreachable ({text.strip() or type(cause).__name__}); "
-                "check --kubeconfig/--context and that the cluster is up"
-            ) from None
+        except transport_errors() as exc:  # MaxRetryError, NewConnectionError, timeouts
+            raise unreachable(self.server, exc) from None
 
     # -- InferenceService -------------------------------------------------
     def read_isvc(self) -> dict:

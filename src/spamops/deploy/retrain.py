@@ -11,7 +11,6 @@ trigger must not forget, so both live in the cluster, not in memory:
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -45,35 +44,34 @@ class TriggerResult:
 
 
 def _batch(target: RetrainTarget):
-    from kubernetes import client, config
+    """The batch API, reached the way ``spamops rollout`` reaches its cluster (same errors, same exit codes)."""
+    from kubernetes import client
 
-    kubeconfig = target.kubeconfig or os.environ.get("KUBECONFIG") or None
-    try:
-        if kubeconfig is None:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-        else:
-            config.load_kube_config(config_file=kubeconfig)
-    except (config.ConfigException, OSError) as exc:
-        raise BadInputError(f"kubeconfig {kubeconfig or '~/.kube/config'}: {exc}") from None
-    return client.BatchV1Api(client.ApiClient())
+    from spamops.deploy.cluster import api_client
+
+    return client.BatchV1Api(api_client(target.kubeconfig))
 
 
-def _call(target: RetrainTarget, what: str, fn, *args, **kwargs):
+class _Conflict(Exception):
+    """409: the CronJob changed since it was read (another trigger claimed it first)."""
+
+
+def _call(target: RetrainTarget, api, what: str, fn, *args, **kwargs):
     from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError as TransportError
+
+    from spamops.deploy.cluster import TIMEOUT, transport_errors, unreachable
 
     try:
-        return fn(*args, **kwargs)
+        return fn(*args, _request_timeout=TIMEOUT, **kwargs)
     except ApiException as exc:
         where = f"cronjob {target.namespace}/{target.cronjob}"
+        if exc.status == 409:
+            raise _Conflict(what) from None
         if exc.status == 404:
             raise BadInputError(f"{where}: not found; deploy the chart with training.cronJob.enabled") from None
         raise SpamopsError(f"{where}: cannot {what}: {exc.status} {exc.reason}") from None
-    except (OSError, TransportError) as exc:  # urllib3 gives up with MaxRetryError, not an OSError
-        raise SpamopsError(f"cronjob {target.namespace}/{target.cronjob}: API server unreachable: {exc}") from None
+    except transport_errors() as exc:
+        raise unreachable(api.api_client.configuration.host, exc) from None
 
 
 def _finished(job) -> bool:
@@ -82,7 +80,7 @@ def _finished(job) -> bool:
 
 def running_jobs(api, target: RetrainTarget, cronjob_uid: str) -> list[str]:
     """Unfinished Jobs owned by the CronJob (its schedule's and ours)."""
-    jobs = _call(target, "list its Jobs", api.list_namespaced_job, target.namespace).items
+    jobs = _call(target, api, "list its Jobs", api.list_namespaced_job, target.namespace).items
     return [
         j.metadata.name
         for j in jobs
@@ -92,11 +90,9 @@ def running_jobs(api, target: RetrainTarget, cronjob_uid: str) -> list[str]:
 
 def trigger_retrain(target: RetrainTarget, reason: str, source: str, now: datetime | None = None) -> TriggerResult:
     """Create one Job from the CronJob unless one runs or the cooldown has not passed."""
-    from kubernetes.client.exceptions import ApiException
-
     now = now or datetime.now(UTC)
     api = _batch(target)
-    cron = _call(target, "read it", api.read_namespaced_cron_job, target.cronjob, target.namespace)
+    cron = _call(target, api, "read it", api.read_namespaced_cron_job, target.cronjob, target.namespace)
     busy = running_jobs(api, target, cron.metadata.uid)
     if busy:
         return TriggerResult("running", busy[0], f"training Job {busy[0]} has not finished")
@@ -110,20 +106,28 @@ def trigger_retrain(target: RetrainTarget, reason: str, source: str, now: dateti
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     claim = {"metadata": {"resourceVersion": cron.metadata.resource_version, "annotations": {LAST_TRIGGERED: stamp}}}
     try:
-        api.patch_namespaced_cron_job(target.cronjob, target.namespace, claim)
-    except ApiException as exc:
-        if exc.status == 409:  # another trigger claimed it between our read and our patch
-            return TriggerResult("cooldown", None, "another trigger started a run at the same moment")
-        raise SpamopsError(
-            f"cronjob {target.namespace}/{target.cronjob}: cannot record the trigger: {exc.reason}"
-        ) from None
+        _call(target, api, "record the trigger", api.patch_namespaced_cron_job, target.cronjob, target.namespace, claim)
+    except _Conflict:  # another trigger claimed it between our read and our patch
+        return TriggerResult("cooldown", None, "another trigger started a run at the same moment")
     job = _job_from(cron, api, now, reason, source)
     try:
-        created = api.create_namespaced_job(target.namespace, job)
-    except ApiException as exc:  # give the cooldown back so Alertmanager's retry can succeed
+        created = _call(target, api, "create the training Job", api.create_namespaced_job, target.namespace, job)
+    except (SpamopsError, _Conflict) as exc:  # give the cooldown back so Alertmanager's retry can succeed
         restore = {"metadata": {"annotations": {LAST_TRIGGERED: last}}}
-        _call(target, "restore the cooldown", api.patch_namespaced_cron_job, target.cronjob, target.namespace, restore)
-        raise SpamopsError(f"cannot create the training Job from {target.cronjob}: {exc.status} {exc.reason}") from None
+        _call(
+            target,
+            api,
+            "restore the cooldown",
+            api.patch_namespaced_cron_job,
+            target.cronjob,
+            target.namespace,
+            restore,
+        )
+        if isinstance(exc, _Conflict):
+            raise SpamopsError(
+                f"job {target.namespace}/{job['metadata']['name']}: already exists; retry in a second"
+            ) from None
+        raise
     return TriggerResult("created", created.metadata.name, reason)
 
 

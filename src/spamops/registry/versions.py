@@ -200,10 +200,14 @@ class Registry:
             if sha256_hex(data) != expected:
                 raise IntegrityError(f"{self.version_uri(version)}{name}: checksum mismatch; refusing to pull it")
             blobs[name] = data
-        dest.mkdir(parents=True, exist_ok=True)
-        for name, data in blobs.items():
-            (dest / name).write_bytes(data)
-        (dest / CARD_FILE).write_bytes(dump_record(card))
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            for name, data in blobs.items():
+                (dest / name).write_bytes(data)
+            (dest / CARD_FILE).write_bytes(dump_record(card))
+        except OSError as exc:
+            cause = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+            raise BadInputError(f"{dest}: cannot write the version there ({cause}); choose a writable DIR") from None
         return dest
 
     # -- dataset snapshots -------------------------------------------------

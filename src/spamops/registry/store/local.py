@@ -10,6 +10,7 @@ file the user creates; a temporary file's private mode is not kept.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -22,6 +23,7 @@ from spamops.registry.store.base import Blob, ObjectStore
 
 _LOCK_SUFFIX = ".lock"
 _TMP_PREFIX = ".tmp-"
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def _token(data: bytes) -> str:
@@ -98,6 +100,11 @@ class LocalStore(ObjectStore):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
         except OSError as exc:
+            if exc.errno in _UNWRITABLE:  # a retry cannot fix permissions or a read-only mount
+                raise StoreSettingsError(
+                    f"{self.root}: store cannot be written ({exc.strerror}: {self.uri(key)}); "
+                    "choose a writable --store or fix its permissions"
+                ) from None
             raise StoreError(f"{self.uri(key)}: cannot write: {exc.strerror}") from None
         return _token(data)
 
