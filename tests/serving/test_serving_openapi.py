@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisWarning
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -36,10 +41,34 @@ def test_openapi_documents_errors_with_schemas(predictor):
         and "batch_too_large" in bad_schema["properties"]["reason"]["enum"]
     )
     assert schemas["V1Request"]["properties"]["instances"]["maxItems"] == 50  # the fixture's --max_batch_size
-    for action in ("load", "unload"):
-        responses = doc["paths"][f"/v2/repository/models/{{model_name}}/{action}"]["post"]["responses"]
-        assert set(responses) == {"405"}
+    for action in ("load", "unload"):  # every call is refused (405): nothing to offer a generated client
+        assert f"/v2/repository/models/{{model_name}}/{action}" not in doc["paths"]
     assert set(doc["paths"]["/v2/health/ready"]["get"]["responses"]) == {"200", "503"}
+
+
+def test_request_schemas_state_the_limits_the_server_enforces(predictor):
+    doc = predictor.get("/openapi.json").json()
+    v2 = doc["components"]["schemas"]["V2InferRequest"]["properties"]["inputs"]["items"]["anyOf"]
+    by_datatype = {d: variant for variant in v2 for d in variant["properties"]["datatype"]["enum"]}
+    texts, floats, ints = by_datatype["BYTES"], by_datatype["FP32"], by_datatype["INT64"]
+    # batch size N from --max_batch_size (50 in the fixture); texts are [N] or [N,1], features [N,2]
+    text_shapes = texts["properties"]["shape"]["anyOf"]
+    assert [len(s["prefixItems"]) for s in text_shapes] == [1, 2] and text_shapes[1]["prefixItems"][1] == {"const": 1}
+    batch = floats["properties"]["shape"]["prefixItems"][0]
+    assert (batch["minimum"], batch["maximum"]) == (1, 50)
+    assert floats["properties"]["shape"]["prefixItems"][1] == {"const": 2}
+    # feature values: finite, 0..2**53, whole numbers for the integer datatypes
+    assert floats["properties"]["data"]["items"]["anyOf"][0] == {"type": "number", "minimum": 0, "maximum": 2**53}
+    assert ints["properties"]["data"]["items"]["anyOf"][0]["type"] == "integer"
+    for path in PREDICT_PATHS:  # the body limit from --max_body_bytes
+        assert doc["paths"][path]["post"]["requestBody"]["x-max-body-bytes"] == 65536, path
+    # what the document says, the server does: one over each limit is refused with the documented reason
+    too_many = {"inputs": [{"name": "t", "datatype": "BYTES", "shape": [51], "data": ["hi"] * 51}]}
+    assert predictor.post_json("/v2/models/spam/infer", too_many).json()["reason"] == "batch_too_large"
+    fraction = {"inputs": [{"name": "f", "datatype": "INT64", "shape": [1, 2], "data": [30, 1.5]}]}
+    assert predictor.post_json("/v2/models/spam/infer", fraction).json()["reason"] == "wrong_datatype"
+    big = predictor.post_json("/v1/models/spam:predict", {"instances": ["x" * 65536]})
+    assert big.status == 400 and big.json()["reason"] == "body_too_large"
 
 
 def test_documented_refusals_are_what_the_server_answers(predictor):
@@ -88,3 +117,35 @@ def test_fuzzed_predict_requests_get_no_5xx_and_no_undocumented_status(predictor
     assert len(seen) >= 15, seen
     # valid requests are answered, invalid ones refused with a 400 that names the reason
     assert set(seen) <= ({200, 400} if mode == GenerationMode.POSITIVE else {400, 404}), sorted(set(seen))
+
+
+@pytest.mark.fuzz
+def test_seeded_schemathesis_run_finds_nothing_and_warns_nothing(predictor, tmp_path):
+    """The schemathesis CLI over every POST operation, its warnings as errors.
+
+    A warning such as "mostly rejected generated data" means the document allows what
+    the server refuses: a generated client or fuzzer would send it.
+    """
+    config = tmp_path / "schemathesis.toml"
+    every_warning = ", ".join(f'"{w.value}"' for w in SchemathesisWarning)
+    config.write_text(f"[warnings]\ndisplay = [{every_warning}]\nfail-on = true\n")
+    report = tmp_path / "report.json"
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color", "run"),
+            f"{predictor.url}/openapi.json",
+            *("--include-method", "POST", "--seed", "20261201", "--workers", "1", "--phases", "coverage,fuzzing"),
+            *("--generation-database", "none", "--report", "json", "--report-json-path", str(report)),
+            "--checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,  # where it keeps its files
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    result = json.loads(report.read_text())
+    assert not any(result["warnings"].values()), result["warnings"]
+    assert sorted(result["valid_rates"]) == sorted(f"POST {p}" for p in PREDICT_PATHS)
+    for operation, phases in result["valid_rates"].items():  # each operation served generated requests
+        assert sum(phase["accepted"] for phase in phases.values()) > 0, (operation, phases)

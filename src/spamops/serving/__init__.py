@@ -10,7 +10,7 @@
 * :mod:`.metrics` counts; :mod:`.model` ties all of it into a ``kserve.Model``;
 * :mod:`.http` adds what KServe's stock server lacks (body limit, 400s instead of
   422/500, readiness and metadata that know the version, a lean V2 route);
-* :mod:`.openapi` makes ``/openapi.json`` state the answers (400/404/405/503) and request bodies;
+* :mod:`.openapi` makes ``/openapi.json`` state the answers (400/404/503) and request bodies as validated;
 * :mod:`.workers` binds the address asked for and forks ``--workers`` sharing one loaded model;
 * :mod:`.fetch` pulls a version for ``--storage-uri``; :mod:`.settings` holds our limits.
 

@@ -28,6 +28,13 @@ NUMERIC_DATATYPES = frozenset(
     {"FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 )
 INTEGER_DATATYPES = frozenset(d for d in NUMERIC_DATATYPES if "INT" in d)
+TEXT_DATATYPE = "BYTES"  # the Open Inference Protocol's datatype of the text input
+# A V2 input's shape is [N, *trailing]: texts [N] or [N, 1], features [N, N_FEATURES].
+TEXT_TRAILING_SHAPES = ((), (1,))
+FEATURE_TRAILING_SHAPE = (N_FEATURES,)
+# How deeply a V2 input's (row-major) data may nest: each level is an array of values or of arrays.
+TEXT_DATA_DEPTH = 2
+FEATURE_DATA_DEPTH = 3
 JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
 
 MAX_FEATURE_VALUE = 2**53  # beyond this a count is not exactly representable as the model's float64
@@ -216,7 +223,7 @@ def parse_v2(request: InferRequest, max_batch: int) -> list[Row] | np.ndarray:
     tensor = inputs[0]
     datatype = (tensor.datatype or "").upper()
     shape = _shape(tensor)
-    if datatype == "BYTES":
+    if datatype == TEXT_DATATYPE:
         return v2_text_rows(tensor, shape, max_batch)
     if datatype in NUMERIC_DATATYPES:
         return v2_feature_rows(tensor, shape, datatype, max_batch)
@@ -230,11 +237,11 @@ def parse_v2(request: InferRequest, max_batch: int) -> list[Row] | np.ndarray:
 def v2_text_rows(tensor: Any, shape: list[int], max_batch: int) -> list[Row]:
     """A BYTES ``[N]`` (or ``[N, 1]``) tensor of texts, each through training's feature code."""
     name = tensor.name
-    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+    if not shape or tuple(shape[1:]) not in TEXT_TRAILING_SHAPES:
         raise BadRequest("wrong_shape", f"input {name!r}: BYTES texts need shape [N] or [N,1], got {shape}")
     n = shape[0]
     check_batch_size(n, max_batch, f"input {name!r}")
-    values = _flatten(_input_values(tensor), 2)
+    values = _flatten(_input_values(tensor), TEXT_DATA_DEPTH)
     if len(values) != n:
         raise BadRequest("wrong_shape", f"input {name!r}: shape {shape} says {n} texts but data holds {len(values)}")
     rows = []
@@ -251,11 +258,11 @@ def v2_text_rows(tensor: Any, shape: list[int], max_batch: int) -> list[Row]:
 def v2_feature_rows(tensor: Any, shape: list[int], datatype: str, max_batch: int) -> list[Row] | np.ndarray:
     """A numeric ``[N, 2]`` tensor of ``(length, punct)`` pairs: one vectorised check for a batch, else per value."""
     name = tensor.name
-    if len(shape) != 2 or shape[1] != N_FEATURES:
+    if not shape or tuple(shape[1:]) != FEATURE_TRAILING_SHAPE:
         raise BadRequest("wrong_shape", f"input {name!r}: {datatype} features need shape [N,2], got {shape}")
     n = shape[0]
     check_batch_size(n, max_batch, f"input {name!r}")
-    values = _flatten(_input_values(tensor), 3)
+    values = _flatten(_input_values(tensor), FEATURE_DATA_DEPTH)
     if len(values) != N_FEATURES * n:
         raise BadRequest(
             "wrong_shape",

@@ -1,11 +1,19 @@
-"""The predictor's OpenAPI document (``/openapi.json``) states what the server really answers.
+"""The predictor's OpenAPI document (``/openapi.json``) states what the server really accepts and answers.
 
 Client generators and fuzzers read it.  FastAPI derives it from the routes, and
-that gets three things wrong here: our lean V2 ``/infer`` and KServe's V1
+that gets four things wrong here: our lean V2 ``/infer`` and KServe's V1
 routes read the raw body, so no request schema appears; every route lists a
-422 that is never sent (we answer 400 with ``{"error", "reason"}``); and the
-400, 404, 405 and 503 answers are missing.  :func:`document` keeps FastAPI's
-document and corrects those operations from the table below.
+422 that is never sent (we answer 400 with ``{"error", "reason"}``); the 400,
+404 and 503 answers are missing; and KServe's repository load and unload
+operations are listed although they accept nothing (they answer 405, see
+:class:`~spamops.serving.http.ReadOnlyRepository`).  :func:`document` keeps
+FastAPI's document and corrects those operations from the table below.
+
+The request schemas are built from the constants :mod:`spamops.serving.inputs`
+validates with and from the running server's :class:`ServingSettings`
+(``--max_batch_size``, ``--max_body_bytes``), so a schema-valid request is one
+the server accepts, up to what JSON Schema cannot say (the descriptions say it:
+``data`` holds as many values as ``shape`` names).
 """
 
 from __future__ import annotations
@@ -17,7 +25,18 @@ from fastapi.openapi.utils import get_openapi
 from kserve.model_repository import ModelRepository
 
 from spamops.features import FEATURE_NAMES
-from spamops.serving.inputs import MAX_FEATURE_VALUE, NUMERIC_DATATYPES
+from spamops.serving.inputs import (
+    FEATURE_DATA_DEPTH,
+    FEATURE_TRAILING_SHAPE,
+    INTEGER_DATATYPES,
+    MAX_FEATURE_VALUE,
+    NUMERIC_DATATYPES,
+    TEXT_DATA_DEPTH,
+    TEXT_DATATYPE,
+    TEXT_TRAILING_SHAPES,
+)
+from spamops.serving.lookup import N_FEATURES
+from spamops.serving.model import OUTPUT_NAMES
 from spamops.serving.settings import ServingSettings
 
 # Every reason a 400 carries (docs/serving.md explains each).
@@ -47,22 +66,102 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF + name}
 
 
-def schemas(settings: ServingSettings) -> dict[str, Any]:
-    """The components our operations refer to; limits come from the running server's settings."""
+def _tensor_data(values: dict[str, Any], depth: int) -> dict[str, Any]:
+    """Tensor data as :func:`~spamops.serving.inputs.parse_v2` reads it (row-major): ``values``, or
+    arrays of them, nested up to ``depth`` levels."""
+    item = values
+    for _ in range(depth - 1):
+        item = {"anyOf": [values, {"type": "array", "items": item}]}
+    return {"type": "array", "minItems": 1, "items": item}
+
+
+def _shape(batch: dict[str, Any], trailing: tuple[int, ...]) -> dict[str, Any]:
+    """A V2 shape ``[N, *trailing]``."""
+    dims = [batch, *({"const": d} for d in trailing)]
+    return {"type": "array", "prefixItems": dims, "minItems": len(dims), "maxItems": len(dims)}
+
+
+def _v2_input(datatypes: list[str], shapes: list[dict], data: dict, description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["name", "datatype", "shape", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string", "enum": datatypes},
+            "shape": shapes[0] if len(shapes) == 1 else {"anyOf": shapes},
+            "parameters": {"type": "object"},
+            "data": data,
+        },
+    }
+
+
+def request_schemas(settings: ServingSettings) -> dict[str, Any]:
+    """``V1Request`` (``:predict`` and ``:explain``) and ``V2InferRequest`` (``/infer``), as validated."""
     feature = {"type": "number", "minimum": 0, "maximum": MAX_FEATURE_VALUE}
+    whole = {"type": "integer", "minimum": 0, "maximum": MAX_FEATURE_VALUE}
+    pair = f"[{', '.join(FEATURE_NAMES)}]"
     instance = {
         "anyOf": [
             {"type": "string", "description": "an SMS text"},
-            {
-                "type": "array",
-                "items": feature,
-                "minItems": len(FEATURE_NAMES),
-                "maxItems": len(FEATURE_NAMES),
-                "description": "[length, punct]",
-            },
+            {"type": "array", "items": feature, "minItems": N_FEATURES, "maxItems": N_FEATURES, "description": pair},
             {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
         ]
     }
+    batch = {"type": "integer", "minimum": 1, "maximum": settings.max_batch, "description": "N, the batch size"}
+    v2_inputs = [
+        _v2_input(
+            [TEXT_DATATYPE],
+            [_shape(batch, trailing) for trailing in TEXT_TRAILING_SHAPES],
+            _tensor_data({"type": "string"}, TEXT_DATA_DEPTH),
+            "N texts: data holds exactly N strings",
+        ),
+        _v2_input(
+            sorted(NUMERIC_DATATYPES - INTEGER_DATATYPES),
+            [_shape(batch, FEATURE_TRAILING_SHAPE)],
+            _tensor_data(feature, FEATURE_DATA_DEPTH),
+            f"N feature rows: data holds exactly N x {N_FEATURES} numbers, {pair} per row",
+        ),
+        _v2_input(
+            sorted(INTEGER_DATATYPES),
+            [_shape(batch, FEATURE_TRAILING_SHAPE)],
+            _tensor_data(whole, FEATURE_DATA_DEPTH),
+            f"N feature rows: data holds exactly N x {N_FEATURES} whole numbers, {pair} per row",
+        ),
+    ]
+    return {
+        "V1Request": {
+            "type": "object",
+            "required": ["instances"],
+            "properties": {
+                "instances": {"type": "array", "items": instance, "minItems": 1, "maxItems": settings.max_batch}
+            },
+        },
+        "V2InferRequest": {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "parameters": {"type": "object"},
+                "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"anyOf": v2_inputs}},
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "enum": list(OUTPUT_NAMES)},
+                            "parameters": {"type": "object"},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def schemas(settings: ServingSettings) -> dict[str, Any]:
+    """The components our operations refer to; limits come from the running server's settings."""
     prediction = {
         "type": "object",
         "required": ["label", "spam_probability", "model_version"],
@@ -83,6 +182,7 @@ def schemas(settings: ServingSettings) -> dict[str, Any]:
         },
     }
     return {
+        **request_schemas(settings),
         "ErrorBody": {
             "type": "object",
             "required": ["error"],
@@ -104,18 +204,6 @@ def schemas(settings: ServingSettings) -> dict[str, Any]:
                 "reason": {"type": "string", "description": "the load failure, e.g. checksum_mismatch"},
             },
         },
-        "RepositoryReadOnlyBody": {
-            "type": "object",
-            "required": ["error", "reason"],
-            "properties": {"error": {"type": "string"}, "reason": {"type": "string", "enum": ["repository_read_only"]}},
-        },
-        "V1Request": {
-            "type": "object",
-            "required": ["instances"],
-            "properties": {
-                "instances": {"type": "array", "items": instance, "minItems": 1, "maxItems": settings.max_batch}
-            },
-        },
         "V1PredictResponse": {
             "type": "object",
             "required": ["predictions"],
@@ -125,41 +213,6 @@ def schemas(settings: ServingSettings) -> dict[str, Any]:
             "type": "object",
             "required": ["explanations"],
             "properties": {"explanations": {"type": "array", "items": {"type": "object"}}},
-        },
-        "V2InferRequest": {
-            "type": "object",
-            "required": ["inputs"],
-            "properties": {
-                "id": {"type": "string"},
-                "parameters": {"type": "object"},
-                "inputs": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "datatype", "shape", "data"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "datatype": {"type": "string", "enum": ["BYTES", *sorted(NUMERIC_DATATYPES)]},
-                            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "maxItems": 2},
-                            "parameters": {"type": "object"},
-                            "data": {"type": "array", "description": "texts (BYTES [N]) or [length, punct] pairs"},
-                        },
-                    },
-                },
-                "outputs": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name"],
-                        "properties": {
-                            "name": {"type": "string", "enum": ["label", "spam_probability"]},
-                            "parameters": {"type": "object"},
-                        },
-                    },
-                },
-            },
         },
         "V2InferResponse": {
             "type": "object",
@@ -181,7 +234,10 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 _BAD = _json("BadRequestBody", "bad request: the reason names the problem (see docs/serving.md)")
 _NOT_FOUND = _json("ErrorBody", "no such model (or version)")
 _NOT_READY = _json("NotReadyBody", "the model is not verified and loaded; the reason says why")
-_READ_ONLY = _json("RepositoryReadOnlyBody", "the model is loaded and verified at start-up only")
+
+# KServe's repository load and unload: we answer every call with 405 (http.ReadOnlyRepository), so no
+# request is valid and a generated client or fuzzer should not be offered them.
+UNDOCUMENTED = {(f"/v2/repository/models/{{model_name}}/{action}", "post") for action in ("load", "unload")}
 
 # (path, method) -> (request body schema or None, 200 schema or None, the other answers)
 OPERATIONS: dict[tuple[str, str], tuple[str | None, str | None, dict[str, dict]]] = {
@@ -205,8 +261,6 @@ OPERATIONS: dict[tuple[str, str], tuple[str | None, str | None, dict[str, dict]]
         "V2InferResponse",
         {"400": _BAD, "404": _NOT_FOUND, "503": _NOT_READY},
     ),
-    ("/v2/repository/models/{model_name}/load", "post"): (None, None, {"405": _READ_ONLY}),
-    ("/v2/repository/models/{model_name}/unload", "post"): (None, None, {"405": _READ_ONLY}),
     ("/v2/health/ready", "get"): (None, None, {"503": _NOT_READY}),
     ("/v1/models/{model_name}", "get"): (None, None, {"404": _NOT_FOUND, "503": _NOT_READY}),
     ("/v2/models/{model_name}/ready", "get"): (None, None, {"404": _NOT_FOUND, "503": _NOT_READY}),
@@ -231,7 +285,16 @@ def build(app: FastAPI, settings: ServingSettings, registry: ModelRepository | N
     doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     components.update(schemas(settings))
-    for path, operations in doc.get("paths", {}).items():
+    paths = doc.setdefault("paths", {})
+    for path, method in UNDOCUMENTED:
+        paths.get(path, {}).pop(method, None)
+        if not paths.get(path, True):
+            del paths[path]
+    body_limit = (
+        f"at most {settings.max_body_bytes} bytes (--max_body_bytes): a larger body is refused with "
+        "400 body_too_large before it is read"
+    )
+    for path, operations in paths.items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)  # FastAPI's validation errors are answered as 400s
@@ -246,11 +309,14 @@ def build(app: FastAPI, settings: ServingSettings, registry: ModelRepository | N
                     parameter["schema"] = {"type": "string", "enum": versions}
             body, ok, others = OPERATIONS.get((path, method), (None, None, {}))
             if body is not None:
-                operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+                operation["requestBody"] = {
+                    "required": True,
+                    "description": body_limit,
+                    "x-max-body-bytes": settings.max_body_bytes,
+                    "content": {"application/json": {"schema": _ref(body)}},
+                }
             if ok is not None:
                 responses["200"] = _json(ok, "the answer")
-            if "405" in others:
-                responses.pop("200", None)  # refused, always
             responses.update(others)
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
