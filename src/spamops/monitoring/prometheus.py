@@ -43,6 +43,15 @@ class Prometheus:
 
     def vector(self, promql: str, at: float | None = None) -> list[tuple[dict, float]]:
         """The result of an instant query (at ``at``, default now) as ``(labels, value)`` pairs."""
+        body = self._query(promql, at)
+        data = body["data"]
+        if data["resultType"] == "scalar":
+            return [({}, float(data["result"][1]))]
+        if data["resultType"] == "matrix":
+            raise PrometheusError(f"Prometheus {self.url}: {promql!r} is a range query; use matrix()")
+        return [(item["metric"], float(item["value"][1])) for item in data["result"]]
+
+    def _query(self, promql: str, at: float | None) -> dict:
         self.queries += 1
         params = {"query": promql}
         if at is not None:
@@ -71,10 +80,15 @@ class Prometheus:
             ) from None
         if body.get("status") != "success":
             raise PrometheusError(f"Prometheus {self.url}: {promql!r}: {body.get('errorType')}: {body.get('error')}")
+        return body
+
+    def matrix(self, promql: str, at: float | None = None) -> list[tuple[dict, list[tuple[float, float]]]]:
+        """A range selector's raw samples (``metric{…}[5m]`` as an instant query): ``(labels, [(t, v)…])``."""
+        body = self._query(promql, at)
         data = body["data"]
-        if data["resultType"] == "scalar":
-            return [({}, float(data["result"][1]))]
-        return [(item["metric"], float(item["value"][1])) for item in data["result"]]
+        if data["resultType"] != "matrix":
+            raise PrometheusError(f"Prometheus {self.url}: expected a range selector, got {data['resultType']}")
+        return [(item["metric"], [(float(t), float(v)) for t, v in item["values"]]) for item in data["result"]]
 
     def scalar(self, promql: str) -> float | None:
         """The one value of a query that aggregates to a single series; ``None`` when nothing matched."""

@@ -1,0 +1,147 @@
+"""Counting what counters and histograms added over a time range, exactly, across restarts.
+
+The canary judge accumulates evidence from a step's start (or the rollout's) to now, and the
+drift monitor compares windows; both need "how many requests / instances / bucket hits were
+counted between *start* and *end*", per version, from Prometheus counters.  PromQL's
+``increase()`` is the wrong tool for that: it extrapolates to the range's edges (fractional
+counts that no test statistic should see), and a series born inside the range loses
+everything it counted before its first scrape - which is every new predictor replica.
+
+So this module reads the **raw samples** (an instant query of a range selector,
+``metric{…}[Ns]``, which Prometheus answers with every stored sample) from a *lookback*
+before ``start`` up to ``end``, and counts per series:
+
+* the baseline is the series' last sample at or before ``start``; a series with no sample
+  there was born inside the range and counts from zero (a counter starts at 0);
+* each later sample adds ``v - previous`` when the counter grew, and ``v`` itself when it
+  went down - a **counter reset** (the process restarted and counted ``v`` since);
+* histogram buckets are counters too (one series per ``le``), so a restart inside the range
+  resets every bucket of that instance at once and each is counted the same way: the
+  cumulative bucket counts stay monotone in ``le``.
+
+What is lost: increments between a restart and the process' last scrape before it died
+(at most one scrape interval of one replica), as in every Prometheus-based count.
+
+:func:`increase` and :func:`group` are pure (the unit tests feed them samples);
+:func:`counts` and :func:`versions` fetch through the one Prometheus client.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+LOOKBACK_SECONDS = 300.0  # Prometheus' default staleness lookback: a series silent longer is gone
+Samples = Sequence[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series' labels and its raw ``(unix time, value)`` samples, oldest first."""
+
+    labels: dict[str, str]
+    samples: Samples
+
+
+def increase(samples: Samples, start: float, end: float | None = None) -> float:
+    """What a counter added in ``(start, end]``, counter resets included (see the module docstring)."""
+    previous: float | None = None
+    total = 0.0
+    for t, value in samples:
+        if end is not None and t > end:
+            break
+        if t <= start:
+            previous = value
+            continue
+        if previous is None:
+            previous = 0.0  # born inside the range: a new counter starts at zero
+        total += value - previous if value >= previous else value
+        previous = value
+    return total
+
+
+def group(
+    series: Iterable[Series],
+    start: float,
+    by: Sequence[str],
+    *,
+    end: float | None = None,
+    key=None,
+) -> dict[tuple[str, ...], float]:
+    """Each series' :func:`increase`, summed per value of ``by`` labels (``key(labels)`` overrides ``by``)."""
+    sums: dict[tuple[str, ...], float] = defaultdict(float)
+    for s in series:
+        k = key(s.labels) if key is not None else tuple(s.labels.get(name, "") for name in by)
+        if k is None:
+            continue
+        sums[k] += increase(s.samples, start, end)
+    return dict(sums)
+
+
+def host(address: str | None) -> str | None:
+    """The host part of ``host:port`` (an IPv6 ``[h]:port`` too): what joins a pod's series from two exporters."""
+    if not address:
+        return None
+    if address.startswith("["):
+        return address[1 : address.find("]")] if "]" in address else address
+    return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+
+
+def cumulative(buckets: dict[float, float]) -> list[tuple[float, float]]:
+    """Per-``le`` counts as a sorted cumulative list ending at +Inf (Prometheus' own bucket form)."""
+    out = sorted(buckets.items())
+    if out and not math.isinf(out[-1][0]):
+        out.append((math.inf, out[-1][1]))
+    return out
+
+
+# ---------------------------------------------------------------- fetching
+def fetch(prom, selector: str, start: float, end: float, *, lookback: float = LOOKBACK_SECONDS) -> list[Series]:
+    """Every sample of ``selector``'s series from ``start - lookback`` to ``end`` (one query)."""
+    seconds = max(1, math.ceil(end - start + lookback))
+    return [Series(labels, samples) for labels, samples in prom.matrix(f"{selector}[{seconds}s]", at=end)]
+
+
+def versions(
+    prom, start: float, end: float, *, info: str = "spamops_model_info", label: str = "model_version"
+) -> dict[str, str]:
+    """Which version each scraped host served in the range: host of ``instance`` -> ``model_version``.
+
+    A host seen with two versions in the range (a pod IP reused) is left out rather than guessed.
+    """
+    seen: dict[str, set[str]] = defaultdict(set)
+    for s in fetch(prom, info, start, end, lookback=0):
+        address = host(s.labels.get("instance"))
+        if address and s.labels.get(label):
+            seen[address].add(s.labels[label])
+    return {address: next(iter(v)) for address, v in seen.items() if len(v) == 1}
+
+
+def counts(
+    prom,
+    selector: str,
+    start: float,
+    end: float,
+    *,
+    by: Sequence[str] = (),
+    join: str | None = None,
+    hosts: dict[str, str] | None = None,
+) -> dict[tuple[str, ...], float]:
+    """``selector``'s increase over ``(start, end]`` per ``by`` labels.
+
+    With ``join`` (a label holding a pod address, e.g. ``instance``), the first key element is
+    the version that address served (``hosts``, from :func:`versions`); series of addresses
+    that served no known version are dropped.
+    """
+    series = fetch(prom, selector, start, end)
+    if join is None:
+        return group(series, start, by, end=end)
+    hosts = hosts or {}
+
+    def key(labels: dict[str, str]) -> tuple[str, ...] | None:
+        version = hosts.get(host(labels.get(join)) or "")
+        return None if version is None else (version, *(labels.get(name, "") for name in by))
+
+    return group(series, start, by, end=end, key=key)
