@@ -47,9 +47,10 @@ models: $(STAMP) ## list stored versions
 test: $(STAMP) ## run the test suite (starts its own S3 server and control plane)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff on Python, plus the Kubernetes/Docker linters
+lint: $(STAMP) ## ruff on Python, the import layers (lint-imports), plus the Kubernetes/Docker linters
 	$(BIN)/ruff check src tests scripts serving
 	$(BIN)/ruff format --check src tests scripts serving
+	$(BIN)/lint-imports
 
 deploy-canary: $(STAMP) ## canary PERCENT% (default 10) of the InferenceService's traffic to VERSION (default: production)
 	$(BIN)/spamops rollout start $(VERSION) --percent $(PERCENT) $(ROLLOUT_ARGS)

@@ -34,7 +34,7 @@ from spamops.config import RolloutConfig  # noqa: E402
 from spamops.deploy.analysis import Queries, Thresholds, run_check  # noqa: E402
 from spamops.deploy.cluster import Cluster, Target  # noqa: E402
 from spamops.deploy.rollout import Rollouts  # noqa: E402
-from spamops.monitoring.prometheus import Prometheus  # noqa: E402
+from spamops.prometheus import Prometheus  # noqa: E402
 from spamops.registry.store import open_store  # noqa: E402
 from spamops.registry.versions import Registry  # noqa: E402
 from spamops_dev import controlplane  # noqa: E402

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from spamops.deploy.analysis import Queries, Thresholds, run_check
-from spamops.monitoring.prometheus import Prometheus
+from spamops.prometheus import Prometheus
 from spamops_dev.ports import free_port
 
 pytestmark = [pytest.mark.realdata, pytest.mark.monitoring]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from spamops.deploy import shadow
-from spamops.monitoring.prometheus import Prometheus
+from spamops.prometheus import Prometheus
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
 from spamops.serving.artifact import load_artifact

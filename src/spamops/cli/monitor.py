@@ -18,7 +18,7 @@ from spamops.records import ModelCard
 
 def _settings(args: argparse.Namespace):
     from spamops.monitoring.monitor import parse_duration
-    from spamops.monitoring.prometheus import Prometheus
+    from spamops.prometheus import Prometheus
 
     try:
         window = parse_duration(args.window)
@@ -172,8 +172,8 @@ def _quality_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from spamops.monitoring.feedback import accept
-    from spamops.monitoring.inference_log import read_log
+    from spamops.predictions.feedback import accept
+    from spamops.predictions.inference_log import read_log
 
     if not args.inference_log or not args.feedback:
         raise BadInputError(

@@ -104,7 +104,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_auto(args: argparse.Namespace) -> int:
     from spamops.deploy.rollout import card_or_production
-    from spamops.monitoring.prometheus import Prometheus
+    from spamops.prometheus import Prometheus
 
     rollouts = _rollouts(args, stream=True)
     card = card_or_production(rollouts.registry, args.version) if args.version else None
@@ -131,7 +131,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     from spamops.deploy import shadow, traffic
     from spamops.deploy.rollout import card_or_production
     from spamops.errors import BadInputError, SpamopsError
-    from spamops.monitoring.prometheus import Prometheus
+    from spamops.prometheus import Prometheus
 
     rollouts = _rollouts(args)
     if args.stop:

@@ -1,2 +1,3 @@
-"""The deploy side: KServe InferenceService objects and rollout strategies (canary today; canary
-analysis, blue/green and GitOps write-back land here)."""
+"""The deploy side: the KServe InferenceService rendered from the chart, and rollouts on it (canary
+with metrics analysis, blue/green, shadow, GitOps write-back), the Lease that serialises them and
+the retraining Job trigger. See docs/rollout.md; its place among the layers: docs/architecture.md."""

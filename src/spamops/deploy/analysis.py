@@ -35,7 +35,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-from spamops.monitoring.prometheus import Prometheus, PrometheusError
+from spamops.prometheus import Prometheus, PrometheusError
 
 KS_C_ALPHA = 1.95  # c(alpha) for alpha = 0.001, two-sample KS
 

@@ -11,36 +11,14 @@ trigger must not forget, so both live in the cluster, not in memory:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from spamops.errors import BadInputError, SpamopsError
+from spamops.triggers import RetrainTarget, TriggerResult
 
 LAST_TRIGGERED = "spamops.dev/last-triggered-at"
 TRIGGER_LABEL = "spamops.dev/trigger"
 REASON_ANNOTATION = "spamops.dev/trigger-reason"
-
-
-@dataclass(frozen=True)
-class RetrainTarget:
-    """The CronJob whose template a triggered run uses, and how to reach the API server."""
-
-    cronjob: str = "spamops-retrain"
-    namespace: str = "spamops"
-    cooldown: timedelta = timedelta(hours=6)
-    kubeconfig: str | None = None  # None: in-cluster service account, else $KUBECONFIG
-
-
-@dataclass(frozen=True)
-class TriggerResult:
-    """``created`` (with the Job's name), or why not: ``running`` or ``cooldown``."""
-
-    outcome: str
-    job: str | None = None
-    detail: str = ""
-
-    def to_json(self) -> dict:
-        return {"outcome": self.outcome, "job": self.job, "detail": self.detail}
 
 
 def _batch(target: RetrainTarget):

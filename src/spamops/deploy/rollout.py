@@ -22,7 +22,7 @@ from spamops.deploy.cluster import Cluster
 from spamops.deploy.lease import Lease
 from spamops.deploy.record import RolloutLog
 from spamops.errors import BadInputError, NotFoundError, SpamopsError
-from spamops.monitoring.prometheus import Prometheus
+from spamops.prometheus import Prometheus
 from spamops.records import ModelCard, ProductionPointer, RolloutEntry
 
 # What a rollout needs of a version: its name, storage URI and sha256 (a card or a production pointer).
@@ -285,7 +285,7 @@ class Rollouts:
     def _shadow_phase(self, prom: Prometheus, card: Deployable) -> bool:
         """Shadow ``card`` until the shadow gate passes (True) or fails or runs out of time (False)."""
         from spamops.deploy import shadow
-        from spamops.monitoring.prometheus import PrometheusError
+        from spamops.prometheus import PrometheusError
 
         a = self.settings.analysis
         split = self.shadow_start(card)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 from spamops.deploy import traffic
 from spamops.errors import BadInputError
-from spamops.monitoring.prometheus import Prometheus
+from spamops.prometheus import Prometheus
 
 SHADOW_ENV = "SHADOW_STORAGE_URI"
 SHADOW_VERSION = traffic.PREFIX + "shadow-version"

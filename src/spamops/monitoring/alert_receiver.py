@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from spamops.deploy.retrain import TriggerResult
 from spamops.errors import BadInputError, SpamopsError
+from spamops.triggers import TriggerResult
 
 MAX_BODY = 1 << 20
 

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from spamops.errors import SpamopsError
 from spamops.features import FEATURE_METRICS
 from spamops.monitoring.drift import FeatureDrift, compare
-from spamops.monitoring.prometheus import Prometheus
+from spamops.prometheus import Prometheus
 from spamops.records import FeatureReference, ModelCard
 
 DEFAULT_WINDOW = "1h"

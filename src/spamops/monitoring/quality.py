@@ -17,6 +17,7 @@ from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily
 
+from spamops.predictions.feedback import joined
 from spamops.records import FeedbackLabel, LoggedPrediction
 
 DEFAULT_QUALITY_WINDOW = "7d"
@@ -46,14 +47,6 @@ class VersionQuality:
             "spam_f1": self.spam_f1,
             "label_delay_seconds": {str(q): v for q, v in (self.label_delay_seconds or {}).items()},
         }
-
-
-def joined(
-    predictions: dict[str, LoggedPrediction], labels: dict[str, FeedbackLabel]
-) -> list[tuple[LoggedPrediction, FeedbackLabel]]:
-    """Every logged prediction that has a label, in prediction order (time, then id): the labelled production data."""
-    pairs = [(predictions[pid], label) for pid, label in labels.items() if pid in predictions]
-    return sorted(pairs, key=lambda pair: (pair[0].time, pair[0].id))
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:

@@ -21,9 +21,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from spamops.errors import SpamopsError
-from spamops.monitoring.feedback import FeedbackError, accept, read_labels
-from spamops.monitoring.inference_log import LogReader
 from spamops.monitoring.quality import VersionQuality, measure_quality, quality_metrics
+from spamops.predictions.feedback import FeedbackError, accept, read_labels
+from spamops.predictions.inference_log import LogReader
 
 logger = logging.getLogger("spamops.monitor")
 

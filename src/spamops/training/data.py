@@ -368,9 +368,8 @@ def labelled_log_rows(source: LabelledLogSource) -> tuple[list[tuple[str, str, f
     The features are the ones the predictor computed (or, for a logged text, that
     :func:`spamops.features.message_features` computes), in ``FEATURE_NAMES`` order.
     """
-    from spamops.monitoring.feedback import read_labels
-    from spamops.monitoring.inference_log import read_log
-    from spamops.monitoring.quality import joined
+    from spamops.predictions.feedback import joined, read_labels
+    from spamops.predictions.inference_log import read_log
 
     log = read_log(source.inference_log)
     labels, problems = read_labels(source.feedback)

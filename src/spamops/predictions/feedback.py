@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from spamops.errors import BadInputError
 from spamops.features import LABELS
-from spamops.records import FeedbackLabel, describe
+from spamops.records import FeedbackLabel, LoggedPrediction, describe
 from spamops.registry.store import open_store
 
 _MAX_ERRORS_SHOWN = 10
@@ -186,3 +186,11 @@ def accept(data: bytes, content_type: str, source: str, known: Container[str], f
         (rows, problems), unit = parse_csv(data, source), "line"
     labels = check(rows, known, source, unit, problems)
     return store_labels(feedback_uri, labels), len(labels)
+
+
+def joined(
+    predictions: dict[str, LoggedPrediction], labels: dict[str, FeedbackLabel]
+) -> list[tuple[LoggedPrediction, FeedbackLabel]]:
+    """Every logged prediction that has a label, in prediction order (time, then id): the labelled production data."""
+    pairs = [(predictions[pid], label) for pid, label in labels.items() if pid in predictions]
+    return sorted(pairs, key=lambda pair: (pair[0].time, pair[0].id))
