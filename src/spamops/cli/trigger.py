@@ -54,8 +54,9 @@ def cmd_trigger_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger_data(args: argparse.Namespace) -> int:
-    from spamops.deploy.retrain import TriggerResult, trigger_retrain
+    from spamops.deploy.retrain import trigger_retrain
     from spamops.monitoring.data_trigger import source_changes
+    from spamops.triggers import TriggerResult
 
     cfg = settings(args)
     reg = registry(args)
