@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from spamops.config import GateConfig
@@ -55,3 +57,33 @@ def test_no_production_and_production_itself_are_said_as_such():
     assert "no production model yet" in decide(GOOD, GateConfig()).rules[-1].detail
     itself = decide(GOOD, GateConfig(), itself=True)
     assert itself.passed and "comparing production with itself" in itself.rules[-1].detail
+
+
+def _gate_cells(table: str) -> list[str]:
+    """The measured and threshold cells, and every number in the detail column, of a gate table."""
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| rule")]
+    assert rows, table
+    cells = []
+    for row in rows:
+        _, _, measured, threshold, _, detail, _ = (c.strip() for c in row.split("|"))
+        cells += [measured, threshold, *re.findall(r"\d+\.\d+", detail)]
+    return cells
+
+
+def test_every_gate_table_writes_every_number_with_four_decimals(cli, store):
+    """A table of numbers only (the second run, with a champion) was re-formatted by tabulate: 0.88 beside 0.8800."""
+    first = cli("train", "--store", store, "--quiet")
+    second = cli("train", "--store", store, "--quiet", "--force-new", "--no-promote")
+    assert first.code == second.code == 0, second.err
+    version = cli("models", "list", "--store", store, "-o", "json").json()["versions"][0]["version"]
+    tables = {
+        "train without a champion": first.out,
+        "train against a champion": second.out,
+        "models show": cli("models", "show", version, "--store", store).out,
+        "gate": cli("gate", version, "--store", store).out,
+        "report.md": (store / "spam" / version / "report.md").read_text(),
+    }
+    for where, text in tables.items():
+        table = text[text.index("| rule") :].split("\n\n", 1)[0]
+        odd = [c for c in _gate_cells(table) if c != "-" and not re.fullmatch(r"\d+\.\d{4}", c)]
+        assert not odd, f"{where}: {odd}\n{table}"

@@ -1,7 +1,8 @@
 """The ``spamops`` command line.  Exit codes are in :class:`spamops.errors.ExitCode`.
 
 One module per command group (``train``, ``models``, ``rollout``, ``render``, ``monitor``,
-``trigger``, ``config``); each registers its subcommands on the parser built here.  Help texts
+``trigger``, ``config``); each registers its subcommands on the parser built here, with the
+flags and helpers they share from ``common``.  Help texts
 are plain text (no markup: users read them in a terminal) and every command's help ends with an
 example.
 """

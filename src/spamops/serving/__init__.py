@@ -12,7 +12,9 @@
   422/500, readiness and metadata that know the version, a lean V2 route);
 * :mod:`.openapi` makes ``/openapi.json`` state the answers (400/404/503) and request bodies as validated;
 * :mod:`.workers` binds the address asked for and forks ``--workers`` sharing one loaded model;
-* :mod:`.fetch` pulls a version for ``--storage-uri``; :mod:`.settings` holds our limits.
+* :mod:`.fetch` pulls a version for ``--storage-uri``; :mod:`.settings` holds our limits;
+* :mod:`.inference_log` writes every answered prediction to the store, off the response path;
+* :mod:`.shadow` scores the same instances with a second verified version, off the response path.
 
 docs/serving.md is the user documentation.
 """

@@ -21,7 +21,8 @@ _LIBRARIES = ("scikit-learn", "numpy", "joblib", "scipy")
 
 
 def feature_statistics(X: np.ndarray) -> dict:
-    """Per-feature summary of the training rows: what explanations compare with (and, planned, drift checks)."""
+    """Per-feature summary of the training rows: what explanations compare a message with, and the
+    spread (``std``) the drift monitor norms its Wasserstein distance by."""
     stats = {}
     for i, name in enumerate(FEATURE_NAMES):
         col = X[:, i]

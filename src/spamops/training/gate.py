@@ -63,7 +63,12 @@ class GateDecision:
             (r.rule, _fmt(r.measured), _fmt(r.threshold), "pass" if r.passed else "FAIL", r.detail) for r in self.rules
         ]
         verdict = "PASSED" if self.passed else "REFUSED"
-        body = tabulate(rows, headers=("rule", "measured", "threshold", "verdict", "detail"), tablefmt="github")
+        body = tabulate(
+            rows,
+            headers=("rule", "measured", "threshold", "verdict", "detail"),
+            tablefmt="github",
+            disable_numparse=True,
+        )
         return f"{body}\n\ngate: {verdict}"
 
 

@@ -1,7 +1,8 @@
 """One entry point for every storage URI: ``open_store`` for a root, ``read_uri`` for one object.
 
-``file://`` URIs and plain paths map to :class:`LocalStore`; ``s3://bucket/prefix``
-maps to the S3 backend.  Nothing else in spamops parses storage URIs.
+``file://`` URIs and plain paths map to :class:`LocalStore` (``local``); ``s3://bucket/prefix``
+maps to the S3 backend (``s3``); both implement ``base``'s :class:`ObjectStore`.  Nothing else in
+spamops parses storage URIs.
 """
 
 from __future__ import annotations
