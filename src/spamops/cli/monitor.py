@@ -121,7 +121,7 @@ def _serve(args: argparse.Namespace, api, card_of, window: float) -> int:
     server = serve_http(metrics, quality, args.bind, args.port)
     extra = ", POST /feedback" if quality is not None else ""
     print(
-        f"monitor: /metrics{extra} on {args.bind}:{server.server_address[1]}, a pass every {args.interval}s",
+        f"monitor: /metrics{extra} on {args.bind}:{server.port}, a pass every {args.interval}s",
         file=sys.stderr,
     )
     while True:

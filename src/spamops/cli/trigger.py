@@ -41,15 +41,12 @@ def cmd_trigger_serve(args: argparse.Namespace) -> int:
 
     server = make_server(args.bind, args.port, retrain)
     print(
-        f"trigger: Alertmanager webhook on http://{args.bind}:{server.server_address[1]}/alerts -> "
+        f"trigger: Alertmanager webhook on http://{args.bind}:{server.port}/alerts -> "
         f"cronjob {target.namespace}/{target.cronjob} (cooldown {args.cooldown})",
         file=sys.stderr,
         flush=True,
     )
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    server.serve_forever()
     return ExitCode.OK
 
 

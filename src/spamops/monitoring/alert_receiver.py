@@ -5,6 +5,11 @@ with ``labels`` and ``fingerprint``); any 2xx means delivered, a 5xx is retried.
 unreachable API server answers 503, while "a run is already going" or "cooldown" are
 successful outcomes (200): retrying them would not help.  Which alerts arrive here is
 the Alertmanager route's choice (``retrain="true"`` in monitoring/alertmanager.yml).
+
+A FastAPI application on uvicorn with the conventions of :mod:`spamops.httpapi`: every
+refusal is ``{"error", "reason"}`` (400 ``invalid_json``, ``not_a_notification``,
+``unsupported_content_type``, ``body_too_large``; 503 ``cluster_unavailable``), and the
+body limit holds before the body is read.
 """
 
 from __future__ import annotations
@@ -13,12 +18,16 @@ import json
 import sys
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+
+from spamops import httpapi
 from spamops.errors import BadInputError, SpamopsError
 from spamops.triggers import TriggerResult
 
 MAX_BODY = 1 << 20
+ROUTES = "POST Alertmanager notifications to /alerts (GET /healthz, /readyz)"
 
 
 def retrain_reason(doc: object) -> str | None:
@@ -33,59 +42,50 @@ def retrain_reason(doc: object) -> str | None:
     return f"alert {', '.join(names)} ({len(firing)} firing; fingerprints {', '.join(prints)})"
 
 
-def make_server(host: str, port: int, trigger: Callable[[str], TriggerResult]) -> ThreadingHTTPServer:
-    """An HTTP server on ``host:port``; ``trigger(reason)`` runs one at a time."""
+def receiver_app(trigger: Callable[[str], TriggerResult]) -> FastAPI:
+    """The webhook application; ``trigger(reason)`` runs one at a time."""
     lock = threading.Lock()
+    app = FastAPI(title="spamops trigger", openapi_url=None, docs_url=None, redoc_url=None)
+    httpapi.install(app, MAX_BODY, ROUTES)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path in ("/healthz", "/readyz"):
-                self._answer(200, {"status": "ok"})
-            else:
-                self._answer(404, {"error": f"no route {self.path}: POST Alertmanager notifications to /alerts"})
+    @app.get("/healthz")
+    @app.get("/readyz")
+    def healthz() -> dict:
+        return {"status": "ok"}
 
-        def do_POST(self) -> None:  # noqa: N802
-            if self.path not in ("/", "/alerts"):
-                self._answer(404, {"error": f"no route {self.path}: POST to /alerts"})
-                return
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if not 0 < length <= MAX_BODY:
-                self._answer(400, {"error": f"Content-Length must be 1..{MAX_BODY}"})
-                return
-            try:
-                reason = retrain_reason(json.loads(self.rfile.read(length)))
-            except (ValueError, BadInputError) as exc:
-                self._answer(400, {"error": str(exc)})
-                return
-            if reason is None:
-                self._answer(200, {"outcome": "ignored", "detail": "no firing alert"})
-                return
-            try:
-                with lock:
-                    result = trigger(reason)
-            except SpamopsError as exc:  # Alertmanager retries a 5xx
-                print(f"trigger: {exc}", file=sys.stderr)
-                self._answer(503, {"error": str(exc)})
-                return
-            except Exception as exc:  # noqa: BLE001 - answer (and get retried) rather than drop the connection
-                print(f"trigger: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
-                self._answer(500, {"error": f"unexpected {type(exc).__name__}: {exc}"})
-                return
-            print(f"trigger: {result.outcome} {result.job or ''} ({result.detail})", file=sys.stderr)
-            self._answer(200, result.to_json())
+    def run(reason: str) -> TriggerResult:
+        with lock:
+            return trigger(reason)
 
-        def _answer(self, status: int, doc: dict) -> None:
-            body = json.dumps(doc).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    @app.post("/")
+    @app.post("/alerts")
+    async def alerts(request: Request) -> dict:
+        httpapi.json_content(request.headers.get("content-type", ""), "the notification")
+        body = await request.body()
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise httpapi.Refusal("invalid_json", f"body is not valid JSON: {exc}") from None
+        try:
+            reason = retrain_reason(doc)
+        except BadInputError as exc:
+            raise httpapi.Refusal("not_a_notification", str(exc)) from None
+        if reason is None:
+            return {"outcome": "ignored", "detail": "no firing alert"}
+        try:
+            result = await run_in_threadpool(run, reason)
+        except SpamopsError as exc:  # Alertmanager retries a 5xx
+            print(f"trigger: {exc}", file=sys.stderr)
+            raise httpapi.Refusal("cluster_unavailable", str(exc), 503) from None
+        except Exception as exc:  # noqa: BLE001 - answer (and get retried) rather than drop the connection
+            print(f"trigger: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+            raise httpapi.Refusal("internal_error", f"unexpected {type(exc).__name__}: {exc}", 500) from None
+        print(f"trigger: {result.outcome} {result.job or ''} ({result.detail})", file=sys.stderr)
+        return result.to_json()
 
-        def log_message(self, *args) -> None:
-            pass
+    return app
 
-    return ThreadingHTTPServer((host, port), Handler)
+
+def make_server(host: str, port: int, trigger: Callable[[str], TriggerResult]) -> httpapi.Server:
+    """The receiver bound to ``host:port`` (``serve_forever`` runs it); ``trigger(reason)`` runs one at a time."""
+    return httpapi.Server(receiver_app(trigger), host, port)

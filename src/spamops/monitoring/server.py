@@ -1,25 +1,30 @@
 """The long-running monitor's HTTP side: ``GET /metrics``, ``GET /healthz`` and ``POST /feedback``.
 
 ``prometheus_client``'s own server answers GET only; feedback labels need a POST on the
-same port, so this is a small ``ThreadingHTTPServer`` around the same collector registry.
-``POST /feedback`` takes an ``id,label`` CSV (``text/csv``) or a JSON array of
-``{"id", "label"}`` (``application/json``): 200 ``{"stored", "labels"}`` when accepted (and
-the quality gauges are recomputed at once), 400 ``{"error", "rows"}`` naming every bad row
-when not (nothing stored), 404 when the monitor runs without an inference log.
+same port, so this is a small FastAPI application on uvicorn around the same collector
+registry, with the conventions of :mod:`spamops.httpapi` (refusals are ``{"error",
+"reason"}``; the body limit holds before the body is read).  ``POST /feedback`` takes an
+``id,label`` CSV (``text/csv``, also ``text/plain`` or no ``Content-Type``) or a JSON
+array of ``{"id", "label"}`` (``application/json``): 200 ``{"stored", "labels"}`` when
+accepted (and the quality gauges are recomputed at once), 400 ``invalid_feedback`` (or
+``invalid_json``) with ``rows`` naming every bad row when not (nothing stored), 404 ``no_inference_log`` when
+the monitor runs without an inference log, 503 ``store_unavailable`` when the store fails.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from spamops import httpapi
 from spamops.errors import SpamopsError
 from spamops.monitoring.quality import VersionQuality, measure_quality, quality_metrics
 from spamops.predictions.feedback import FeedbackError, accept, read_labels
@@ -28,6 +33,8 @@ from spamops.predictions.inference_log import LogReader
 logger = logging.getLogger("spamops.monitor")
 
 MAX_FEEDBACK_BYTES = 16 * 1024 * 1024  # ~400k labels of a UUID each
+CSV_CONTENT_TYPES = ("text/csv", "text/plain", "application/csv", "")  # "": no Content-Type, read as CSV
+ROUTES = "GET /metrics, GET /healthz or POST /feedback"
 
 
 class QualityMonitor(Collector):
@@ -84,62 +91,53 @@ class QualityMonitor(Collector):
         yield failed
 
 
-def serve_http(
-    registry: CollectorRegistry, quality: QualityMonitor | None, bind: str, port: int
-) -> ThreadingHTTPServer:
-    """Start the monitor's HTTP server in a daemon thread; the server (``server_address`` has the port)."""
+def feedback_content_type(header: str | None) -> str:
+    """The ``accept`` content type of an upload's ``Content-Type``; a 400 for one that is neither CSV nor JSON."""
+    kind = httpapi.media_type(header)
+    if kind in httpapi.JSON_CONTENT_TYPES:
+        return "application/json"
+    if kind in CSV_CONTENT_TYPES:
+        return "text/csv"
+    raise httpapi.Refusal(
+        "unsupported_content_type",
+        f"feedback sent as Content-Type {kind!r} is not read; send an id,label CSV as text/csv "
+        'or a JSON array of {"id", "label"} as application/json',
+    )
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "spamops-monitor"
 
-        def log_message(self, fmt: str, *args) -> None:  # one line per request is noise at scrape rate
-            logger.debug(fmt, *args)
+def monitor_app(registry: CollectorRegistry, quality: QualityMonitor | None) -> FastAPI:
+    """The monitor's application: ``/metrics`` from ``registry``, ``/feedback`` into ``quality``."""
+    app = FastAPI(title="spamops monitor", openapi_url=None, docs_url=None, redoc_url=None)
+    httpapi.install(app, MAX_FEEDBACK_BYTES, ROUTES)
 
-        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-        def _json(self, status: int, doc: dict) -> None:
-            self._send(status, json.dumps(doc).encode())
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"ok": True}
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            path = self.path.split("?")[0]
-            if path == "/metrics":
-                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                self._json(200, {"ok": True})
-            else:
-                self._json(404, {"error": f"no such path {path}; try /metrics, /healthz or POST /feedback"})
+    @app.post("/feedback")
+    async def feedback(request: Request) -> JSONResponse:
+        if quality is None:
+            raise httpapi.Refusal(
+                "no_inference_log", "this monitor runs without --inference-log and --feedback: no labels taken", 404
+            )
+        content_type = feedback_content_type(request.headers.get("content-type"))
+        data = await request.body()
+        try:
+            stored, count = await run_in_threadpool(quality.upload, data, content_type, "POST /feedback")
+        except FeedbackError as exc:
+            raise httpapi.Refusal(exc.reason, str(exc), rows=exc.rows) from None
+        except SpamopsError as exc:
+            logger.warning("monitor: feedback not stored: %s", exc)
+            raise httpapi.Refusal("store_unavailable", str(exc), 503) from None
+        return JSONResponse({"stored": stored, "labels": count})
 
-        def do_POST(self) -> None:  # noqa: N802
-            if self.path.split("?")[0] != "/feedback":
-                self._json(404, {"error": f"no such path {self.path}; POST id,label CSV to /feedback"})
-                return
-            if quality is None:
-                self._json(404, {"error": "this monitor runs without --inference-log and --feedback: no labels taken"})
-                return
-            length = self.headers.get("Content-Length", "")
-            if not length.isdigit():
-                self._json(411, {"error": "send the body with a Content-Length"})
-                return
-            if int(length) > MAX_FEEDBACK_BYTES:
-                self._json(413, {"error": f"body over {MAX_FEEDBACK_BYTES} bytes: split the upload"})
-                return
-            data = self.rfile.read(int(length))
-            try:
-                stored, count = quality.upload(data, self.headers.get("Content-Type", "text/csv"), "POST /feedback")
-            except FeedbackError as exc:
-                self._json(400, {"error": str(exc), "rows": exc.rows})
-                return
-            except SpamopsError as exc:
-                self._json(503, {"error": str(exc)})
-                return
-            self._json(200, {"stored": stored, "labels": count})
+    return app
 
-    server = ThreadingHTTPServer((bind, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="spamops-monitor-http", daemon=True).start()
-    return server
+
+def serve_http(registry: CollectorRegistry, quality: QualityMonitor | None, bind: str, port: int) -> httpapi.Server:
+    """Bind ``bind:port`` and serve the monitor from a daemon thread; the server (``port`` is the one bound)."""
+    return httpapi.Server(monitor_app(registry, quality), bind, port).start()

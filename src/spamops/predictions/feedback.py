@@ -30,15 +30,20 @@ _MAX_ERRORS_SHOWN = 10
 
 
 class FeedbackError(BadInputError):
-    """An upload refused as a whole; ``rows`` holds every problem as ``"<where>: line N: ..."``."""
+    """An upload refused as a whole; ``rows`` holds every problem as ``"<where>: line N: ..."``.
 
-    def __init__(self, source: str, rows: list[str]) -> None:
+    ``reason`` is the short code of an HTTP refusal: ``invalid_json`` for a JSON upload
+    that does not parse, else ``invalid_feedback``.
+    """
+
+    def __init__(self, source: str, rows: list[str], reason: str = "invalid_feedback") -> None:
         shown = "; ".join(rows[:_MAX_ERRORS_SHOWN])
         more = f" (and {len(rows) - _MAX_ERRORS_SHOWN} more)" if len(rows) > _MAX_ERRORS_SHOWN else ""
         super().__init__(
             f"{source}: feedback refused, nothing stored: {shown}{more}; fix these rows and upload the file again"
         )
         self.rows = rows
+        self.reason = reason
 
 
 def parse_csv(data: bytes, source: str) -> tuple[list[tuple[int, str, str]], list[str]]:
@@ -79,7 +84,7 @@ def parse_json(data: bytes, source: str) -> tuple[list[tuple[int, str, str]], li
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FeedbackError(source, [f"not valid JSON: {exc}"]) from None
+        raise FeedbackError(source, [f"not valid JSON: {exc}"], "invalid_json") from None
     if isinstance(doc, dict) and isinstance(doc.get("labels"), list):
         doc = doc["labels"]
     if not isinstance(doc, list):

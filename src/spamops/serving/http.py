@@ -1,7 +1,8 @@
 """What the stock KServe REST server lacks for us, installed on its FastAPI app before it starts.
 
 * :class:`RequestGuard`, a pure ASGI middleware: refuses bodies over the size
-  limit before they are read, and counts every HTTP 400 by reason.
+  limit before they are read (:mod:`spamops.httpapi`, shared with the monitor and the
+  trigger), and counts every HTTP 400 by reason.
 * Exception handlers: our :class:`~spamops.serving.inputs.BadRequest` becomes a
   400 ``{"error", "reason"}`` without a stack trace in the log, and FastAPI's
   request-validation errors on the V2 endpoint become 400 instead of 422.
@@ -32,8 +33,16 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
+from spamops.httpapi import (
+    JSON_CONTENT_TYPES,
+    body_limit_refusal,
+    declares_length,
+    limited_receive,
+    media_type,
+    send_refusal,
+)
 from spamops.serving import metrics
-from spamops.serving.inputs import JSON_CONTENT_TYPES, BadRequest, v2_request_from_json
+from spamops.serving.inputs import BadRequest, v2_request_from_json
 from spamops.serving.model import NotReady
 
 logger = logging.getLogger("kserve.spamops")
@@ -49,10 +58,6 @@ def note_reason(reason: str) -> None:
         slot.append(reason)
 
 
-def _error_body(reason: str, message: str) -> bytes:
-    return orjson.dumps({"error": message, "reason": reason})
-
-
 # Paths whose answers count in spamops_inference_responses_total (V1 and V2 inference).
 INFERENCE_SUFFIXES = (":predict", ":explain", "/infer")
 
@@ -64,36 +69,19 @@ class RequestGuard:
         self.app = app
         self.max_body_bytes = max_body_bytes
 
-    async def _refuse(self, send: Any, reason: str, message: str) -> None:
-        metrics.count_invalid(reason)
-        body = _error_body(reason, message)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 400, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
-        declared: int | None = None
-        json_body = True
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit():
-                    # not a size at all: saying "too large" would send the client hunting the wrong bug
-                    await self._refuse(send, "bad_content_length", "Content-Length must be a non-negative integer")
-                    return
-                declared = int(value)
-            elif name == b"content-type":
-                json_body = value.split(b";")[0].strip().decode("latin-1").lower() in JSON_CONTENT_TYPES
-        if declared is not None and declared > limit:
-            await self._refuse(
-                send, "body_too_large", f"request body of {declared} bytes exceeds the limit of {limit} bytes"
-            )
+        headers = scope["headers"]
+        refusal = body_limit_refusal(headers, self.max_body_bytes)
+        if refusal is not None:
+            metrics.count_invalid(refusal.reason)
+            await send_refusal(send, refusal)
             return
-        if declared is None and scope["method"] in ("POST", "PUT", "PATCH"):
-            receive = self._limited(receive, limit)
+        if not declares_length(headers) and scope["method"] in ("POST", "PUT", "PATCH"):
+            receive = limited_receive(receive, self.max_body_bytes, BadRequest)
+        json_body = media_type(next((v for n, v in headers if n == b"content-type"), b"")) in JSON_CONTENT_TYPES
         slot: list[str] = []
         token = _REASON.set(slot)
 
@@ -113,22 +101,6 @@ class RequestGuard:
             await self.app(scope, receive, counting_send)
         finally:
             _REASON.reset(token)
-
-    @staticmethod
-    def _limited(receive: Any, limit: int) -> Any:
-        """``receive`` for a chunked body: stop reading once it passes ``limit``."""
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BadRequest("body_too_large", f"request body exceeds the limit of {limit} bytes")
-            return message
-
-        return limited
 
 
 async def bad_request_handler(_: Request, exc: BadRequest) -> JSONResponse:

@@ -35,7 +35,6 @@ FEATURE_TRAILING_SHAPE = (N_FEATURES,)
 # How deeply a V2 input's (row-major) data may nest: each level is an array of values or of arrays.
 TEXT_DATA_DEPTH = 2
 FEATURE_DATA_DEPTH = 3
-JSON_CONTENT_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
 
 MAX_FEATURE_VALUE = 2**53  # beyond this a count is not exactly representable as the model's float64
 _NUMBER_TYPES = frozenset({int, float})
