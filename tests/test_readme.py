@@ -21,7 +21,7 @@ def test_settings_table_is_generated_from_the_config_models():
 
 
 def test_every_exit_code_is_documented():
-    documented = {int(code) for code in re.findall(r"^\| (\d) \|", README, flags=re.MULTILINE)}
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", README, flags=re.MULTILINE)}
     assert documented == {int(code) for code in ExitCode}
 
 

@@ -2,7 +2,8 @@
 
 The exit codes are a public contract: the training Job's podFailurePolicy
 maps ``GATE_REFUSED`` to ``FailJob`` so a refused model is not retried,
-while ``FAILURE`` (a crash, a storage outage) is retried within backoffLimit.
+while ``FAILURE`` (a crash, a storage outage) and ``INTERRUPTED``/``TERMINATED``
+(a stopped or evicted pod) are retried within backoffLimit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ class ExitCode(IntEnum):
     FAILURE = 1
     BAD_INPUT = 2
     GATE_REFUSED = 3
+    INTERRUPTED = 130  # SIGINT (128 + 2) before the command committed anything
+    TERMINATED = 143  # SIGTERM (128 + 15), e.g. a pod evicted or stopped; see spamops.interrupts
 
 
 class SpamopsError(Exception):

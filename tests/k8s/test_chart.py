@@ -112,7 +112,8 @@ def _trainer_pod_specs(objs):
 
 def test_training_runs_retry_crashes_but_not_refusals(helm_bin):
     """Exit 1 (crash, storage outage) retries within backoffLimit; exit 2 (bad
-    input) and 3 (gate refused) fail the Job at once; evictions do not count."""
+    input) and 3 (gate refused) fail the Job at once; evictions do not count;
+    130/143 (stopped by SIGINT/SIGTERM before promoting) count like a crash."""
     objs = render(helm_bin)
     for kind, spec in _trainer_pod_specs(objs):
         assert spec["backoffLimit"] >= 1, kind
@@ -123,6 +124,10 @@ def test_training_runs_retry_crashes_but_not_refusals(helm_bin):
         assert any(r["action"] == "Ignore" and r["onPodConditions"][0]["type"] == "DisruptionTarget" for r in rules), (
             kind
         )
+        stopped = {"containerName": "trainer", "operator": "In", "values": [130, 143]}
+        (count,) = [r for r in rules if r.get("onExitCodes") == stopped]
+        assert count["action"] == "Count", kind
+        assert rules.index(count) > rules.index(fail[0]), kind
         assert spec["activeDeadlineSeconds"] > 0
         pod = spec["template"]["spec"]
         assert pod["restartPolicy"] == "Never"  # required by podFailurePolicy

@@ -157,6 +157,12 @@ podFailurePolicy:
     - action: Ignore
       onPodConditions:
         - type: DisruptionTarget
+    # Stopped by SIGINT/SIGTERM before the pointer moved (130/143): retried within backoffLimit.
+    - action: Count
+      onExitCodes:
+        containerName: trainer
+        operator: In
+        values: [130, 143]
 template:
   metadata:
     labels:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -18,6 +20,7 @@ from spamops import __version__
 from spamops.cli import config, models, monitor, render, rollout, train, trigger
 from spamops.cli.common import parent_parsers
 from spamops.errors import ExitCode, SpamopsError
+from spamops.interrupts import Interrupted, stop_on_signals
 
 DEBUG_ENV = "SPAMOPS_DEBUG"
 COMMAND_GROUPS = (train, models, rollout, render, monitor, trigger, config)
@@ -26,7 +29,8 @@ EPILOG = """\
 Every command takes -o json (or --json) for one JSON document on stdout; progress goes to stderr.
 Without a command (or a group without its subcommand) spamops prints that help and exits 0.
 
-exit codes: 0 ok, 1 retryable or unexpected, 2 bad input or config, 3 gate refused
+exit codes: 0 ok, 1 retryable or unexpected, 2 bad input or config, 3 gate refused,
+130/143 stopped by SIGINT/SIGTERM before the production pointer moved
 
 example:
   spamops train --data data/sms.csv -o json
@@ -74,21 +78,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.help_parser.print_help()
         return int(ExitCode.OK)
     try:
-        return int(args.func(args))
+        with stop_on_signals():
+            code = int(args.func(args))
+            sys.stdout.flush()  # here, not at exit: a reader that went away is handled below
+        return code
     except SpamopsError as exc:
         print(f"spamops: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("spamops: interrupted", file=sys.stderr)
-        return int(ExitCode.FAILURE)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        stop = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        print(f"spamops: interrupted by {stop.name}; the production pointer did not move", file=sys.stderr)
+        return int(stop.exit_code)
+    except BrokenPipeError:
+        if not _stdout_closed():
+            return _unexpected(BrokenPipeError("broken pipe"))
+        # The reader of stdout went away (`spamops models show V | head -2`): what it wanted it has,
+        # so that is no error.  Python's documented recipe: point stdout at /dev/null so that the
+        # interpreter's own flush at exit does not fail on the rest of the buffer.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return int(ExitCode.OK)
     except Exception as exc:  # noqa: BLE001 - one line for users; SPAMOPS_DEBUG=1 shows the traceback
         if os.environ.get(DEBUG_ENV):
             raise
-        print(
-            f"spamops: unexpected error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for a traceback)",
-            file=sys.stderr,
-        )
-        return int(ExitCode.FAILURE)
+        return _unexpected(exc)
+
+
+def _unexpected(exc: BaseException) -> int:
+    print(
+        f"spamops: unexpected error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for a traceback)",
+        file=sys.stderr,
+    )
+    return int(ExitCode.FAILURE)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe or socket whose reader has gone (POLLERR on its write end)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured, closed)
+        return False
 
 
 if __name__ == "__main__":

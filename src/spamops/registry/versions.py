@@ -31,6 +31,7 @@ from spamops.errors import (
     NotFoundError,
     SpamopsError,
 )
+from spamops.interrupts import commit
 from spamops.records import (
     CARD_FILE,
     MODEL_FILE,
@@ -316,10 +317,13 @@ class Registry:
                 reason=reason,
             )
             try:
-                if token is None:
-                    self.store.put(key, dump_record(record), if_absent=True)
-                else:
-                    self.store.put(key, dump_record(record), if_token=token)
+                # The point of no return: a stop signal waits for this write, and once it
+                # landed the command finishes (history and output) instead of stopping.
+                with commit():
+                    if token is None:
+                        self.store.put(key, dump_record(record), if_absent=True)
+                    else:
+                        self.store.put(key, dump_record(record), if_token=token)
             except ConflictError:
                 continue
             self._append_history(record)
