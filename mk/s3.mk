@@ -2,13 +2,14 @@
 SEAWEEDFS_DIR ?= .spamops/seaweedfs
 S3_STORE ?= s3://spamops/models
 SEAWEEDFS := $(BIN)/python scripts/seaweedfs.py
+SEAWEEDFS_PORT ?=
 
 .PHONY: storage-up storage-down storage-env demo-s3 test-s3
 
 storage-up: $(STAMP) ## start SeaweedFS S3 on 127.0.0.1 (data in .spamops/seaweedfs) and print the env exports
-	@$(SEAWEEDFS) up --dir $(SEAWEEDFS_DIR)
+	@$(SEAWEEDFS) up --dir $(SEAWEEDFS_DIR) $(if $(SEAWEEDFS_PORT),--port $(SEAWEEDFS_PORT))
 
-storage-env: $(STAMP) ## print the env exports of the running SeaweedFS (for eval in your shell)
+storage-env: $(STAMP) ## print the env exports of the running SeaweedFS (for eval in your shell); exit 1 when none runs
 	@$(SEAWEEDFS) env --dir $(SEAWEEDFS_DIR)
 
 storage-down: $(STAMP) ## stop the SeaweedFS started by storage-up (its data stays in .spamops/seaweedfs)

@@ -2,7 +2,7 @@
 """Start and stop an embedded SeaweedFS S3 server on 127.0.0.1 for development (``make storage-up``).
 
     python scripts/seaweedfs.py up   [--dir .spamops/seaweedfs] [--port 8333] [--bucket spamops]
-    python scripts/seaweedfs.py env  [--dir ...]     # print the exports for a running server
+    python scripts/seaweedfs.py env  [--dir ...]     # print the exports of the running server (exit 1 if none)
     python scripts/seaweedfs.py down [--dir ...]
 
 The server itself is :class:`spamops_dev.seaweedfs.SeaweedFS` (credentials, state
@@ -52,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no SeaweedFS state in {data_dir}; nothing to do", file=sys.stderr)
         return 0 if args.command == "down" else 1
     if args.command == "env":
-        if not server.running():
-            print("# SeaweedFS is not running: 'make storage-up' starts it again", file=sys.stderr)
+        if not server.running():  # its exports would point at nothing: refuse, so `eval` sets nothing
+            print(
+                f"no SeaweedFS running from {data_dir} (stopped); 'make storage-up' starts it again "
+                "and prints the exports",
+                file=sys.stderr,
+            )
+            return 1
         print(_exports(server))
         return 0
     if args.command == "status":

@@ -50,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     d = (args.dir or cache_root() / "run").resolve()
     if args.command == "stop":
-        stop_detached(d, _all_components())
-        print(f"stopped the processes started in {d}", file=sys.stderr)
+        stopped = stop_detached(d, _all_components())
+        if stopped:
+            names = ", ".join(f"{name} (pid {pid})" for name, pid in stopped)
+            print(f"stopped {names}, started in {d}", file=sys.stderr)
+        else:
+            print(f"nothing to stop: no process started in {d} is running", file=sys.stderr)
         return 0
     stop_detached(d, _all_components())  # a previous detached one in the same directory
     shutil.rmtree(d, ignore_errors=True)

@@ -242,8 +242,13 @@ class ControlPlane:
         self.stop()
 
 
-def stop_detached(d: Path, components: tuple[str, ...] = ControlPlane.components) -> None:
-    """Stop what a detached start left in ``d`` (``<name>.pid`` files), newest component first."""
+def stop_detached(d: Path, components: tuple[str, ...] = ControlPlane.components) -> list[tuple[str, int]]:
+    """Stop what a detached start left in ``d`` (``<name>.pid`` files), newest component first.
+
+    Returns the ``(component, pid)`` pairs that were running and got stopped; a pid file whose
+    process is gone (or is someone else's by now) is removed without signalling anything.
+    """
+    stopped = []
     for name in reversed(components):
         pidfile = d / f"{name}.pid"
         if not pidfile.is_file():
@@ -251,5 +256,7 @@ def stop_detached(d: Path, components: tuple[str, ...] = ControlPlane.components
         pid = int(pidfile.read_text())
         # Only signal the process we started: its command line names our binary.
         binary = {"kserve-manager": "manager"}.get(name, name)
-        processes.stop_pid(pid, is_ours=lambda argv, b=binary: bool(argv) and argv[0].endswith(f"/{b}"))
+        if processes.stop_pid(pid, is_ours=lambda argv, b=binary: bool(argv) and argv[0].endswith(f"/{b}")):
+            stopped.append((name, pid))
         pidfile.unlink(missing_ok=True)
+    return stopped

@@ -215,3 +215,37 @@ def test_cli_cluster_up_prints_a_kubeconfig_and_down_ends_every_process(tmp_path
     for pid in pids:
         assert not processes.alive(pid), f"process {pid} still running after cluster-down"
     assert (state / "kserve-manager.log").stat().st_size > 0, "the logs stay for a look after the fact"
+
+
+def _envtest_stop(run_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", "envtest-stop", f"ENVTEST_DIR={run_dir}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_envtest_stop_says_what_it_stopped_and_nothing_when_nothing_ran(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "kube-apiserver.pid").write_text("999999999\n")  # a pid file whose process is long gone
+    idle = _envtest_stop(run_dir)
+    assert idle.returncode == 0, idle.stderr
+    assert idle.stderr.strip() == f"nothing to stop: no process started in {run_dir.resolve()} is running"
+    assert not (run_dir / "kube-apiserver.pid").exists()
+
+    etcd = tmp_path / "bin" / "etcd"  # a live process the harness recognises as its etcd
+    etcd.parent.mkdir()
+    etcd.symlink_to(Path("/bin/sleep") if Path("/bin/sleep").exists() else Path("/usr/bin/sleep"))
+    proc = subprocess.Popen([str(etcd), "300"])
+    try:
+        (run_dir / "etcd.pid").write_text(f"{proc.pid}\n")
+        stopped = _envtest_stop(run_dir)
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stderr.strip() == f"stopped etcd (pid {proc.pid}), started in {run_dir.resolve()}"
+        assert proc.wait(timeout=30) != 0  # it was signalled, not left running
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -211,3 +212,29 @@ def test_two_trainers_at_the_same_moment_both_land(s3_uri, s3env):
     pointer = registry.production()
     (other,) = versions - {pointer.version}
     assert pointer.lineage == [other]
+
+
+def test_an_endpoint_that_is_down_is_announced_once_while_retrying(s3_uri, s3env, monkeypatch):
+    """Retries until the deadline are not silent: one stderr line says what, where and until when."""
+    monkeypatch.setenv("SPAMOPS_S3_DEADLINE_SECONDS", "6")
+    s3env.kill()
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "spamops", "models", "list", "--store", s3_uri],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        first = run.stderr.readline()
+        still_waiting = run.poll() is None
+        rest = run.stderr.read()
+        run.wait(timeout=60)
+    finally:
+        s3env.start()
+    assert still_waiting, "the line must come while it retries, not with the final error"
+    assert first.startswith(f"spamops: {s3_uri}/spam/production.json: cannot read it yet: ")
+    assert f"endpoint {s3env.endpoint}, bucket 'spamops'" in first
+    assert re.search(r"retrying until \d\d:\d\d:\d\d UTC \(6 s, SPAMOPS_S3_DEADLINE_SECONDS\)$", first.strip()), first
+    assert run.returncode == 1
+    (error,) = rest.splitlines()  # then the one error line, and nothing else
+    assert error.startswith("spamops: error: ") and "gave up after 6 s of retries" in error

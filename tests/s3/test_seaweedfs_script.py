@@ -1,8 +1,9 @@
-"""The SeaweedFS launcher (spamops_dev.seaweedfs) without a server: private files and no leaked handles when weed fails to start."""
+"""The SeaweedFS launcher (spamops_dev.seaweedfs, `make storage-*`): private files, no leaked handles, no stale exports."""
 
 from __future__ import annotations
 
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from spamops_dev import seaweedfs
 
 pytestmark = pytest.mark.s3
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _no_chmod(monkeypatch) -> None:
@@ -56,3 +58,28 @@ def test_failed_start_leaves_private_secret_file_and_closes_the_log(tmp_path, mo
     config = tmp_path / "data" / "s3.json"
     assert _mode(config) == 0o600
     assert server.secret_key in config.read_text()
+
+
+def _make(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_storage_env_after_storage_down_refuses_instead_of_printing_stale_exports(tmp_path):
+    """`eval "$(make -s storage-env)"` must not point a shell at a server that is gone."""
+    data = tmp_path / "seaweedfs"
+    (port,) = seaweedfs.free_ports(1)
+    up = _make("storage-up", f"SEAWEEDFS_DIR={data}", f"SEAWEEDFS_PORT={port}")
+    try:
+        assert up.returncode == 0, up.stderr
+        running = _make("-s", "storage-env", f"SEAWEEDFS_DIR={data}")
+        assert running.returncode == 0, running.stderr
+        assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{port}" in running.stdout.splitlines()
+    finally:
+        down = _make("storage-down", f"SEAWEEDFS_DIR={data}")
+    assert down.returncode == 0 and "SeaweedFS stopped (pid" in down.stderr, down.stderr
+    stale = _make("-s", "storage-env", f"SEAWEEDFS_DIR={data}")
+    assert stale.returncode != 0
+    assert stale.stdout == "", "no exports of a stopped server"
+    assert f"no SeaweedFS running from {data} (stopped); 'make storage-up' starts it again" in stale.stderr

@@ -28,12 +28,14 @@ import base64
 import hashlib
 import os
 import random
+import sys
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlparse
 
@@ -381,6 +383,14 @@ class S3Store(ObjectStore):
                         f"gave up after {self.settings.deadline:g} s of retries "
                         f"(set {DEADLINE_ENV} to wait longer)"
                     ) from None
+                if attempt == 0:  # one line, so a wait of up to the deadline is never silent
+                    until = datetime.now(UTC) + timedelta(seconds=remaining)
+                    print(
+                        f"spamops: {self.uri(key)}: cannot {verb} it yet: {exc} ({self._where()}); "
+                        f"retrying until {until:%H:%M:%S} UTC ({self.settings.deadline:g} s, {DEADLINE_ENV})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 # "Full jitter" (see BACKOFF_BASE), never past the deadline.
                 time.sleep(min(remaining, random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))))
                 attempt += 1
