@@ -2,8 +2,13 @@
 
 import argparse
 import json
+import os
 import re
 import shlex
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,8 +16,11 @@ import pytest
 from spamops.cli import commands
 from spamops.config import defaults_markdown
 from spamops.errors import ExitCode
+from spamops_dev.ports import free_port
+from spamops_dev.processes import http_ok, spawn, wait_ready
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
 
 
 def test_settings_table_is_generated_from_the_config_models():
@@ -84,16 +92,102 @@ def _predict_example() -> tuple[list[str], list[dict]]:
     return request["instances"], answer["predictions"]
 
 
+SERVE_PORT = "localhost:8080"  # the README's address; the test serves on a free port instead
+
+
+def _shell_lines(title: str) -> list[str]:
+    """The command lines of a section's first shell block, in order."""
+    block = _section(title).split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def _serving_walkthrough() -> list[str]:
+    """What a new user runs: the Quick start's demo (not its whole test suite), then the serving section."""
+    (demo,) = [line for line in _shell_lines("Quick start") if line.startswith("make demo")]
+    return [demo, *_shell_lines("Serving with KServe")]
+
+
+def _run_line(line: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """One line in bash, as a user types it; the environment it leaves (an ``export``) carries on."""
+    env_file = cwd / ".walkthrough-env"
+    script = f"{line}\n__rc=$?; env -0 > {shlex.quote(str(env_file))}; exit $__rc"
+    done = subprocess.run(["bash", "-c", script], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if env_file.exists():
+        env.clear()
+        env.update(item.split("=", 1) for item in env_file.read_text().split("\0") if "=" in item)
+    return done
+
+
 @pytest.fixture(scope="module")
-def real_model(real_data, tmp_path_factory):
-    """The documented model: `spamops train` on the real 1k sample, pulled like KServe does, loaded by our predictor."""
-    from spamops.cli import main
+def walkthrough(real_data, tmp_path_factory) -> Iterator[dict]:
+    """The README's serving walkthrough, run line by line as written after the Quick start's
+    ``make demo``, in a fresh directory that has the checkout's make targets and virtualenv (so the
+    stores it names start empty, as on a fresh clone). Substituted: the
+    real data's path (``SPAMOPS_REAL_DATA``) and the port (a free one: tests never use fixed ports).
+
+    Yields ``{"home": Path, "outputs": {line: CompletedProcess}, "server_log": Path}``.
+    """
+    if subprocess.run(["make", "-q", ".venv/.installed"], cwd=ROOT, capture_output=True).returncode != 0:
+        pytest.fail("the virtualenv is older than pyproject.toml or requirements.lock: run 'make install' first")
+    home = tmp_path_factory.mktemp("readme-walkthrough")
+    for name in ("Makefile", "mk", "pyproject.toml", "requirements.lock", ".venv"):
+        (home / name).symlink_to(ROOT / name)
+    port = free_port()
+    env = {**os.environ, "SERVE_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    outputs, server, log = {}, None, home / "serve.log"
+    try:
+        for written in _serving_walkthrough():
+            line = written.replace("../shared/data", shlex.quote(str(real_data))).replace(
+                SERVE_PORT, f"localhost:{port}"
+            )
+            if line.startswith("make serve"):  # the README runs it in its own terminal: here, in the background
+                server = spawn(["bash", "-c", line], log, env=env, cwd=home, detached=True)
+                wait_ready("make serve", server, lambda: http_ok(f"http://127.0.0.1:{port}/v1/models/spam"), 120, log)
+                continue
+            done = _run_line(line, env, home)
+            assert done.returncode == 0, (
+                f"README line failed ({done.returncode}): {written}\n{done.stdout}{done.stderr}"
+            )
+            outputs[written] = done
+        yield {"home": home, "outputs": outputs, "server_log": log}
+    finally:
+        if server is not None and server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # the group started here: make, its shell, the predictor
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=10)
+
+
+def test_the_serving_walkthrough_runs_as_written_and_answers_what_it_shows(walkthrough):
+    lines = _serving_walkthrough()
+    (train,) = [line for line in lines if line.startswith("make train")]
+    assert "promoted: production is now" in walkthrough["outputs"][train].stdout, "the gate refused the model"
+    assert "gate: PASSED" in walkthrough["outputs"][train].stdout
+    assert "serving " in walkthrough["server_log"].read_text()
+
+    (predict,) = [line for line in lines if line.startswith("curl") and ":predict" in line]
+    answered = json.loads(walkthrough["outputs"][predict].stdout)["predictions"]
+    _, documented = _predict_example()
+    assert [a["label"] for a in answered] == [d["label"] for d in documented]
+    for a, d in zip(answered, documented, strict=True):
+        assert abs(a["spam_probability"] - d["spam_probability"]) <= 0.01, (a, d)
+        assert a["model_version"].startswith(d["model_version"].removesuffix("…"))
+
+    (explain,) = [line for line in lines if line.startswith("curl") and ":explain" in line]
+    explained = json.loads(walkthrough["outputs"][explain].stdout)
+    assert len(explained["explanations"]) == 1, explained
+
+
+@pytest.fixture(scope="module")
+def real_model(walkthrough, tmp_path_factory):
+    """The documented model: the one the walkthrough trained, pulled like KServe does, loaded by our predictor."""
     from spamops.registry.store import open_store
     from spamops.registry.versions import Registry
     from spamops.serving.model import SpamModel
 
-    store = tmp_path_factory.mktemp("readme-store")
-    assert main(["train", "--store", str(store), "--data", str(real_data / "smsspamcollection-1k.csv"), "--quiet"]) == 0
+    store = walkthrough["home"] / ".spamops" / "real"
     registry = Registry(open_store(str(store)), "spam")
     model_dir = tmp_path_factory.mktemp("readme-model") / "model"
     registry.pull(registry.production().version, model_dir)
@@ -116,3 +210,12 @@ def test_readme_short_spam_caveat_is_true(real_model):
     message, length, label = caveat.groups()
     assert len(message) == int(length)
     assert real_model.predict({"instances": [message]})["predictions"][0]["label"] == label == "ham"
+
+
+def test_no_run_of_twelve_words_is_said_twice():
+    """The manual says each thing once (the command-line section repeated two sentences)."""
+    prose = re.sub(r"```.*?```", "", README, flags=re.DOTALL)
+    words = " ".join(line for line in prose.splitlines() if not line.startswith("|")).split()
+    runs = Counter(" ".join(words[i : i + 12]) for i in range(len(words) - 11))
+    repeated = sorted(run for run, seen in runs.items() if seen > 1)
+    assert not repeated, repeated[:3]

@@ -79,6 +79,20 @@ def test_a_refused_version_needs_force_and_a_reason(cli, store, noisy_csv):
     assert pointer["forced"] is True and pointer["reason"] == "incident 42 hotfix"
 
 
+def test_promoting_a_forced_production_version_again_is_nothing_to_do_exit_0(cli, store, noisy_csv):
+    """The README's exit-code table: "version already production" is 0, also for one that needed --force
+    (a Job retried after the pointer moved must not fail as a gate refusal)."""
+    refused = _train(cli, store, "--data", noisy_csv)["version"]
+    assert cli("promote", refused, "--store", store, "--force", "--reason", "incident 42 hotfix").code == 0
+
+    again = cli("promote", refused, "--store", store)
+    assert (again.code, again.out.strip(), again.err) == (0, f"{refused} is already production", "")
+    as_json = cli("promote", refused, "--store", store, "--json")
+    assert as_json.code == 0 and as_json.json()["changed"] is False
+    assert cli("promote", refused, "--store", store, "--force").code == 2  # --force without --reason stays bad input
+    assert len(cli("models", "history", "--store", store, "--json").json()) == 1
+
+
 def test_rollback_walks_back_through_earlier_productions(cli, store):
     v1 = _train(cli, store)["version"]
     v2 = _train(cli, store)["version"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from spamops.cli.common import add_command, add_group, print_json, registry, settings
-from spamops.errors import ExitCode
+from spamops.errors import BadInputError, ExitCode
 
 
 def cmd_render_isvc(args: argparse.Namespace) -> int:
@@ -19,6 +19,11 @@ def cmd_render_isvc(args: argparse.Namespace) -> int:
     card = card_or_production(reg, args.version)
     production = reg.production()
     stable = reg.card(production.version) if production and production.version != card.version else None
+    if args.canary is not None and args.mode == "standard" and stable is None and production is not None:
+        raise BadInputError(
+            f"--canary {args.canary}: {card.version} is production, the stable predictor of a standard-mode "
+            "canary; name another VERSION as the canary"
+        )
     shadow = reg.card(args.shadow) if args.shadow else None
     doc = render_isvc(
         card,

@@ -10,7 +10,9 @@ what a direct rollout would have applied.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -49,6 +51,23 @@ def chart_values(uri: str, percent: int | None, shadow_uri: str | None = None) -
     if shadow_uri:
         predictor["shadowStorageUri"] = shadow_uri
     return {"predictor": predictor}
+
+
+def check_storage_uri(chart: Path, field: str, record: ModelCard | ProductionPointer) -> None:
+    """Refuse, naming the version and the fix, a storage URI the chart's schema would refuse for
+    ``predictor.<field>`` (helm's own message names neither): KServe downloads ``s3://`` and a few
+    other schemes, not the default local store's ``file://``."""
+    schema = chart / "values.schema.json"
+    if not schema.is_file():
+        return
+    predictor = json.loads(schema.read_text()).get("properties", {}).get("predictor", {})
+    pattern = predictor.get("properties", {}).get(field, {}).get("pattern")
+    if pattern and not re.search(pattern, record.storage_uri):
+        raise BadInputError(
+            f"{record.version}: storage URI {record.storage_uri} is not one the InferenceService can pull "
+            f"(the chart's predictor.{field} must match {pattern}); render versions of an s3:// store "
+            "(--store s3://BUCKET/PREFIX; 'make storage-up' starts one locally)"
+        )
 
 
 def helm_template(values: dict, *, chart: Path = CHART, namespace: str = "spamops") -> dict:
@@ -114,6 +133,11 @@ def render_isvc(
     base = stable if (mode == "standard" and canary is not None) else card
     if shadow is not None and shadow.version == base.version:
         raise BadInputError(f"--shadow {shadow.version}: that version is the one serving; shadow another one")
+    check_storage_uri(chart, "storageUri", base)
+    if canary is not None and mode == "standard":
+        check_storage_uri(chart, "storageUri", card)
+    if shadow is not None:
+        check_storage_uri(chart, "shadowStorageUri", shadow)
     values = chart_values(
         base.storage_uri, canary if mode == "serverless" else None, shadow.storage_uri if shadow else None
     )

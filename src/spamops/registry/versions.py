@@ -259,17 +259,22 @@ class Registry:
     def promote(self, version: str, *, force: bool = False, reason: str | None = None) -> ProductionPointer | None:
         """Point production at ``version``; ``None`` when it already is production.
 
-        A version whose gate refused it needs ``force`` and a recorded ``reason``.
+        A version whose gate refused it needs ``force`` and a recorded ``reason`` to become
+        production; once it is (a forced promotion, recorded with its reason), promoting it again
+        changes nothing and is not refused: the state asked for holds, so a retried Job succeeds.
         """
         card = self.card(version)
         passed = card.gate.passed
+        if force and not (reason and reason.strip()):
+            raise BadInputError("--force needs --reason TEXT: an override must say why")
+        current = self.production()
+        if current is not None and current.version == version:
+            return None
         if not passed and not force:
             raise GateRefusedError(
                 f"{version}: its quality gate refused it ({'; '.join(card.gate.reasons)}); "
                 "use --force --reason TEXT to override"
             )
-        if force and not (reason and reason.strip()):
-            raise BadInputError("--force needs --reason TEXT: an override must say why")
         self.model_bytes(version)  # never point production at a tampered artifact
         return self._move_pointer(card, action="promote", forced=not passed, reason=reason)
 
