@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from spamops import names
+
 FEATURE_SPEC_VERSION = "1"
 FEATURE_NAMES: tuple[str, ...] = ("length", "punct")
 LABELS: tuple[str, ...] = ("ham", "spam")  # index = class id; spam (1) is the positive class
@@ -26,8 +28,8 @@ FEATURE_BUCKETS: dict[str, tuple[float, ...]] = {
 }
 # The predictor's Prometheus histogram of each feature (labelled ``model_version``).
 FEATURE_METRICS: dict[str, str] = {
-    "length": "spamops_input_length_characters",
-    "punct": "spamops_input_punctuation_marks",
+    "length": names.INPUT_LENGTH,
+    "punct": names.INPUT_PUNCT,
 }
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from spamops.cli import main
 from spamops.deploy.record import RolloutLog
-from spamops.monitoring.rollouts import ACTIONS, count_decisions
+from spamops.monitoring.rollouts import ACTIONS
 from spamops.records import RolloutEntry
 from spamops.registry.store import open_store
-from spamops.registry.versions import Registry
+from spamops.registry.versions import Registry, count_decisions
 from spamops_dev.daemon import Daemon, wait_for
 from spamops_dev.ports import free_port
 from spamops_dev.prometheus import Prometheus

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from spamops import names
 from spamops.cli.common import add_command, print_json, registry, settings
 from spamops.errors import BadInputError, ExitCode, SpamopsError
 from spamops.records import ModelCard
@@ -148,13 +149,13 @@ def _quality_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--inference-log",
         metavar="URI",
-        default=os.environ.get("SPAMOPS_INFERENCE_LOG_URI") or None,
+        default=os.environ.get(names.INFERENCE_LOG_URI_ENV) or None,
         help="the predictors' inference log (path, file://, s3://; default $SPAMOPS_INFERENCE_LOG_URI)",
     )
     p.add_argument(
         "--feedback",
         metavar="URI",
-        default=os.environ.get("SPAMOPS_FEEDBACK_URI") or None,
+        default=os.environ.get(names.FEEDBACK_URI_ENV) or None,
         help="where feedback labels are stored (default $SPAMOPS_FEEDBACK_URI)",
     )
     p.add_argument(

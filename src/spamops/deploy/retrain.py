@@ -13,12 +13,13 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 
+from spamops import names
 from spamops.errors import BadInputError, SpamopsError
 from spamops.triggers import RetrainTarget, TriggerResult
 
-LAST_TRIGGERED = "spamops.dev/last-triggered-at"
-TRIGGER_LABEL = "spamops.dev/trigger"
-REASON_ANNOTATION = "spamops.dev/trigger-reason"
+LAST_TRIGGERED = names.LAST_TRIGGERED_ANNOTATION
+TRIGGER_LABEL = names.TRIGGER_LABEL
+REASON_ANNOTATION = names.TRIGGER_REASON_ANNOTATION
 
 
 def _batch(target: RetrainTarget):

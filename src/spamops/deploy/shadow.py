@@ -21,11 +21,12 @@ import copy
 import json
 from dataclasses import asdict, dataclass
 
+from spamops import names
 from spamops.deploy import traffic
 from spamops.errors import BadInputError
 from spamops.prometheus import Prometheus
 
-SHADOW_ENV = "SHADOW_STORAGE_URI"
+SHADOW_ENV = names.SHADOW_STORAGE_URI_ENV
 SHADOW_VERSION = traffic.PREFIX + "shadow-version"
 SHADOW_ADDED_ENV = traffic.PREFIX + "shadow-env"  # JSON list of the env names `start` added
 SHADOW_ID = traffic.PREFIX + "shadow-id"  # the rollout record's id, so start and stop land in one record
@@ -67,10 +68,10 @@ def report(prom: Prometheus, primary: str | None, shadow: str | None, window: st
     def total(name: str, extra: str = "") -> float | None:
         return prom.scalar(f"sum(increase({name}{{{pair}{extra}}}[{window}]))")
 
-    compared = total("spamops_shadow_compared_total")
-    agreements = total("spamops_shadow_agreements_total")
-    primary_spam = total("spamops_shadow_spam_total", ',side="primary"')
-    shadow_spam = total("spamops_shadow_spam_total", ',side="shadow"')
+    compared = total(names.SHADOW_COMPARED_TOTAL)
+    agreements = total(names.SHADOW_AGREEMENTS_TOTAL)
+    primary_spam = total(names.SHADOW_SPAM_TOTAL, ',side="primary"')
+    shadow_spam = total(names.SHADOW_SPAM_TOTAL, ',side="shadow"')
 
     def share(part: float | None) -> float | None:
         return part / compared if compared and part is not None else None
@@ -82,11 +83,11 @@ def report(prom: Prometheus, primary: str | None, shadow: str | None, window: st
         compared=compared,
         agreements=agreements,
         agreement_rate=share(agreements),
-        ham_to_spam=total("spamops_shadow_disagreements_total", ',direction="ham_to_spam"'),
-        spam_to_ham=total("spamops_shadow_disagreements_total", ',direction="spam_to_ham"'),
+        ham_to_spam=total(names.SHADOW_DISAGREEMENTS_TOTAL, ',direction="ham_to_spam"'),
+        spam_to_ham=total(names.SHADOW_DISAGREEMENTS_TOTAL, ',direction="spam_to_ham"'),
         primary_spam_rate=share(primary_spam),
         shadow_spam_rate=share(shadow_spam),
-        dropped=total("spamops_shadow_dropped_total"),
+        dropped=total(names.SHADOW_DROPPED_TOTAL),
     )
 
 

@@ -25,12 +25,13 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+from spamops import names
 from spamops.deploy.cluster import Cluster
 from spamops.errors import BadInputError
 
 CONTAINER = "kserve-container"  # KServe's required name for a custom predictor container
-STORAGE_ENV = "STORAGE_URI"
-MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+STORAGE_ENV = names.STORAGE_URI_ENV
+MODE_ANNOTATION = names.DEPLOYMENT_MODE_ANNOTATION
 PREFIX = "rollout.spamops.io/"
 STABLE_URI = PREFIX + "stable-storage-uri"
 CANARY_URI = PREFIX + "canary-storage-uri"
@@ -367,7 +368,7 @@ class Standard:
             "metadata": {
                 "name": self.route_name,
                 "namespace": t.namespace,
-                "labels": {"app.kubernetes.io/managed-by": "spamops", "serving.kserve.io/inferenceservice": t.name},
+                "labels": {names.MANAGED_BY_LABEL: "spamops", names.INFERENCE_SERVICE_LABEL: t.name},
             },
             "spec": {
                 "parentRefs": [{"name": self.gateway, "namespace": self.gateway_namespace}],

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from spamops import names
 from spamops.errors import SpamopsError
 from spamops.features import FEATURE_METRICS
 from spamops.monitoring.drift import FeatureDrift, compare
@@ -24,7 +25,7 @@ from spamops.records import FeatureReference, ModelCard
 
 DEFAULT_WINDOW = "1h"
 DEFAULT_MIN_SAMPLES = 500
-PREDICTIONS = "spamops_predictions_total"
+PREDICTIONS = names.PREDICTIONS_TOTAL
 
 
 @dataclass
@@ -70,10 +71,12 @@ def measure(
     selector = f"{{{match}}}" if match else ""
     buckets: dict[str, dict[str, dict[float, float]]] = defaultdict(lambda: defaultdict(dict))
     for feature, metric in FEATURE_METRICS.items():
-        increases = api.window_increase(f"{metric}_bucket{selector}", ("model_version", "le"), window_seconds, now)
+        increases = api.window_increase(
+            f"{metric}_bucket{selector}", (names.LABEL_MODEL_VERSION, "le"), window_seconds, now
+        )
         for (version, le), value in increases.items():
             buckets[version][feature][math.inf if le == "+Inf" else float(le)] = value
-    labels = api.window_increase(f"{PREDICTIONS}{selector}", ("model_version", "label"), window_seconds, now)
+    labels = api.window_increase(f"{PREDICTIONS}{selector}", (names.LABEL_MODEL_VERSION, "label"), window_seconds, now)
     reports = []
     for version in sorted(buckets):
         report = VersionReport(version)
@@ -148,22 +151,26 @@ class DriftCollector(Collector):
         self.failures = 0
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        fl = ["feature", "model_version"]
-        psi = GaugeMetricFamily("spamops_feature_drift_psi", "PSI of production vs training, all replicas.", labels=fl)
-        ks = GaugeMetricFamily("spamops_feature_drift_ks", "KS distance of the binned CDFs, all replicas.", labels=fl)
+        fl = ["feature", names.LABEL_MODEL_VERSION]
+        psi = GaugeMetricFamily(names.FEATURE_DRIFT_PSI, "PSI of production vs training, all replicas.", labels=fl)
+        ks = GaugeMetricFamily(names.FEATURE_DRIFT_KS, "KS distance of the binned CDFs, all replicas.", labels=fl)
         ws = GaugeMetricFamily(
-            "spamops_feature_drift_wasserstein_normed",
+            names.FEATURE_DRIFT_WASSERSTEIN_NORMED,
             "Binned Wasserstein distance over the reference standard deviation.",
             labels=fl,
         )
         samples = GaugeMetricFamily(
-            "spamops_feature_drift_samples", "Production observations in the window, all replicas.", labels=fl
+            names.FEATURE_DRIFT_SAMPLES, "Production observations in the window, all replicas.", labels=fl
         )
         predicted = GaugeMetricFamily(
-            "spamops_predicted_spam_rate", "Share of instances labelled spam in the window.", labels=["model_version"]
+            names.PREDICTED_SPAM_RATE,
+            "Share of instances labelled spam in the window.",
+            labels=[names.LABEL_MODEL_VERSION],
         )
         reference = GaugeMetricFamily(
-            "spamops_reference_spam_rate", "Share of spam in the version's training data.", labels=["model_version"]
+            names.REFERENCE_SPAM_RATE,
+            "Share of spam in the version's training data.",
+            labels=[names.LABEL_MODEL_VERSION],
         )
         for report in self.reports:
             for f in report.features:
@@ -179,10 +186,10 @@ class DriftCollector(Collector):
                 if report.reference_spam_rate is not None:
                     reference.add_metric([report.model_version], report.reference_spam_rate)
         yield from (psi, ks, ws, samples, predicted, reference)
-        last = GaugeMetricFamily("spamops_monitor_last_success_timestamp_seconds", "End of the last successful pass.")
+        last = GaugeMetricFamily(names.MONITOR_LAST_SUCCESS, "End of the last successful pass.")
         if self.last_success is not None:
             last.add_metric([], self.last_success)
         yield last
-        failures = CounterMetricFamily("spamops_monitor_failed_passes", "Passes that failed since start.")
+        failures = CounterMetricFamily(names.MONITOR_FAILED_PASSES_TOTAL, "Passes that failed since start.")
         failures.add_metric([], self.failures)
         yield failures

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily
 
+from spamops import names
 from spamops.predictions.feedback import joined
 from spamops.records import FeedbackLabel, LoggedPrediction
 
@@ -96,18 +97,18 @@ def measure_quality(
 
 def quality_metrics(reports: Iterable[VersionQuality]) -> list[GaugeMetricFamily]:
     """The gauges of the last quality pass (see docs/monitoring.md)."""
-    v = ["model_version"]
-    accuracy = GaugeMetricFamily("spamops_quality_accuracy", "Rolling accuracy on labelled predictions.", labels=v)
-    recall = GaugeMetricFamily("spamops_quality_spam_recall", "Rolling spam recall on labelled predictions.", labels=v)
-    f1 = GaugeMetricFamily("spamops_quality_spam_f1", "Rolling spam F1 on labelled predictions.", labels=v)
+    v = [names.LABEL_MODEL_VERSION]
+    accuracy = GaugeMetricFamily(names.QUALITY_ACCURACY, "Rolling accuracy on labelled predictions.", labels=v)
+    recall = GaugeMetricFamily(names.QUALITY_SPAM_RECALL, "Rolling spam recall on labelled predictions.", labels=v)
+    f1 = GaugeMetricFamily(names.QUALITY_SPAM_F1, "Rolling spam F1 on labelled predictions.", labels=v)
     labelled = GaugeMetricFamily(
-        "spamops_quality_labelled_predictions", "Logged predictions in the window that have a label.", labels=v
+        names.QUALITY_LABELLED_PREDICTIONS, "Logged predictions in the window that have a label.", labels=v
     )
-    logged = GaugeMetricFamily("spamops_quality_logged_predictions", "Logged predictions in the window.", labels=v)
+    logged = GaugeMetricFamily(names.QUALITY_LOGGED_PREDICTIONS, "Logged predictions in the window.", labels=v)
     delay = GaugeMetricFamily(
-        "spamops_label_delay_seconds",
+        names.LABEL_DELAY_SECONDS,
         "Time from prediction to its label, over the window's labelled predictions.",
-        labels=["model_version", "quantile"],
+        labels=[names.LABEL_MODEL_VERSION, "quantile"],
     )
     for r in reports:
         key = [r.model_version]

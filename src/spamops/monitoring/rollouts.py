@@ -16,42 +16,22 @@ version - the one that matters - would never fire ``SpamopsCanaryAborted``.
 
 from __future__ import annotations
 
-import typing
 from collections import Counter
 from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from spamops.records import CARD_FILE, RolloutAction
+from spamops import names
+from spamops.registry.versions import ROLLOUT_ACTIONS, Registry
 
-ACTIONS: tuple[str, ...] = typing.get_args(RolloutAction)
-ROLLOUTS_DIR = "rollouts"
-
-
-def count_decisions(keys: Iterable[str], model_name: str) -> tuple[set[str], Counter]:
-    """(versions, Counter of (version, action)) from the store keys under ``<model_name>/``.
-
-    A rollout entry is ``<model>/<version>/rollouts/<rollout>/<seq>-<action>.json``; a version
-    is any ``<model>/<version>/model-card.json``.  Other keys are not looked at.
-    """
-    versions: set[str] = set()
-    decisions: Counter = Counter()
-    for key in keys:
-        parts = key.split("/")
-        if len(parts) == 3 and parts[0] == model_name and parts[2] == CARD_FILE:
-            versions.add(parts[1])
-        elif len(parts) == 5 and parts[0] == model_name and parts[2] == ROLLOUTS_DIR and parts[4].endswith(".json"):
-            seq, _, action = parts[4].removesuffix(".json").partition("-")
-            if seq.isdigit() and action in ACTIONS:
-                decisions[(parts[1], action)] += 1
-    return versions, decisions
+ACTIONS = ROLLOUT_ACTIONS
 
 
 class RolloutCollector(Collector):
     """The decision counts of the last successful :meth:`refresh` (the store may be away meanwhile)."""
 
-    def __init__(self, registry) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.versions: set[str] = set()
         self.decisions: Counter = Counter()
@@ -59,21 +39,20 @@ class RolloutCollector(Collector):
 
     def refresh(self) -> None:
         """List the model's keys once and recount; raises the store's SpamopsError when it is unreachable."""
-        keys = self.registry.store.list(self.registry.model_name + "/")
-        self.versions, self.decisions = count_decisions(keys, self.registry.model_name)
+        self.versions, self.decisions = self.registry.rollout_decisions()
 
     def collect(self) -> Iterable[CounterMetricFamily]:
         total = CounterMetricFamily(
-            "spamops_rollout_decisions",
+            names.ROLLOUT_DECISIONS_TOTAL,
             "Rollout decisions recorded in the store (started, advanced, held, aborted, promoted, ...).",
-            labels=["model_version", "action"],
+            labels=[names.LABEL_MODEL_VERSION, "action"],
         )
         for version in sorted(self.versions | {v for v, _ in self.decisions}):
             for action in ACTIONS:
                 total.add_metric([version, action], self.decisions.get((version, action), 0))
         yield total
         failed = CounterMetricFamily(
-            "spamops_monitor_failed_rollout_passes", "Passes that could not list the store's rollout records."
+            names.MONITOR_FAILED_ROLLOUT_PASSES_TOTAL, "Passes that could not list the store's rollout records."
         )
         failed.add_metric([], self.failures)
         yield failed

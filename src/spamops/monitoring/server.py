@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from spamops import httpapi
+from spamops import httpapi, names
 from spamops.errors import SpamopsError
 from spamops.monitoring.quality import VersionQuality, measure_quality, quality_metrics
 from spamops.predictions.feedback import FeedbackError, accept, read_labels
@@ -81,12 +81,12 @@ class QualityMonitor(Collector):
 
     def collect(self):
         yield from quality_metrics(self.reports)
-        bad = GaugeMetricFamily(
-            "spamops_inference_log_bad_lines", "Log lines the monitor could not read (see its log)."
-        )
+        bad = GaugeMetricFamily(names.INFERENCE_LOG_BAD_LINES, "Log lines the monitor could not read (see its log).")
         bad.add_metric([], self.reader.bad_lines)
         yield bad
-        failed = CounterMetricFamily("spamops_monitor_failed_quality_passes", "Quality passes that failed since start.")
+        failed = CounterMetricFamily(
+            names.MONITOR_FAILED_QUALITY_PASSES_TOTAL, "Quality passes that failed since start."
+        )
         failed.add_metric([], self.failures)
         yield failed
 

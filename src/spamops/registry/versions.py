@@ -8,6 +8,10 @@ Layout under the store root::
     <model>/production.json               the pointer, replaced by conditional writes only
     <model>/history/<time>-<version>-<nonce>.json   one create-only object per pointer move
     <model>/datasets/<sha256>.csv         content-addressed data snapshots, shared by versions
+    <model>/<version>/rollouts/<started-at>-<id>/<seq>-<action>.json   one create-only object per
+                                          rollout decision (spamops rollout; counted by the monitor)
+
+The layout is this module's: callers go through :class:`Registry`, never to its store's keys.
 
 Versions and snapshots are immutable (create-only writes), and every pointer move is a
 compare-and-swap, so concurrent promoters never lose an update.
@@ -16,7 +20,10 @@ compare-and-swap, so concurrent promoters never lose an update.
 from __future__ import annotations
 
 import io
+import typing
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +47,8 @@ from spamops.records import (
     ModelCard,
     ProductionPointer,
     RecordError,
+    RolloutAction,
+    RolloutEntry,
     dump_record,
     isoformat,
     parse_card,
@@ -48,11 +57,13 @@ from spamops.records import (
 )
 from spamops.registry.store import ObjectStore
 
-__all__ = ["Registry", "VersionInfo", "GateRefusedError", "utc_now"]
+__all__ = ["Registry", "VersionInfo", "GateRefusedError", "count_decisions", "utc_now"]
 
 POINTER_FILE = "production.json"
 HISTORY_DIR = "history"
 DATASETS_DIR = "datasets"
+ROLLOUTS_DIR = "rollouts"
+ROLLOUT_ACTIONS: tuple[str, ...] = typing.get_args(RolloutAction)
 LINEAGE_DEPTH = 50  # how many earlier productions rollback can walk back through
 _CAS_ATTEMPTS = 20
 
@@ -344,3 +355,42 @@ class Registry:
         """Every pointer move, oldest first (``spamops models history``)."""
         keys = self.store.list(self._key(HISTORY_DIR) + "/")
         return [parse_pointer(self.store.get(k).data, self.store.uri(k)) for k in keys]
+
+    # -- rollout records --------------------------------------------------
+    def has_version(self, version: str) -> bool:
+        """Whether ``version`` is complete (its card, written last, is there)."""
+        return self.store.exists(self._key(version, CARD_FILE))
+
+    def append_rollout_entry(self, version: str, entry: RolloutEntry) -> str:
+        """Store one decision of a rollout of ``version``, create-only (never rewritten); returns its key."""
+        key = self._key(version, ROLLOUTS_DIR, entry.rollout_id, f"{entry.seq:04d}-{entry.action}.json")
+        self.store.put(key, (entry.model_dump_json(indent=2) + "\n").encode(), if_absent=True)
+        return key
+
+    def rollout_entries(self, version: str, rollout_id: str | None = None) -> list[RolloutEntry]:
+        """The recorded decisions of ``version``'s rollout ``rollout_id`` (default: of all its rollouts), in order."""
+        prefix = self._key(version, ROLLOUTS_DIR, *((rollout_id,) if rollout_id else ())) + "/"
+        return [RolloutEntry.model_validate_json(self.store.get(k).data) for k in sorted(self.store.list(prefix))]
+
+    def rollout_decisions(self) -> tuple[set[str], Counter]:
+        """(versions, Counter of (version, action)) of this model, from one listing of its keys."""
+        return count_decisions(self.store.list(self.model_name + "/"), self.model_name)
+
+
+def count_decisions(keys: Iterable[str], model_name: str) -> tuple[set[str], Counter]:
+    """(versions, Counter of (version, action)) from the store keys under ``<model_name>/``.
+
+    A rollout entry is ``<model>/<version>/rollouts/<rollout>/<seq>-<action>.json``; a version
+    is any ``<model>/<version>/model-card.json``.  Other keys are not looked at.
+    """
+    versions: set[str] = set()
+    decisions: Counter = Counter()
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == model_name and parts[2] == CARD_FILE:
+            versions.add(parts[1])
+        elif len(parts) == 5 and parts[0] == model_name and parts[2] == ROLLOUTS_DIR and parts[4].endswith(".json"):
+            seq, _, action = parts[4].removesuffix(".json").partition("-")
+            if seq.isdigit() and action in ROLLOUT_ACTIONS:
+                decisions[(parts[1], action)] += 1
+    return versions, decisions

@@ -34,6 +34,7 @@ from pathlib import Path
 from kserve import Model, ModelServer, model_server
 from kserve.utils.utils import strtobool
 
+from spamops import names
 from spamops.config import DEFAULT_MODEL_NAME
 from spamops.errors import BadInputError, ExitCode, SpamopsError
 from spamops.serving import inference_log
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     shadow.add_argument(
         "--shadow_storage_uri",
         "--shadow-storage-uri",
-        default=os.environ.get("SHADOW_STORAGE_URI") or None,
+        default=os.environ.get(names.SHADOW_STORAGE_URI_ENV) or None,
         help="also pull and verify this version and score every answered instance with it off the response "
         "path (default $SHADOW_STORAGE_URI); a bad shadow disables shadowing, the primary keeps serving",
     )

@@ -29,7 +29,7 @@ def resolve(uri: str) -> tuple[Registry, str]:
         return as_model, production.version
     root, model_name = split_last(parent)
     as_version = Registry(open_store(root), model_name)
-    if not as_version.store.exists(f"{model_name}/{last}/{CARD_FILE}"):
+    if not as_version.has_version(last):
         raise BadInputError(
             f"{uri}: neither a complete model version (no {CARD_FILE}) nor a model with a production version; "
             "see 'spamops models list'"

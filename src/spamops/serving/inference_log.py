@@ -37,26 +37,29 @@ import numpy as np
 import orjson
 from prometheus_client import Counter
 
+from spamops import names
 from spamops.features import FEATURE_NAMES, LABELS
 from spamops.records import CE_REQUEST, CE_RESPONSE, CE_SPECVERSION
 
 logger = logging.getLogger("kserve.spamops")
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = names.REQUEST_ID_HEADER
 DEFAULT_BATCH_EVENTS = 1000
 DEFAULT_FLUSH_SECONDS = 10.0
 DEFAULT_QUEUE_REQUESTS = 10_000
 DRAIN_SECONDS = 0.1  # how often the writer takes what the request path queued
 _MAX_PENDING_BATCHES = 20  # batches kept for retry while the store is unreachable; older ones are dropped
 
-LOGGED = Counter("spamops_inference_log_predictions", "Predictions written to the inference log.", ["model_version"])
+LOGGED = Counter(
+    names.INFERENCE_LOG_PREDICTIONS_TOTAL, "Predictions written to the inference log.", [names.LABEL_MODEL_VERSION]
+)
 DROPPED = Counter(
-    "spamops_inference_log_dropped",
+    names.INFERENCE_LOG_DROPPED_TOTAL,
     "Predictions not logged: queue_full (writer behind), store_unavailable (retries exhausted), closed.",
     ["reason"],
 )
-BATCHES = Counter("spamops_inference_log_batches", "Objects written to the inference log store.")
-WRITE_FAILURES = Counter("spamops_inference_log_write_failures", "Failed writes of a batch (retried at next flush).")
+BATCHES = Counter(names.INFERENCE_LOG_BATCHES_TOTAL, "Objects written to the inference log store.")
+WRITE_FAILURES = Counter(names.INFERENCE_LOG_WRITE_FAILURES_TOTAL, "Failed writes of a batch (retried at next flush).")
 
 
 class _RequestIds:
@@ -189,10 +192,10 @@ class InferenceLog:
         self.host = host.replace("/", "_")
         self.attributes = {
             "source": source or f"urn:spamops:predictor:{host}",
-            "inferenceservicename": os.environ.get("SPAMOPS_INFERENCE_SERVICE") or model_name,
-            "namespace": os.environ.get("POD_NAMESPACE", ""),
+            "inferenceservicename": os.environ.get(names.INFERENCE_SERVICE_ENV) or model_name,
+            "namespace": os.environ.get(names.POD_NAMESPACE_ENV, ""),
             "component": "predictor",
-            "endpoint": os.environ.get("SPAMOPS_ENDPOINT", ""),
+            "endpoint": os.environ.get(names.ENDPOINT_ENV, ""),
         }
         self._pid: int | None = None
         self._queue: collections.deque | None = None
@@ -297,10 +300,10 @@ class InferenceLog:
 
 # -- settings: flags of ``python -m spamops.serving``, defaulting to environment variables ------
 ENV = {
-    "uri": "SPAMOPS_INFERENCE_LOG_URI",
-    "batch_events": "SPAMOPS_INFERENCE_LOG_BATCH_EVENTS",
-    "flush_seconds": "SPAMOPS_INFERENCE_LOG_FLUSH_SECONDS",
-    "queue_requests": "SPAMOPS_INFERENCE_LOG_QUEUE_REQUESTS",
+    "uri": names.INFERENCE_LOG_URI_ENV,
+    "batch_events": names.INFERENCE_LOG_BATCH_EVENTS_ENV,
+    "flush_seconds": names.INFERENCE_LOG_FLUSH_SECONDS_ENV,
+    "queue_requests": names.INFERENCE_LOG_QUEUE_REQUESTS_ENV,
 }
 
 

@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from spamops import names
 from spamops.features import FEATURE_BUCKETS, FEATURE_METRICS, LABELS
 from spamops.serving.settings import SMALL_BATCH
 
@@ -77,7 +78,7 @@ class BatchHistogram(Collector):
         return series
 
     def collect(self) -> Iterable[HistogramMetricFamily]:
-        family = HistogramMetricFamily(self.name, self.documentation, labels=["model_version"])
+        family = HistogramMetricFamily(self.name, self.documentation, labels=[names.LABEL_MODEL_VERSION])
         with self._lock:
             self._fold()
             snapshot = {k: (np.cumsum(counts).tolist(), total[0]) for k, (counts, total) in self._series.items()}
@@ -88,10 +89,12 @@ class BatchHistogram(Collector):
 
 
 PREDICTIONS = Counter(
-    "spamops_predictions_total", "Instances scored, by predicted label and model version.", ["label", "model_version"]
+    names.PREDICTIONS_TOTAL,
+    "Instances scored, by predicted label and model version.",
+    ["label", names.LABEL_MODEL_VERSION],
 )
 SPAM_PROBABILITY = BatchHistogram(
-    "spamops_spam_probability", "Predicted spam probability per scored instance.", PROBABILITY_BUCKETS
+    names.SPAM_PROBABILITY, "Predicted spam probability per scored instance.", PROBABILITY_BUCKETS
 )
 INPUT_LENGTH = BatchHistogram(
     FEATURE_METRICS["length"], "Message length feature of each scored instance.", LENGTH_BUCKETS
@@ -99,25 +102,25 @@ INPUT_LENGTH = BatchHistogram(
 INPUT_PUNCT = BatchHistogram(
     FEATURE_METRICS["punct"], "Punctuation-count feature of each scored instance.", PUNCT_BUCKETS
 )
-INVALID_REQUESTS = Counter("spamops_invalid_requests_total", "Requests refused with HTTP 400, by reason.", ["reason"])
+INVALID_REQUESTS = Counter(names.INVALID_REQUESTS_TOTAL, "Requests refused with HTTP 400, by reason.", ["reason"])
 INFERENCE_RESPONSES = Counter(
-    "spamops_inference_responses_total",
+    names.INFERENCE_RESPONSES_TOTAL,
     "Inference requests (V1 :predict/:explain, V2 /infer) answered, by HTTP status code.",
     ["code"],
 )
 TABLE_FALLBACKS = Counter(
-    "spamops_table_fallbacks_total",
+    names.TABLE_FALLBACKS_TOTAL,
     "Instances outside the precomputed decision table, answered by the pipeline itself.",
-    ["model_version"],
+    [names.LABEL_MODEL_VERSION],
 )
-MODEL_READY = Gauge("spamops_model_ready", "1 when the model is loaded and verified, else 0.", ["model_name"])
+MODEL_READY = Gauge(names.MODEL_READY, "1 when the model is loaded and verified, else 0.", ["model_name"])
 MODEL_INFO = Gauge(
-    "spamops_model_info",
+    names.MODEL_INFO,
     "The served model version (value is always 1).",
-    ["model_name", "model_version", "feature_spec"],
+    ["model_name", names.LABEL_MODEL_VERSION, "feature_spec"],
 )
 LOAD_FAILURES = Counter(
-    "spamops_model_load_failures_total", "Refused or failed model loads, by reason.", ["model_name", "reason"]
+    names.MODEL_LOAD_FAILURES_TOTAL, "Refused or failed model loads, by reason.", ["model_name", "reason"]
 )
 
 for _histogram in (SPAM_PROBABILITY, INPUT_LENGTH, INPUT_PUNCT):

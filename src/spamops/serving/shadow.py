@@ -45,6 +45,7 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from spamops import names
 from spamops.features import FEATURE_NAMES, LABELS
 from spamops.serving.artifact import Artifact, ArtifactError, load_artifact
 from spamops.serving.lookup import DecisionTable, Scores, grid_bounds
@@ -52,16 +53,16 @@ from spamops.serving.settings import ServingSettings, ShadowSettings
 
 logger = logging.getLogger("kserve.spamops")
 
-SHADOW_ENV = "SHADOW_STORAGE_URI"
+SHADOW_ENV = names.SHADOW_STORAGE_URI_ENV
 POLL_SECONDS = 0.01  # how often an idle shadow thread looks at its queue
 MAX_BATCHES_PER_STEP = 64  # batches scored together at most, so one step holds the GIL briefly
 DIRECTIONS = ("ham_to_spam", "spam_to_ham")  # primary's label -> shadow's label
 
 SHADOW_READY = Gauge(
-    "spamops_shadow_ready", "1 when a shadow model is loaded, verified and scoring, else 0.", ["model_name"]
+    names.SHADOW_READY, "1 when a shadow model is loaded, verified and scoring, else 0.", ["model_name"]
 )
 SHADOW_LOAD_FAILURES = Counter(
-    "spamops_shadow_load_failures_total",
+    names.SHADOW_LOAD_FAILURES_TOTAL,
     "Shadow models that could not be pulled, verified or loaded (shadowing disabled), by reason.",
     ["model_name", "reason"],
 )
@@ -282,46 +283,46 @@ class ShadowCollector(Collector):
     """
 
     def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
-        pair = ["model_version", "shadow_version"]
+        pair = [names.LABEL_MODEL_VERSION, "shadow_version"]
         requests = CounterMetricFamily(
-            "spamops_shadow_requests",
+            names.SHADOW_REQUESTS_TOTAL,
             "Answered requests handed to the shadow, by outcome (compared, dropped: queue full, failed).",
             labels=[*pair, "outcome"],
         )
         instances = CounterMetricFamily(
-            "spamops_shadow_compared", "Instances scored by both the primary and the shadow.", labels=pair
+            names.SHADOW_COMPARED_TOTAL, "Instances scored by both the primary and the shadow.", labels=pair
         )
         agreements = CounterMetricFamily(
-            "spamops_shadow_agreements", "Compared instances on which both models gave the same label.", labels=pair
+            names.SHADOW_AGREEMENTS_TOTAL, "Compared instances on which both models gave the same label.", labels=pair
         )
         disagreements = CounterMetricFamily(
-            "spamops_shadow_disagreements",
+            names.SHADOW_DISAGREEMENTS_TOTAL,
             "Compared instances labelled differently, by direction (primary label _to_ shadow label).",
             labels=[*pair, "direction"],
         )
         spam = CounterMetricFamily(
-            "spamops_shadow_spam",
+            names.SHADOW_SPAM_TOTAL,
             "Compared instances labelled spam, by side (primary or shadow).",
             labels=[*pair, "side"],
         )
         dropped = CounterMetricFamily(
-            "spamops_shadow_dropped", "Instances not shadowed because the shadow queue was full.", labels=pair
+            names.SHADOW_DROPPED_TOTAL, "Instances not shadowed because the shadow queue was full.", labels=pair
         )
         failed = CounterMetricFamily(
-            "spamops_shadow_failed", "Instances the shadow failed to score (see the log).", labels=pair
+            names.SHADOW_FAILED_TOTAL, "Instances the shadow failed to score (see the log).", labels=pair
         )
         agreement = GaugeMetricFamily(
-            "spamops_shadow_agreement_ratio",
+            names.SHADOW_AGREEMENT_RATIO,
             "Agreements / compared instances since the process started (absent before the first comparison).",
             labels=pair,
         )
         spam_rate = GaugeMetricFamily(
-            "spamops_shadow_spam_rate",
+            names.SHADOW_SPAM_RATE,
             "Share of compared instances labelled spam since the process started, by side.",
             labels=[*pair, "side"],
         )
-        depth = GaugeMetricFamily("spamops_shadow_queue_depth", "Batches waiting for the shadow.", labels=pair)
-        capacity = GaugeMetricFamily("spamops_shadow_queue_capacity", "Most batches the queue holds.", labels=pair)
+        depth = GaugeMetricFamily(names.SHADOW_QUEUE_DEPTH, "Batches waiting for the shadow.", labels=pair)
+        capacity = GaugeMetricFamily(names.SHADOW_QUEUE_CAPACITY, "Most batches the queue holds.", labels=pair)
         for shadow in list(_SHADOWS):
             if not shadow.enabled:
                 continue
