@@ -33,6 +33,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from spamops import names
+
 LOOKBACK_SECONDS = 300.0  # Prometheus' default staleness lookback: a series silent longer is gone
 Samples = Sequence[tuple[float, float]]
 
@@ -105,7 +107,7 @@ def fetch(prom, selector: str, start: float, end: float, *, lookback: float = LO
 
 
 def versions(
-    prom, start: float, end: float, *, info: str = "spamops_model_info", label: str = "model_version"
+    prom, start: float, end: float, *, info: str = names.MODEL_INFO, label: str = names.LABEL_MODEL_VERSION
 ) -> dict[str, str]:
     """Which version each scraped host served in the range: host of ``instance`` -> ``model_version``.
 
