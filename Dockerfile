@@ -1,7 +1,8 @@
 # The two spamops images, one file: every stage but the last is shared.
 #   docker build --target trainer   -t spamops/trainer   .   # the training Job (spamops train)
 #   docker build --target predictor -t spamops/predictor .   # KServe's kserve-container
-# `make images` builds both, tagged with the git revision (docs/images.md).
+# `make images` builds both, tagged with the git revision (docs/images.md); the trainer
+# target needs build/helm/helm in the context (`make images` puts the pinned helm there).
 #
 # BASE_IMAGE: any Debian-like image with python3 (3.11+) and its venv module. The
 # default is the official python:3.11-slim; the tests build on a Debian bookworm
@@ -27,8 +28,10 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     && python3 -m venv /opt/venv \
     && python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["dask"]))' >runtime.txt \
     && /opt/venv/bin/pip install -c requirements.lock -r runtime.txt
-COPY README.md ./
+COPY README.md setup.py MANIFEST.in ./
 COPY src ./src
+# setup.py copies the chart into the package (spamops/deploy/chart): `spamops render` needs no checkout.
+COPY helm/spamops ./helm/spamops
 RUN --mount=type=cache,target=/root/.cache/pip \
     --mount=type=secret,id=ca-bundle \
     if [ -f /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
@@ -58,6 +61,10 @@ WORKDIR /tmp
 
 # ---- trainer: `spamops train` as the Job and CronJob run it (their command repeats this)
 FROM runtime AS trainer
+# helm renders the packaged chart (`spamops render isvc`, GitOps write-back). No Debian package and no
+# download: `make images` puts the pinned helm, built from its Go module by
+# `scripts/envtest/build.sh helm`, at build/helm/helm in the build context.
+COPY build/helm/helm /usr/local/bin/helm
 # matplotlib writes its cache under HOME; with a read-only root, /tmp is the pod's emptyDir.
 ENV MPLCONFIGDIR=/tmp/matplotlib MPLBACKEND=Agg
 LABEL org.opencontainers.image.title=spamops-trainer \

@@ -26,13 +26,13 @@ ROLLOUT_ARGS = --store $(STORE) $(if $(CONFIG),--config $(CONFIG)) $(if $(GITOPS
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml dev/pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]' -e ./dev
 	touch $@
 
-install: $(STAMP) ## create .venv with the pinned dependencies
+install: $(STAMP) ## create .venv with the pinned dependencies, spamops and its test support (dev/) editable
 
 demo: $(STAMP) ## train on the bundled demo data, gate, version and promote into ./.spamops/store
 	$(BIN)/spamops train --store $(STORE) $(if $(CONFIG),--config $(CONFIG))
@@ -48,8 +48,8 @@ test: $(STAMP) ## run the test suite (starts its own S3 server and control plane
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff on Python, the import layers (lint-imports), plus the Kubernetes/Docker linters
-	$(BIN)/ruff check src tests scripts serving
-	$(BIN)/ruff format --check src tests scripts serving
+	$(BIN)/ruff check src dev tests scripts serving setup.py
+	$(BIN)/ruff format --check src dev tests scripts serving setup.py
 	$(BIN)/lint-imports
 
 deploy-canary: $(STAMP) ## canary PERCENT% (default 10) of the InferenceService's traffic to VERSION (default: production)

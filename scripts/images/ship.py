@@ -33,6 +33,7 @@ LOCAL_REPOSITORY = "spamops"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 VALUES = Path("helm/spamops/values.yaml")
 KUSTOMIZATION = Path("manifests/base/kustomization.yaml")
+HELM_IN_CONTEXT = Path("build/helm/helm")  # the Dockerfile's trainer stage COPYs it (.dockerignore lets it in)
 
 
 class ShipError(Exception):
@@ -89,8 +90,19 @@ def _write(out: Path, name: str, doc: dict) -> None:
 
 
 # ---------------------------------------------------------------- build
+def stage_helm() -> Path:
+    """The pinned helm (built from its Go module and cached by build.sh) at build/helm/helm, for the trainer."""
+    from spamops_dev.artifacts import ensure_helm
+
+    staged = ROOT / HELM_IN_CONTEXT
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ensure_helm(), staged)  # same mtime and size each time: the build cache keeps the layer
+    return staged
+
+
 def build(out: Path, tag: str, base_image: str | None, ca_bundle: str | None, source: str) -> dict:
     docker = docker_cli()
+    stage_helm()
     built: dict = {"tag": tag, "base_image": base_image or "(Dockerfile default)", "images": {}}
     for target in IMAGES:
         name = f"{LOCAL_REPOSITORY}/{target}:{tag}"

@@ -11,12 +11,13 @@ mounts (a tmpfs).  KServe's storage-initializer env is derived from the Secret's
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from spamops_dev.artifacts import ensure_helm
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "spamops"
@@ -24,23 +25,8 @@ CHART = ROOT / "helm" / "spamops"
 
 @functools.cache
 def helm_binary() -> str:
-    """The pinned helm: the cached build when there (build.sh serialises every envtest build, even a lookup)."""
-    version = next(
-        line.split("=", 1)[1]
-        for line in (ROOT / "scripts/envtest/versions.env").read_text().splitlines()
-        if line.startswith("HELM_VERSION=")
-    )
-    cache = Path(os.environ.get("SPAMOPS_CACHE") or Path.home() / ".cache" / "spamops")
-    cached = cache / "envtest" / f"helm-{version}" / "helm"
-    if cached.is_file() and (cached.parent / ".complete").is_file():
-        return str(cached)
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts/envtest/build.sh"), "--print-env", "helm"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("HELM="))
+    """The pinned helm (built alone the first time; build.sh serialises every envtest build, even a lookup)."""
+    return str(ensure_helm())
 
 
 def render(values: dict, chart: Path = CHART) -> list[dict]:

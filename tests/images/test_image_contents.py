@@ -74,3 +74,15 @@ def test_the_default_tag_is_the_git_revision():
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert ship.git_revision() == head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+@pytest.mark.parametrize("target", IMAGES)
+def test_the_images_hold_the_product_not_its_test_support(dockerd, built, target):
+    script = (
+        "import importlib.util; print(importlib.util.find_spec('spamops_dev'), importlib.util.find_spec('spamops'))"
+    )
+    proc = dockerd.docker(
+        "run", "--rm", "--network=host", "--entrypoint", "python", built["images"][target]["name"], "-c", script,
+    )  # fmt: skip
+    missing, product = proc.stdout.split(maxsplit=1)
+    assert missing == "None" and "/opt/venv/" in product

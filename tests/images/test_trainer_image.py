@@ -7,6 +7,7 @@ read-only root with the scratch emptyDir on /tmp: all come from the rendered cha
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -73,3 +74,30 @@ def test_good_data_is_promoted_then_noisy_data_is_refused_and_bad_config_is_exit
     assert bad.returncode == 2, bad.stdout + bad.stderr
     assert "min_accuracy" in bad.stderr
     assert store.production().version == production
+
+
+def test_the_trainer_image_renders_a_stored_version_with_its_packaged_chart_and_helm(
+    dockerd, built, seaweed, s3_env, monkeypatch
+):
+    """`spamops render isvc` inside the image: the chart copied into the wheel, the helm binary copied in."""
+    from spamops.cli import main
+
+    for key, value in s3_env.items():
+        monkeypatch.setenv(key, value)
+    store = f"s3://{seaweed.bucket}/render-models"
+    assert main(["train", "--store", store, "--quiet"]) == 0  # the bundled demo data, on this side
+    card = Registry(open_store(store), "spam").card(Registry(open_store(store), "spam").production().version)
+    env = [arg for key, value in s3_env.items() for arg in ("--env", f"{key}={value}")]
+    image = built["images"]["trainer"]["name"]
+    res = dockerd.docker(
+        "run", "--rm", "--network=host", "--read-only", "--tmpfs", "/tmp:uid=10001,gid=10001", *env, image,
+        "render", "isvc", card.version, "--store", store, "--mode", "standard", "-o", "json",
+        check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    isvc = json.loads(res.stdout)
+    assert isvc["kind"] == "InferenceService"
+    assert isvc["metadata"]["labels"]["rollout.spamops.io/version"] == card.version
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    assert {e["name"]: e.get("value") for e in container["env"]}["STORAGE_URI"] == card.storage_uri

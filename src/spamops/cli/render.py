@@ -12,7 +12,7 @@ from spamops.errors import BadInputError, ExitCode
 
 
 def cmd_render_isvc(args: argparse.Namespace) -> int:
-    from spamops.deploy.render import CHART, render_isvc
+    from spamops.deploy.render import render_isvc
     from spamops.deploy.rollout import card_or_production
 
     reg = registry(args)
@@ -31,7 +31,7 @@ def cmd_render_isvc(args: argparse.Namespace) -> int:
         canary=args.canary,
         stable=stable,
         shadow=shadow,
-        chart=Path(args.chart) if args.chart else CHART,
+        chart=Path(args.chart) if args.chart else None,
         namespace=args.namespace or settings(args).rollout.namespace,
     )
     if args.json:
@@ -63,5 +63,9 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
     )
     p.add_argument("--mode", choices=("serverless", "standard"), default="serverless", help="KServe deployment mode")
     p.add_argument("--namespace", metavar="NS", help="namespace (default: rollout.namespace)")
-    p.add_argument("--chart", metavar="DIR", help="chart directory (default: the repository's helm/spamops)")
+    p.add_argument(
+        "--chart",
+        metavar="DIR",
+        help="chart directory (default: the chart installed with spamops, or the checkout's helm/spamops)",
+    )
     p.set_defaults(func=cmd_render_isvc)

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -24,11 +25,32 @@ from spamops.deploy import traffic
 from spamops.errors import BadInputError
 from spamops.records import ModelCard, ProductionPointer
 
-CHART = Path(__file__).resolve().parents[3] / "helm" / "spamops"
 HELM_ENV = "SPAMOPS_HELM"
 VERSION_LABEL = "rollout.spamops.io/version"
 SHA_ANNOTATION = "rollout.spamops.io/sha256"
 SHADOW_ANNOTATION = "rollout.spamops.io/shadow-version"
+
+
+def default_chart() -> Path:
+    """The chart this package renders: the copy a wheel carries, else the checkout's ``helm/spamops``.
+
+    A wheel (and so both images) ships ``spamops/deploy/chart/``, copied from
+    ``helm/spamops`` at build time (setup.py); an editable install or a source
+    checkout on ``PYTHONPATH`` has no copy and reads the chart where Argo CD
+    and ``helm install`` read it.
+    """
+    packaged = resources.files("spamops.deploy") / "chart"
+    if packaged.joinpath("Chart.yaml").is_file():
+        return Path(str(packaged))  # an installed wheel is plain files on disk, which helm needs
+    package = Path(str(resources.files("spamops")))
+    if package.parent.name == "src":  # a checkout: <root>/src/spamops beside <root>/helm/spamops
+        checkout = package.parent.parent / "helm" / "spamops"
+        if (checkout / "Chart.yaml").is_file():
+            return checkout
+    raise BadInputError(
+        f"no chart: {packaged} is missing (an install without the chart?) and {package} is not in a checkout; "
+        "pass --chart DIR (a copy of helm/spamops)"
+    )
 
 
 def helm_binary() -> str:
@@ -70,8 +92,9 @@ def check_storage_uri(chart: Path, field: str, record: ModelCard | ProductionPoi
         )
 
 
-def helm_template(values: dict, *, chart: Path = CHART, namespace: str = "spamops") -> dict:
-    """The chart's InferenceService for ``values``."""
+def helm_template(values: dict, *, chart: Path | None = None, namespace: str = "spamops") -> dict:
+    """The chart's InferenceService for ``values`` (``chart``: :func:`default_chart` unless given)."""
+    chart = chart or default_chart()
     if not (chart / "Chart.yaml").is_file():
         raise BadInputError(f"chart {chart}: no Chart.yaml; pass the chart directory")
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
@@ -111,7 +134,7 @@ def render_isvc(
     canary: int | None = None,
     stable: ModelCard | ProductionPointer | None = None,
     shadow: ModelCard | ProductionPointer | None = None,
-    chart: Path = CHART,
+    chart: Path | None = None,
     namespace: str = "spamops",
 ) -> dict:
     """The InferenceService serving ``card``'s version.
@@ -133,6 +156,7 @@ def render_isvc(
     base = stable if (mode == "standard" and canary is not None) else card
     if shadow is not None and shadow.version == base.version:
         raise BadInputError(f"--shadow {shadow.version}: that version is the one serving; shadow another one")
+    chart = chart or default_chart()
     check_storage_uri(chart, "storageUri", base)
     if canary is not None and mode == "standard":
         check_storage_uri(chart, "storageUri", card)

@@ -230,11 +230,10 @@ class Rollouts:
     def shadow_start(self, card: Deployable, *, chart=None) -> traffic.Split:
         """Give the serving predictor ``card`` as its shadow (``SHADOW_STORAGE_URI``); only the primary answers."""
         from spamops.deploy import shadow
-        from spamops.deploy.render import CHART
 
         where = self.cluster.target.where
         with self.lease():
-            env = shadow.chart_env(card.storage_uri, chart or CHART)
+            env = shadow.chart_env(card.storage_uri, chart)
             state = {"id": _rollout_id(), "seq": 0, "weight": 0, "verdict": "shadowing"}
             self.cluster.update(
                 lambda isvc: shadow.start_patch(isvc, self.split(), card.version, env, where, state["id"]),

@@ -137,6 +137,18 @@ def _stamp_lines(path: Path) -> list[str]:
         return []
 
 
+def ensure_helm() -> Path:
+    """The pinned helm alone (``build.sh helm`` the first time): what rendering the chart needs, no cluster."""
+    arts = Artifacts.from_versions()
+    want = f"revision={arts.versions.get('BUILD_REVISION', '')}"
+    if not (arts.helm.is_file() and want in _stamp_lines(arts.helm.parent / ".complete")):
+        print("envtest: building helm (first time only)...", file=sys.stderr, flush=True)
+        subprocess.run(["bash", str(BUILD_SCRIPT), "helm"], check=True, stdout=2)  # progress to stderr
+        if not arts.helm.is_file():
+            raise RuntimeError(f"build.sh helm finished but {arts.helm} is missing")
+    return arts.helm
+
+
 def ensure_artifacts() -> Artifacts:
     """Return the cached artifacts, running build.sh first if any is missing."""
     arts = Artifacts.from_versions()
