@@ -9,9 +9,10 @@ what to read, not the absolute rates:
 * off: ``python -m spamops.serving`` with the model alone;
 * on: the same with ``--shadow-storage-uri`` naming a second version (another
   seed, split and grid), default queue (256 batches);
-* slow: the same shadow with ``--shadow_delay_seconds 0.05`` (the test-and-drill
-  knob: 50 ms per batch, far slower than the traffic) and a 16-batch queue, so
-  nearly all shadow work is dropped and counted while the primary answers;
+* slow: a slow copy of that shadow (``spamops_dev.slow_model``: its model sleeps
+  50 ms per scoring call and no decision table covers it, far slower than the
+  traffic) with a 16-batch queue, so nearly all shadow work is dropped and counted
+  while the primary answers;
 * log: the model alone with the inference log on (``--inference-log-uri`` to a
   local directory, default batching), as the chart's ``monitoring.inferenceLog``
   sets it;
@@ -55,7 +56,10 @@ from bench_serve import (
     run_wrk,
     v2_body,
 )
+from spamops.registry.store import open_store
+from spamops.registry.versions import Registry
 from spamops.serving.inference_log import DEFAULT_FLUSH_SECONDS
+from spamops_dev import slow_model
 
 SCENARIOS = (("single", 1, 8), ("single", 1, 32), ("batch", BATCH, 8))  # (name, instances, concurrency)
 SHADOWED = ("on", "slow", "both")  # the systems with a shadow model, whose counts are read
@@ -169,6 +173,7 @@ def main() -> int:
         work = Path(tmp)
         store, primary, shadow, stats = train_two(work, args.data)
         shadow_uri = f"{store}/spam/{shadow}/"
+        slow = slow_model.store_slow_version(Registry(open_store(str(store)), "spam"), shadow, seconds=0.05)
         work_dir, shadow_dir = work, store / "spam" / shadow
 
         def log_uri(name: str) -> str:
@@ -182,9 +187,7 @@ def main() -> int:
                 work / "model",
                 work,
                 "--shadow-storage-uri",
-                shadow_uri,
-                "--shadow_delay_seconds",
-                "0.05",
+                f"{store}/spam/{slow}/",
                 "--shadow_queue_size",
                 "16",
                 cpus=server_cpus,

@@ -57,8 +57,8 @@ def start_predictor(tmp_path: Path) -> Iterator:
     """Start extra predictors with given arguments; all are stopped after the test."""
     started: list[Predictor] = []
 
-    def start(*args: str) -> Predictor:
-        server = Predictor(list(args), tmp_path / f"predictor-{len(started)}.log")
+    def start(*args: str, env: dict[str, str] | None = None) -> Predictor:
+        server = Predictor(list(args), tmp_path / f"predictor-{len(started)}.log", env=env or {})
         started.append(server)
         return server.start()
 

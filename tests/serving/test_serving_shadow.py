@@ -24,6 +24,7 @@ from spamops.registry.versions import Registry
 from spamops.serving.artifact import load_artifact
 from spamops.serving.lookup import pipeline_scores
 from spamops.training.demo_data import demo_data_path
+from spamops_dev import slow_model
 from spamops_dev.predictor import Predictor, metric
 
 PREDICT = "/v1/models/spam:predict"
@@ -161,25 +162,28 @@ def test_answers_are_the_primarys_and_agreement_equals_offline(pair, versions, t
         assert offline_disagreements[key] == (entry["primary"]["label"] == "spam", entry["shadow"]["label"] == "spam")
 
 
-def test_a_slow_shadow_drops_counted_work_and_the_primary_keeps_answering(start_predictor, versions):
-    store, primary, shadow = versions
+def test_a_slow_shadow_drops_counted_work_and_the_primary_keeps_answering(start_predictor, versions, tmp_path):
+    store, primary, base = versions
+    slow_store = Path(shutil.copytree(store, tmp_path / "store"))
+    # A test artifact, not a product knob: the shadow version's model sleeps half a second per scoring call.
+    shadow = slow_model.store_slow_version(Registry(open_store(str(slow_store)), "spam"), base, seconds=0.5)
     server = start_predictor(
         "--storage-uri",
         f"{store}/spam/",
         "--bind",
         "127.0.0.1",
         "--shadow-storage-uri",
-        f"{store}/spam/{shadow}/",
-        "--shadow_delay_seconds",
-        "0.5",  # the test-only knob: the shadow takes half a second per batch
+        f"{slow_store}/spam/{shadow}/",
         "--shadow_queue_size",
         "2",
+        env=slow_model.process_env(),  # the predictor unpickles spamops_dev.slow_model.SlowPipeline
     )
     sent = 40
     for i in range(sent):
         answer = server.post_json(PREDICT, {"instances": [[20 + i, i % 5]]})
         assert answer.status == 200 and answer.json()["predictions"][0]["model_version"] == primary
     status = wait_compared(server, sent)
+    assert status["enabled"] and status["shadow_version"] == shadow, status["error"]
     pair_labels = {"model_version": primary, "shadow_version": shadow}
     samples = server.metrics()
     dropped = metric(samples, "spamops_shadow_dropped_total", **pair_labels)

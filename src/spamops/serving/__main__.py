@@ -139,13 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_SHADOW_SAMPLE,
         help="latest disagreements (features and both answers, no text) kept for GET /v1/models/<name>/shadow",
     )
-    shadow.add_argument(
-        "--shadow_delay_seconds",
-        "--shadow-delay-seconds",
-        type=float,
-        default=0.0,
-        help="TESTS AND DRILLS ONLY: the shadow sleeps this long per batch, to rehearse a slow shadow",
-    )
     inference_log.add_arguments(parser)
     return parser
 
@@ -166,7 +159,6 @@ def shadow_settings_from(args: argparse.Namespace) -> ShadowSettings:
     return ShadowSettings(
         queue_size=args.shadow_queue_size,
         sample_size=args.shadow_sample_size,
-        delay_seconds=args.shadow_delay_seconds,
     )
 
 

@@ -49,22 +49,13 @@ DEFAULT_SHADOW_SAMPLE = 100  # disagreements kept for the debug endpoint
 
 @dataclass(frozen=True)
 class ShadowSettings:
-    """Bounds of shadow scoring (:mod:`spamops.serving.shadow`): its queue and its disagreement sample.
-
-    ``delay_seconds`` is for tests and drills only: the shadow sleeps this long
-    before each batch, which rehearses a shadow slower than the traffic (the
-    queue fills, work is dropped and counted, the primary must not notice).
-    Production leaves it at 0.
-    """
+    """Bounds of shadow scoring (:mod:`spamops.serving.shadow`): its queue and its disagreement sample."""
 
     queue_size: int = DEFAULT_SHADOW_QUEUE
     sample_size: int = DEFAULT_SHADOW_SAMPLE
-    delay_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
             raise ValueError("shadow_queue_size must be >= 1")
         if self.sample_size < 0:
             raise ValueError("shadow_sample_size must be >= 0")
-        if not 0 <= self.delay_seconds <= 60:
-            raise ValueError("shadow_delay_seconds must be between 0 and 60")

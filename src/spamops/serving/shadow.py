@@ -157,19 +157,15 @@ class Shadow:
 
     # -- the worker thread ------------------------------------------------
     def _run(self) -> None:
-        delay = self.settings.delay_seconds
         pending = self._pending
         while True:
             if not pending:
                 time.sleep(POLL_SECONDS)
                 continue
             # Everything waiting, scored as one array: per-call overhead once per poll, not per request.
-            take = 1 if delay else min(len(pending), MAX_BATCHES_PER_STEP)
-            items = [pending.popleft() for _ in range(take)]
+            items = [pending.popleft() for _ in range(min(len(pending), MAX_BATCHES_PER_STEP))]
             self._busy = len(items)
             try:
-                if delay:
-                    time.sleep(delay)  # tests and drills only (ShadowSettings.delay_seconds)
                 self.compare_many(items)
             except Exception:  # noqa: BLE001 - a failing shadow is counted and logged, never raised into serving
                 with self._lock:
