@@ -9,7 +9,7 @@ K8S_HELM = $$(bash scripts/envtest/build.sh --print-env helm | sed -n 's/^HELM=/
 CLUSTER_DIR ?= $(or $(SPAMOPS_CACHE),$(HOME)/.cache/spamops)/envtest/cluster
 CONTROLPLANE := $(BIN)/python scripts/envtest/controlplane.py
 
-.PHONY: envtest envtest-stop envtest-build cluster-up cluster-down manifests chart-docs lint-k8s test-k8s test-cluster
+.PHONY: envtest envtest-stop envtest-build cluster-up cluster-down manifests chart-docs chart-schema lint-k8s test-k8s test-cluster
 
 # `make lint` and `make test` pick these up: linters for what cannot run here,
 # and the control plane built/cached before the suite (not inside a test's timeout).
@@ -33,6 +33,9 @@ cluster-down: $(STAMP) ## stop the cluster started by `make cluster-up` (its log
 
 manifests: ## re-render manifests/base from the Helm chart (the single source of truth)
 	bash scripts/k8s/render-base.sh
+
+chart-schema: $(STAMP) ## regenerate values.schema.json's training.config from the trainer's RunConfig (JSON Schema)
+	$(BIN)/python scripts/k8s/chart_training_schema.py --write
 
 chart-docs: ## regenerate helm/spamops/README.md (helm-docs) and the schema descriptions from values.yaml's `# --` comments
 	bash scripts/k8s/chart-docs.sh

@@ -80,22 +80,15 @@ class DataConfig(_Strict):
 class GridConfig(_Strict):
     """The hyper-parameter grid searched for the KNN step."""
 
-    n_neighbors: list[int] = Field(
+    n_neighbors: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: list(range(1, 26, 2)), min_length=1, description="Neighbour counts to try."
     )
     weights: list[Literal["uniform", "distance"]] = Field(
         default_factory=lambda: ["uniform", "distance"], min_length=1, description="How neighbours' votes count."
     )
-    p: list[int] = Field(
+    p: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [1, 2], min_length=1, description="Minkowski power: 1 Manhattan, 2 Euclidean."
     )
-
-    @field_validator("n_neighbors", "p")
-    @classmethod
-    def _positive(cls, values: list[int]) -> list[int]:
-        if any(v < 1 for v in values):
-            raise ValueError("every value must be >= 1")
-        return values
 
 
 class TrainConfig(_Strict):
@@ -139,8 +132,9 @@ class AnalysisConfig(_Strict):
         60.0, ge=1.0, description="Seconds between checks; also the metrics window (Flagger `interval`)."
     )
     threshold: int = Field(1, ge=1, description="Failed checks before abort (Flagger `threshold`).")
-    step_weights: list[int] = Field(
+    step_weights: list[Annotated[int, Field(ge=1, le=100)]] = Field(
         default_factory=lambda: [10, 25, 50, 100],
+        min_length=1,
         description="Canary weights in order; passing at the last one promotes (Flagger `stepWeights`).",
     )
     step_weight: int | None = Field(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from spamops.config import AnalysisConfig
 from spamops.deploy import shadow
 from spamops.prometheus import Prometheus
 from spamops.registry.store import open_store
@@ -25,7 +26,7 @@ from spamops_dev.predictor import Predictor
 from spamops_dev.prometheus import Prometheus as PrometheusServer
 
 pytestmark = [pytest.mark.realdata, pytest.mark.monitoring]
-FLOOR = 0.95  # AnalysisConfig.shadow_min_agreement's default
+FLOOR = AnalysisConfig().shadow_min_agreement
 
 
 @pytest.fixture(scope="module")

@@ -33,22 +33,30 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
+from spamops.config import AnalysisConfig
 from spamops.prometheus import Prometheus, PrometheusError
 
 KS_C_ALPHA = 1.95  # c(alpha) for alpha = 0.001, two-sample KS
 
 
+_DEFAULTS = AnalysisConfig()
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    """What a passing check needs (from ``rollout.analysis`` in config)."""
+    """What a passing check needs: the ``rollout.analysis`` settings of the same names, defaults included."""
 
-    min_requests: int = 20
-    min_success_rate: float = 0.99
-    max_p99_seconds: float = 0.5
-    max_spam_rate_diff: float = 0.10
-    max_probability_shift: float = 0.10
+    min_requests: int = _DEFAULTS.min_requests
+    min_success_rate: float = _DEFAULTS.min_success_rate
+    max_p99_seconds: float = _DEFAULTS.max_p99_seconds
+    max_spam_rate_diff: float = _DEFAULTS.max_spam_rate_diff
+    max_probability_shift: float = _DEFAULTS.max_probability_shift
+
+    @classmethod
+    def from_config(cls, analysis: AnalysisConfig) -> Thresholds:
+        return cls(**{f.name: getattr(analysis, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True)

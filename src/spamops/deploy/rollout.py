@@ -324,13 +324,7 @@ class Rollouts:
         weights = a.weights()
         custom = {"success_rate": a.success_rate_query, "routed": a.routed_requests_query}
         queries = analysis.Queries(**{k: v for k, v in custom.items() if v})
-        thresholds = analysis.Thresholds(
-            min_requests=a.min_requests,
-            min_success_rate=a.min_success_rate,
-            max_p99_seconds=a.max_p99_seconds,
-            max_spam_rate_diff=a.max_spam_rate_diff,
-            max_probability_shift=a.max_probability_shift,
-        )
+        thresholds = analysis.Thresholds.from_config(a)
         window = f"{max(1, round(a.interval))}s"
         with self.lease() as lease:
             split = self.split()

@@ -26,9 +26,11 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from spamops import names
+from spamops.config import RolloutConfig
 from spamops.deploy.cluster import Cluster
 from spamops.errors import BadInputError
 
+_DEFAULTS = RolloutConfig()  # the gateway settings' defaults: rollout.standard_route, gateway_name, gateway_namespace
 CONTAINER = "kserve-container"  # KServe's required name for a custom predictor container
 STORAGE_ENV = names.STORAGE_URI_ENV
 MODE_ANNOTATION = names.DEPLOYMENT_MODE_ANNOTATION
@@ -310,9 +312,9 @@ class Standard:
         self,
         cluster: Cluster,
         *,
-        route: bool = True,
-        gateway: str = "kserve-ingress-gateway",
-        gateway_namespace: str = "kserve",
+        route: bool = _DEFAULTS.standard_route,
+        gateway: str = _DEFAULTS.gateway_name,
+        gateway_namespace: str = _DEFAULTS.gateway_namespace,
         port: int = 80,
     ) -> None:
         self.cluster = cluster
@@ -498,9 +500,9 @@ def backend_for(
     cluster: Cluster,
     isvc: dict,
     *,
-    route: bool = True,
-    gateway: str = "kserve-ingress-gateway",
-    gateway_namespace: str = "kserve",
+    route: bool = _DEFAULTS.standard_route,
+    gateway: str = _DEFAULTS.gateway_name,
+    gateway_namespace: str = _DEFAULTS.gateway_namespace,
 ):
     """The backend matching the live object's deployment mode."""
     if mode_of(isvc) == "standard":
