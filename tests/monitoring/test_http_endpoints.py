@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spamops.deploy.render import CHART, helm_binary
+from spamops.deploy.render import helm_binary
 from spamops.monitoring.alert_receiver import MAX_BODY
 from spamops.monitoring.server import MAX_FEEDBACK_BYTES
 from spamops_dev.daemon import HOST, Daemon, free_port
 
 SPAMOPS = [sys.executable, "-m", "spamops"]
+CHART = Path(__file__).resolve().parents[2] / "helm" / "spamops"
 
 
 def unreachable_kubeconfig(path: Path) -> Path:
