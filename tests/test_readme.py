@@ -121,7 +121,7 @@ def _run_line(line: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def walkthrough(real_data, tmp_path_factory) -> Iterator[dict]:
     """The README's serving walkthrough, run line by line as written after the Quick start's
-    ``make demo``, in a fresh directory that has the checkout's make targets and virtualenv (so the
+    ``make demo``, in a fresh directory that has the checkout's make targets, test support and virtualenv (so the
     stores it names start empty, as on a fresh clone). Substituted: the
     real data's path (``SPAMOPS_REAL_DATA``) and the port (a free one: tests never use fixed ports).
 
@@ -130,7 +130,7 @@ def walkthrough(real_data, tmp_path_factory) -> Iterator[dict]:
     if subprocess.run(["make", "-q", ".venv/.installed"], cwd=ROOT, capture_output=True).returncode != 0:
         pytest.fail("the virtualenv is older than pyproject.toml or requirements.lock: run 'make install' first")
     home = tmp_path_factory.mktemp("readme-walkthrough")
-    for name in ("Makefile", "mk", "pyproject.toml", "requirements.lock", ".venv"):
+    for name in ("Makefile", "mk", "pyproject.toml", "dev", "requirements.lock", ".venv"):
         (home / name).symlink_to(ROOT / name)
     port = free_port()
     env = {**os.environ, "SERVE_PORT": str(port), "PYTHONUNBUFFERED": "1"}
