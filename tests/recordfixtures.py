@@ -102,7 +102,6 @@ def assert_history(cli, store: str, ids: dict[str, str]) -> None:
 def assert_rollout_records(store: str, ids: dict[str, str]) -> None:
     """The canary's and the shadow's entries, read by the rollout record reader and counted by the monitor."""
     from spamops.deploy.record import rollouts_of
-    from spamops.monitoring.rollouts import count_decisions
 
     registry = Registry(open_store(store), MODEL)
     (canary,) = rollouts_of(registry, ids["seed7"])
@@ -113,7 +112,7 @@ def assert_rollout_records(store: str, ids: dict[str, str]) -> None:
     (shadow,) = rollouts_of(registry, ids["refused"])
     assert [e.action for e in shadow] == ["shadow-started", "shadow-stopped"]
     assert rollouts_of(registry, ids["first"]) == []
-    seen, decisions = count_decisions(registry.store.list(f"{MODEL}/"), MODEL)
+    seen, decisions = registry.rollout_decisions()
     assert seen == set(ids.values())
     assert decisions == Counter(
         {
