@@ -68,10 +68,14 @@ def test_the_predictor_accepts_every_earlier_card(generation, tmp_path):
 
 
 def test_the_configuration_in_earlier_cards_reads_as_written(store, generation):
-    """The embedded run configuration keeps the settings the old build used, non-default ones included."""
+    """The embedded run configuration is read with the settings the old build used, non-default ones included."""
     registry = Registry(open_store(store), "spam")
     ids = versions(generation, "local")
     refused = registry.card(ids["refused"]).config
     assert refused.gate.min_accuracy == 0.999 and refused.train.grid.n_neighbors == [3, 5, 7]
     assert refused.rollout.analysis.inconclusive_limit == 2 and refused.rollout.analysis.max_p99_seconds == 0.25
     assert registry.card(ids["seed7"]).config.train.seed == 7
+    # Renamed since (spamops.config.RENAMED_SETTINGS): read under the new name, kept under the old one.
+    first = registry.card(ids["first"]).config
+    assert first.train.dask_connect_timeout_seconds == 30.0
+    assert first.as_written is not None and first.as_written["train"]["dask_connect_timeout_s"] == 30.0

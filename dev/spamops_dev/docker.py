@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from spamops_dev import processes
 from spamops_dev.ports import free_port
@@ -71,7 +72,7 @@ class Dockerd:
     data_root: Path = DEFAULT_DATA_ROOT
     proc: subprocess.Popen | None = None
     pid: int | None = None
-    _lock: object | None = field(default=None, repr=False)
+    _lock: TextIO | None = field(default=None, repr=False)  # the held lock file
 
     @property
     def socket(self) -> Path:

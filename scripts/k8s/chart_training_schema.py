@@ -4,7 +4,9 @@ The trainer validates its config.yaml with ``spamops.config.RunConfig``; the cha
 the same document at ``helm install`` time. So the chart's schema for it is not written by
 hand: it is RunConfig's JSON Schema with every ``$ref`` inlined (the chart's own ``$defs``
 are the chart's) and ``title``s dropped, plus the few bounds that hold only in a cluster
-(:data:`CHART_ONLY`: stricter, never looser). The node's ``description`` is the `# --`
+(:data:`CHART_ONLY`: stricter, never looser), plus the old name of every renamed setting the
+trainer still reads (``spamops.config.RENAMED_SETTINGS``), marked deprecated, so values that
+the trainer accepts are not refused by ``helm install``. The node's ``description`` is the `# --`
 comment in values.yaml (``chart_values_docs.py`` writes it) and is kept as it is.
 
 ``--check`` (tests/k8s/test_chart.py) fails when the committed schema differs from what
@@ -71,9 +73,32 @@ def generated(description: str | None = None) -> dict[str, Any]:
                     "update CHART_ONLY beside the model"
                 ) from None
         target.update(copy.deepcopy(keywords))
+    _old_names(node)
     if description is not None:
         node["description"] = description
     return {"$comment": "Generated from spamops.config.RunConfig by `make chart-schema`: edit the model.", **node}
+
+
+def _old_names(node: dict[str, Any]) -> None:
+    """Each renamed setting the trainer still reads, under its old name beside the new one (deprecated)."""
+    from spamops.config import RENAMED_SETTINGS
+
+    def at(path: str) -> tuple[dict[str, Any], str]:
+        *sections, leaf = path.split(".")
+        target = node
+        for section in sections:
+            target = target["properties"][section]
+        return target["properties"], leaf
+
+    for old, entry in RENAMED_SETTINGS.items():
+        if entry.read_by():
+            new_parent, new_leaf = at(entry.new)
+            old_parent, old_leaf = at(old)
+            old_parent[old_leaf] = {
+                **{k: v for k, v in copy.deepcopy(new_parent[new_leaf]).items() if k != "default"},
+                "deprecated": True,
+                "description": f"Old name of {entry.new}, read until spamops {entry.until}.",
+            }
 
 
 def current() -> dict[str, Any]:

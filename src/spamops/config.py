@@ -3,17 +3,27 @@
 Every default lives in the models below and nowhere else; ``spamops config
 defaults`` prints them as YAML, and ``--markdown`` prints the README's settings
 table from the same models (a test keeps the README in step).
+
+A renamed setting gets an entry in :data:`RENAMED_SETTINGS`: a config file may use the
+old name, with a warning naming the file and the new name, until the release the entry
+names; the model cards that embed a configuration keep reading it with the same table
+(docs/model-card.md, "Versions of a record").
 """
 
 from __future__ import annotations
 
 import json
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, field_validator
 
+from spamops import __version__
 from spamops.errors import BadInputError
 
 DEFAULT_STORE_URI = "./.spamops/store"
@@ -106,7 +116,7 @@ class TrainConfig(_Strict):
     dask_scheduler: str = Field(
         "", description="Dask scheduler address for `backend: dask`; empty means `$DASK_SCHEDULER_ADDRESS`."
     )
-    dask_connect_timeout_s: float = Field(30.0, gt=0, description="How long to wait for the Dask scheduler.")
+    dask_connect_timeout_seconds: float = Field(30.0, gt=0, description="How long to wait for the Dask scheduler.")
 
 
 GateMetric = Literal["accuracy", "balanced_accuracy", "spam_f1", "spam_recall", "spam_precision", "roc_auc"]
@@ -255,10 +265,115 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    _as_written: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def as_written(self) -> dict[str, Any] | None:
+        """The mapping a stored record held (:func:`stored_config`), old names and all; ``None`` otherwise."""
+        return self._as_written
+
+
+# -- renamed settings ---------------------------------------------------------
+@dataclass(frozen=True)
+class Renamed:
+    """Where a setting went (its new dotted name) and ``until``, the last release that reads the old name."""
+
+    new: str
+    until: str
+
+    def read_by(self, release: str = __version__) -> bool:
+        """Whether spamops ``release`` still reads the old name in a config file."""
+        return _release(release) <= _release(self.until)
+
+
+# Old dotted name -> Renamed.  To rename a setting: rename the field, add an entry whose ``until`` is
+# the next release, and say so in README "Configuration".  Entries are never removed: the model
+# cards that embed a configuration are read with this table for as long as they are kept
+# (spamops.records), and after ``until`` a config file with the old name is refused with the new one.
+RENAMED_SETTINGS: dict[str, Renamed] = {
+    # The one duration with an "_s" suffix; the others spell out "_seconds" (or have no unit).
+    "train.dask_connect_timeout_s": Renamed("train.dask_connect_timeout_seconds", until="0.2"),
+}
+
+
+class RenamedSettingWarning(DeprecationWarning):
+    """A config file used a setting's old name; it is read as the new one until the entry's release."""
+
+
+def _release(text: str) -> tuple[int, int]:
+    """(major, minor) of a version string; a source tree's ``0.0.0+source`` is (0, 0)."""
+    found = re.match(r"(\d+)\.(\d+)", text)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+def rename_settings(
+    raw: Mapping[str, Any],
+    source: str,
+    *,
+    renamed: Mapping[str, Renamed] | None = None,
+    release: str = __version__,
+    stored: bool = False,
+) -> dict[str, Any]:
+    """``raw`` (a config mapping) with every old setting name moved to its new one.
+
+    A config file (``stored=False``) gets a :class:`RenamedSettingWarning` per old name, naming
+    ``source`` and the new name, and is refused (:class:`BadInputError`) when it sets both names or
+    when ``release`` is later than the entry's ``until``.  A stored record's configuration
+    (``stored=True``: a model card) is renamed silently and at any release: it is kept as written.
+    """
+    table = RENAMED_SETTINGS if renamed is None else renamed
+    out = _copy(raw)
+    for old, entry in table.items():
+        *parents, leaf = old.split(".")
+        node = _walk(out, parents)
+        if node is None or leaf not in node:
+            continue
+        *new_parents, new_leaf = entry.new.split(".")
+        target = _walk(out, new_parents, create=True)
+        if target is None:
+            continue  # a non-mapping where the new name's section belongs: validation names it
+        if stored:
+            target.setdefault(new_leaf, node.pop(leaf))
+            continue
+        if new_leaf in target:
+            raise BadInputError(
+                f"{source}: both {old} and {entry.new} are set; {old} is the old name, keep {entry.new}"
+            )
+        if not entry.read_by(release):
+            raise BadInputError(
+                f"{source}: {old} was renamed to {entry.new} (spamops {entry.until} read the old name for the "
+                f"last time); rename it in the file"
+            )
+        target[new_leaf] = node.pop(leaf)
+        warnings.warn(
+            RenamedSettingWarning(
+                f"{source}: {old} is now {entry.new}; the old name is read until spamops {entry.until}, "
+                f"rename it in the file"
+            ),
+            stacklevel=2,
+        )
+    return out
+
+
+def _copy(value: Any) -> Any:
+    return {k: _copy(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+def _walk(root: dict[str, Any], path: list[str], *, create: bool = False) -> dict[str, Any] | None:
+    """The mapping at ``path`` under ``root`` (made when ``create``), or ``None`` if there is none."""
+    node = root
+    for part in path:
+        child = node.get(part)
+        if child is None and create:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            return None
+        node = child
+    return node
 
 
 def load_config(path: str | Path | None) -> RunConfig:
-    """Read and validate a YAML config; ``None`` gives all defaults."""
+    """Read and validate a YAML config; ``None`` gives all defaults.  Old setting names are renamed (warned)."""
     if path is None:
         return RunConfig()
     path = Path(path)
@@ -272,11 +387,24 @@ def load_config(path: str | Path | None) -> RunConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise BadInputError(f"{path}: config must be a YAML mapping, got {type(raw).__name__}")
+    raw = rename_settings(raw, str(path))
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise BadInputError(f"{path}: invalid config: {problems}") from None
+
+
+def stored_config(raw: Mapping[str, Any]) -> RunConfig:
+    """The configuration a stored record embeds (a model card's ``config``), as this build reads it.
+
+    Old setting names are renamed (silently: the record is kept as written, in ``as_written``);
+    settings this build does not know - a newer writer's - are left out, and those it misses take
+    their defaults.
+    """
+    config = RunConfig.model_validate(rename_settings(raw, "stored", stored=True), extra="ignore")
+    config._as_written = _copy(raw)
+    return config
 
 
 def defaults_yaml() -> str:

@@ -3,26 +3,49 @@ the inference log and the feedback labels.
 
 They cross every boundary (trainer → store → CLI, predictor, users' own tools), so
 they are typed here once, validated on every read, and written by one function.
-``SCHEMA_VERSION`` changes whenever a field changes meaning or becomes required; a
-reader refuses a record it does not understand, naming the field at fault, instead
-of failing later on a missing key.  ``docs/model-card.schema.json`` is generated
-from :class:`ModelCard` (``spamops models schema``) and a test keeps it current.
+``docs/model-card.schema.json`` is generated from :class:`ModelCard` (``spamops models
+schema``) and a test keeps it current.
+
+Stored records outlive the code that wrote them (docs/model-card.md, "Versions of a
+record"): each stored type has a ``schema_version`` (absent = 1), raised when a field
+changes meaning, is renamed or becomes required, with a migration in :data:`MIGRATIONS`
+from the version before.  A reader migrates an older record, refuses a newer one with
+"upgrade spamops", and keeps (without checking) fields it does not know in a version it
+knows: a newer writer may add optional fields without a new version.  A card's embedded
+run configuration is kept as written and read by :func:`spamops.config.stored_config`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FieldSerializationInfo,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_serializer,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
-from spamops.config import RunConfig
+from spamops.config import RunConfig, stored_config
 from spamops.errors import BadInputError
 
-SCHEMA_VERSION = 1
+# The schema version each stored record type is written with (and read up to).
+CARD_SCHEMA = 1
+POINTER_SCHEMA = 1
+ROLLOUT_SCHEMA = 1
+SCHEMA_VERSION = CARD_SCHEMA  # the model card's, as `spamops models schema` describes it
 # The files of a stored version that these records describe (the registry writes them, the
 # predictor and KServe's storage initializer read them).
 MODEL_FILE = "model.joblib"
@@ -47,11 +70,25 @@ Sha256 = Annotated[str, Field(pattern=SHA256_HEX, description="lower-case hex sh
 
 
 class Record(BaseModel):
-    """Strict (no type coercion), immutable, and NaN-preserving (an undefined ROC-AUC is NaN)."""
+    """Strict (no type coercion), immutable, and NaN-preserving (an undefined ROC-AUC is NaN).
+
+    Built in code, a record refuses unknown fields; read from the store (:func:`read_stored`) it
+    keeps those a newer writer added, and writes them back unchanged.
+    """
 
     model_config = ConfigDict(
         extra="forbid", strict=True, frozen=True, ser_json_inf_nan="constants", populate_by_name=True
     )
+
+    # No return annotation, here and on the card's config serializer: the JSON Schema (serialization
+    # mode) describes a serializer by it, and the fields' own schemas are the ones to publish.
+    @model_serializer(mode="wrap")
+    def _keep_unknown_fields(self, handler: SerializerFunctionWrapHandler):
+        out = handler(self)
+        extra = self.__pydantic_extra__
+        if extra and isinstance(out, dict):
+            out.update({k: v for k, v in extra.items() if k not in out})
+        return out
 
 
 class OpenRecord(Record):
@@ -144,6 +181,8 @@ class ChampionRecord(Record):
 
 
 class RuleRecord(Record):
+    """One gate rule's outcome; ``threshold`` is what ``measured`` had to reach (none for a rule without a number)."""
+
     rule: str
     measured: float | None
     threshold: float | None
@@ -152,9 +191,16 @@ class RuleRecord(Record):
 
 
 class GateRecord(Record):
+    """The gate's verdict (spamops.training.gate): passed only if every rule passed; ``reasons`` say why not."""
+
     passed: bool
     reasons: list[str]
     rules: list[RuleRecord]
+
+    @classmethod
+    def of(cls, rules: list[RuleRecord]) -> GateRecord:
+        """The verdict of these rules."""
+        return cls(passed=all(r.passed for r in rules), reasons=[r.detail for r in rules if not r.passed], rules=rules)
 
 
 class FeatureStatistics(Record):
@@ -187,9 +233,13 @@ class FeatureReference(Record):
 
 
 class CardContent(Record):
-    """Everything the trainer knows about a version before the registry stores it."""
+    """Everything the trainer knows about a version before the registry stores it.
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    ``config`` is the run configuration as this build reads it; read from a stored card it keeps
+    the mapping it was written with (``config.as_written``), and the card writes that back.
+    """
+
+    schema_version: Literal[1] = CARD_SCHEMA
     created_at: Timestamp
     code_version: str
     python: str
@@ -208,6 +258,22 @@ class CardContent(Record):
         default=None, description="drift reference; absent on versions trained before drift monitoring"
     )
 
+    @field_validator("config", mode="before")
+    @classmethod
+    def _read_stored_config(cls, value: Any) -> Any:
+        """A stored card's ``config`` is read by the config model of its version, and kept as written."""
+        if not isinstance(value, dict):
+            return value
+        try:
+            return stored_config(value)
+        except ValidationError as exc:  # a setting this build knows, with a value it cannot take
+            raise PydanticCustomError("stored_config", "{problem}", {"problem": f"config.{describe(exc)}"}) from None
+
+    @field_serializer("config")
+    def _write_config_as_read(self, config: RunConfig, info: FieldSerializationInfo):
+        written = config.as_written
+        return written if written is not None else config.model_dump(mode=info.mode, by_alias=info.by_alias)
+
 
 class ModelCard(CardContent):
     """``model-card.json``: what one version is, what it was trained and tested on, and why it was (not) promoted."""
@@ -222,7 +288,7 @@ class ModelCard(CardContent):
 class ProductionPointer(Record):
     """``production.json`` (and each ``history/`` entry): which version is production, and how it got there."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = POINTER_SCHEMA
     model_name: str
     version: str
     storage_uri: str
@@ -257,8 +323,10 @@ class RolloutEntry(Record):
 
     Stored create-only as ``<model>/<version>/rollouts/<started-at>-<id>/<seq>-<action>.json``
     (spamops.deploy.record), so the store keeps what the loop decided after the cluster's Events expire.
+    Entries written before ``schema_version`` was added to them are version 1.
     """
 
+    schema_version: Literal[1] = ROLLOUT_SCHEMA
     rollout_id: str
     seq: int = Field(ge=0)
     at: str = Field(default_factory=_now)
@@ -355,6 +423,8 @@ _PHRASES = {
 
 
 def _describe(error: ErrorDetails) -> str:
+    if error["type"] == "stored_config":  # already in words, with its path
+        return error["msg"]
     loc = [str(p) for p in error["loc"]]
     name = f"'{loc[0]}'" if len(loc) == 1 else ".".join(loc)
     phrase = _PHRASES.get(error["type"], error["msg"][:1].lower() + error["msg"][1:])
@@ -368,9 +438,74 @@ def describe(exc: ValidationError) -> str:
     return _describe(errors[0]) + more
 
 
-def _parse(kind: type[Record], data: bytes | str, source: str, what: str) -> Any:
+# -- versions of stored records --------------------------------------------------
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+R = TypeVar("R", bound=Record)
+
+
+@dataclass(frozen=True)
+class StoredKind:
+    """A stored record type: its model, its name in messages, the version written and the migrations to it.
+
+    ``migrations[n]`` turns a version-``n`` document into a version-``n + 1`` one (``schema_version``
+    set by the migration), so a record of any older version reaches ``current`` step by step.
+    """
+
+    model: type[Record]
+    what: str
+    current: int
+    migrations: Mapping[int, Migration]
+
+
+MIGRATIONS: dict[str, StoredKind] = {
+    "card": StoredKind(ModelCard, "model card", CARD_SCHEMA, {}),
+    "pointer": StoredKind(ProductionPointer, "production pointer", POINTER_SCHEMA, {}),
+    "rollout": StoredKind(RolloutEntry, "rollout record", ROLLOUT_SCHEMA, {}),
+}
+
+
+def _schema_version(data: bytes | str) -> tuple[int | None, dict[str, Any] | None]:
+    """The document's ``schema_version`` (absent: 1) and the parsed document; ``None`` when pydantic must say why."""
     try:
-        return kind.model_validate_json(data)
+        doc = json.loads(data)
+    except ValueError:
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    version = doc.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        return None, doc
+    return version, doc
+
+
+def read_stored(kind: StoredKind, data: bytes | str, source: str) -> Any:
+    """A stored record of any version this build knows, migrated to the current one and validated.
+
+    Unknown fields are kept (a newer writer's optional additions); a ``schema_version`` newer than
+    ``kind.current`` is refused with the version this build reads, an older one migrated.
+    """
+    what = f"{kind.what} (schema {kind.current})"
+    version, doc = _schema_version(data)
+    if version is not None and doc is not None:
+        if version > kind.current:
+            problem = (
+                f"'schema_version' {version} is newer than this spamops reads ({kind.current}); "
+                "upgrade spamops to read it"
+            )
+            raise RecordError(f"{source}: invalid {what}: {problem}", problem)
+        if version < 1:
+            problem = f"'schema_version' {version} is not a version (they start at 1)"
+            raise RecordError(f"{source}: invalid {what}: {problem}", problem)
+        if version < kind.current:
+            for step in range(version, kind.current):
+                doc = kind.migrations[step](doc)
+            data = json.dumps(doc, allow_nan=True)
+    return _parse(kind.model, data, source, what)
+
+
+def _parse(kind: type[R], data: bytes | str, source: str, what: str) -> R:
+    try:
+        return kind.model_validate_json(data, extra="allow")
     except ValidationError as exc:
         if exc.errors()[0]["type"] == "json_invalid":
             problem = f"not valid JSON ({exc.errors()[0]['msg']})"
@@ -381,12 +516,20 @@ def _parse(kind: type[Record], data: bytes | str, source: str, what: str) -> Any
 
 def parse_card(data: bytes | str, source: str) -> ModelCard:
     """A stored model card, validated; :class:`RecordError` names the field at fault."""
-    return _parse(ModelCard, data, source, f"model card (schema {SCHEMA_VERSION})")
+    card: ModelCard = read_stored(MIGRATIONS["card"], data, source)
+    return card
 
 
 def parse_pointer(data: bytes | str, source: str) -> ProductionPointer:
     """A production pointer or history entry, validated like a card."""
-    return _parse(ProductionPointer, data, source, f"production pointer (schema {SCHEMA_VERSION})")
+    pointer: ProductionPointer = read_stored(MIGRATIONS["pointer"], data, source)
+    return pointer
+
+
+def parse_rollout_entry(data: bytes | str, source: str) -> RolloutEntry:
+    """One stored rollout record entry (spamops.deploy.record), validated like a card."""
+    entry: RolloutEntry = read_stored(MIGRATIONS["rollout"], data, source)
+    return entry
 
 
 def dump_record(record: Record) -> bytes:

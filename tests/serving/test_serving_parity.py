@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from spamops.features import features_matrix
+from spamops.records import FeatureStatistics
 from spamops.serving.artifact import load_artifact
 from spamops.serving.lookup import DecisionTable, grid_bounds
 from spamops.training.demo_data import demo_data_path
@@ -120,15 +121,20 @@ def test_served_probabilities_equal_the_training_code_over_http(predictor, model
     assert got == want
 
 
+def _up_to(maximum: float) -> FeatureStatistics:
+    """A card's statistics of a feature whose training values reach ``maximum``."""
+    return FeatureStatistics(count=2, mean=maximum / 2, std=maximum / 2, min=0.0, max=maximum, percentiles=[])
+
+
 def test_grid_bounds_follow_the_training_range_and_the_caps():
-    stats = {"length": {"max": 910.0}, "punct": {"max": 133.0}}
+    stats = {"length": _up_to(910.0), "punct": _up_to(133.0)}
     assert grid_bounds(stats, 5000, 1000) == (910, 133)
     assert grid_bounds(stats, 500, 50) == (500, 50)
     assert grid_bounds(stats, 5000, 1000, max_cells=134 * 101) == (100, 133)
-    assert grid_bounds({"length": {"max": 10.0}}, 5000, 1000) == (10, 0)  # no punct statistics: an empty axis
+    assert grid_bounds({"length": _up_to(10.0)}, 5000, 1000) == (10, 0)  # no punct statistics: an empty axis
 
 
 def test_grid_bounds_honour_max_cells_when_the_punct_axis_alone_exceeds_it():
-    stats = {"length": {"max": 910.0}, "punct": {"max": 133.0}}
+    stats = {"length": _up_to(910.0), "punct": _up_to(133.0)}
     length, punct = grid_bounds(stats, 5000, 1000, max_cells=50)
     assert (length + 1) * (punct + 1) <= 50 and (length, punct) == (0, 49)

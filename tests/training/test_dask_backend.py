@@ -78,7 +78,7 @@ def test_dask_backend_without_a_scheduler_is_a_config_error(real_data, cli, tmp_
 
 def test_an_unreachable_scheduler_is_retryable_and_named(real_data, cli, tmp_path):
     cfg = _config(
-        tmp_path, "down", {"backend": "dask", "dask_scheduler": "tcp://127.0.0.1:9", "dask_connect_timeout_s": 2}
+        tmp_path, "down", {"backend": "dask", "dask_scheduler": "tcp://127.0.0.1:9", "dask_connect_timeout_seconds": 2}
     )
     result = cli("train", "--config", cfg, "--store", tmp_path / "s", "--data", real_data / "smsspamcollection-1k.csv")
     assert result.code == 1

@@ -8,9 +8,9 @@ import numpy as np
 
 from spamops.config import GateConfig
 from spamops.records import Comparison, Metrics
-from spamops.training.gate import decide
+from spamops.training.gate import decide, table
 
-GOOD = {
+GOOD_METRICS = {
     "rows": 100,
     "accuracy": 0.95,
     "balanced_accuracy": 0.9,
@@ -21,14 +21,15 @@ GOOD = {
     "confusion_matrix": [[80, 5], [3, 12]],
     "baseline_accuracy": 0.85,
 }
+GOOD = Metrics.model_validate(GOOD_METRICS)
 
 
 def _comparison(rows: str, challenger_f1: float, champion_f1: float) -> Comparison:
     return Comparison(
         rows=rows,
         dataset_sha256=("a" if rows == "challenger" else "b") * 64,
-        challenger=Metrics.model_validate({**GOOD, "spam_f1": challenger_f1}),
-        champion=Metrics.model_validate({**GOOD, "spam_f1": champion_f1}),
+        challenger=Metrics.model_validate({**GOOD_METRICS, "spam_f1": challenger_f1}),
+        champion=Metrics.model_validate({**GOOD_METRICS, "spam_f1": champion_f1}),
     )
 
 
@@ -44,8 +45,8 @@ def test_regressing_on_productions_rows_alone_is_refused_and_the_table_shows_bot
     assert not verdict.passed
     assert [r.rule for r in verdict.rules if not r.passed] == ["champion_on_champion_rows"]
     assert np.isclose(verdict.rules[-1].threshold, 0.60)
-    table = verdict.table()
-    assert "on the challenger's 100 held-out rows" in table and "on production's 100 held-out rows" in table
+    text = table(verdict)
+    assert "on the challenger's 100 held-out rows" in text and "on production's 100 held-out rows" in text
 
 
 def test_regressing_on_its_own_rows_is_refused():

@@ -47,7 +47,7 @@ def test_an_always_ham_model_is_refused_by_the_default_gate(real_data):
     metrics = evaluate(always_ham, data.X, data.y)
     decision = decide(metrics, GateConfig())
 
-    assert metrics["accuracy"] == metrics["baseline_accuracy"] == 0.848  # "accurate", yet useless
+    assert metrics.accuracy == metrics.baseline_accuracy == 0.848  # "accurate", yet useless
     assert not decision.passed
     assert {r.rule for r in decision.rules if not r.passed} == {
         "min_accuracy",

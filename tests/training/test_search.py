@@ -78,7 +78,7 @@ def test_evaluation_asks_each_distinct_row_once_and_gets_the_models_own_answers(
 
     np.testing.assert_array_equal(labels, model.predict(X))
     np.testing.assert_array_equal(p_spam, model.predict_proba(X)[:, 1])
-    assert evaluate(model, X, y)["rows"] == len(y)
+    assert evaluate(model, X, y).rows == len(y)
     keys, inverse = unique_rows(X)
     assert len(keys) < len(X) / 5
     np.testing.assert_array_equal(keys[inverse], X)

@@ -14,11 +14,13 @@ import os
 import select
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 
 from spamops import __version__
 from spamops.cli import config, models, monitor, render, rollout, train, trigger
 from spamops.cli.common import parent_parsers
+from spamops.config import RenamedSettingWarning
 from spamops.errors import ExitCode, SpamopsError
 from spamops.interrupts import Interrupted, stop_on_signals
 
@@ -78,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.help_parser.print_help()
         return int(ExitCode.OK)
     try:
-        with stop_on_signals():
+        with stop_on_signals(), warnings.catch_warnings():
+            _warn_users(RenamedSettingWarning)
             code = int(args.func(args))
             sys.stdout.flush()  # here, not at exit: a reader that went away is handled below
         return code
@@ -121,6 +124,21 @@ def _stdout_closed() -> bool:
         return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
     except (OSError, ValueError, AttributeError):  # no real file descriptor (captured, closed)
         return False
+
+
+def _warn_users(*categories: type[Warning]) -> None:
+    """Show these warnings (a DeprecationWarning is hidden by default) as one ``spamops: warning:`` line each."""
+    shown = warnings.showwarning
+    for category in categories:
+        warnings.simplefilter("always", category)
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, categories):
+            print(f"spamops: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def _num(value: float | None) -> str:
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
-    from spamops.training.gate import GateDecision
+    from spamops.training.gate import table
 
     card = registry(args).card(args.version)
     if _as_json(args):
@@ -109,7 +109,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     print(f"snapshots: train {card.datasets.train.sha256} ({card.datasets.train.rows} rows)")
     print(f"           test  {card.datasets.test.sha256} ({card.datasets.test.rows} rows)")
     print(f"params: {card.params}\n")
-    print(GateDecision.from_record(card.gate).table())
+    print(table(card.gate))
     return ExitCode.OK
 
 
@@ -177,13 +177,14 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    from spamops.training.gate import table
     from spamops.training.regate import regate
 
     decision = regate(registry(args), args.version, settings(args).gate)
     if _as_json(args):
-        print_json(decision.to_json())
+        print_json(_dump(decision))
     else:
-        print(decision.table())
+        print(table(decision))
     return ExitCode.OK if decision.passed else ExitCode.GATE_REFUSED
 
 

@@ -10,6 +10,7 @@ from spamops.cli.common import add_command, print_json, settings
 from spamops.config import RunConfig
 from spamops.errors import ExitCode
 from spamops.records import ProductionPointer
+from spamops.training.gate import table
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -31,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             {
                 "version": outcome.version,
                 "storage_uri": outcome.version_uri,
-                "gate": outcome.decision.to_json(),
+                "gate": outcome.decision.model_dump(mode="json"),
                 "promoted": outcome.promoted.model_dump(mode="json") if outcome.promoted else None,
                 "rollout": rolled_out,
                 "unchanged": False,
@@ -42,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(outcome.decision.table())
+        print(table(outcome.decision))
         print(f"\nversion:  {outcome.version}\nstored:   {outcome.version_uri}")
         print(f"report:   {outcome.version_uri}report.md")
         if outcome.promoted:
@@ -61,7 +62,7 @@ def _unchanged(outcome, as_json: bool) -> int:
             {
                 "version": outcome.version,
                 "storage_uri": outcome.version_uri,
-                "gate": outcome.decision.to_json(),
+                "gate": outcome.decision.model_dump(mode="json"),
                 "promoted": None,
                 "rollout": None,
                 "unchanged": True,

@@ -3,7 +3,8 @@
 Each entry is written create-only (the registry owns where: ``Registry.append_rollout_entry``),
 so a record is never rewritten - the store keeps what the loop decided even if the cluster's
 Events expire (after an hour by default).  The entry itself is typed in :mod:`spamops.records`
-with the card and the production pointer.
+with the card and the production pointer, and read like them: an entry of an earlier schema
+version (those without ``schema_version`` are 1) is migrated, a newer one refused by name.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from spamops.config import RolloutConfig
 from spamops.deploy import analysis, traffic
@@ -24,6 +25,10 @@ from spamops.deploy.record import RolloutLog
 from spamops.errors import BadInputError, NotFoundError, SpamopsError
 from spamops.prometheus import Prometheus
 from spamops.records import ModelCard, ProductionPointer, RolloutEntry
+
+if TYPE_CHECKING:  # imported where used: GitOps only with --gitops, the registry by the caller
+    from spamops.deploy.gitops import GitOps, GitOpsBackend
+    from spamops.registry.versions import Registry
 
 # What a rollout needs of a version: its name, storage URI and sha256 (a card or a production pointer).
 Deployable = ModelCard | ProductionPointer
@@ -68,11 +73,11 @@ class Rollouts:
 
     cluster: Cluster
     settings: RolloutConfig
-    registry: object | None = None
+    registry: Registry | None = None
     emit: Callable[[dict], None] = lambda event: None
     sleep: Callable[[float], None] = time.sleep
-    gitops: object | None = None  # a spamops.deploy.gitops.GitOps: steps become commits
-    _backend: object | None = field(default=None, init=False)
+    gitops: GitOps | None = None  # steps become commits
+    _backend: traffic.Serverless | traffic.Standard | GitOpsBackend | None = field(default=None, init=False)
 
     # -- plumbing ---------------------------------------------------------
     def backend(self, isvc: dict | None = None):

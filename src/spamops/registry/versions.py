@@ -53,6 +53,7 @@ from spamops.records import (
     isoformat,
     parse_card,
     parse_pointer,
+    parse_rollout_entry,
     sha256_hex,
 )
 from spamops.registry.store import ObjectStore
@@ -370,7 +371,7 @@ class Registry:
     def rollout_entries(self, version: str, rollout_id: str | None = None) -> list[RolloutEntry]:
         """The recorded decisions of ``version``'s rollout ``rollout_id`` (default: of all its rollouts), in order."""
         prefix = self._key(version, ROLLOUTS_DIR, *((rollout_id,) if rollout_id else ())) + "/"
-        return [RolloutEntry.model_validate_json(self.store.get(k).data) for k in sorted(self.store.list(prefix))]
+        return [parse_rollout_entry(self.store.get(k).data, self.store.uri(k)) for k in sorted(self.store.list(prefix))]
 
     def rollout_decisions(self) -> tuple[set[str], Counter]:
         """(versions, Counter of (version, action)) of this model, from one listing of its keys."""

@@ -19,7 +19,7 @@ import joblib
 import numpy as np
 
 from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from spamops.records import CARD_FILE, MODEL_FILE, RecordError, parse_card, sha256_hex
+from spamops.records import CARD_FILE, MODEL_FILE, FeatureStatistics, ModelCard, RecordError, parse_card, sha256_hex
 
 
 class ArtifactError(Exception):
@@ -35,18 +35,18 @@ class Artifact:
     """A verified model: the fitted pipeline and the card that vouches for it."""
 
     pipeline: Any
-    card: dict
+    card: ModelCard
 
     @property
     def version(self) -> str:
-        return str(self.card["version"])
+        return self.card.version
 
     @property
-    def feature_statistics(self) -> dict:
-        return self.card.get("feature_statistics") or {}
+    def feature_statistics(self) -> dict[str, FeatureStatistics]:
+        return self.card.feature_statistics
 
 
-def read_card(model_dir: Path) -> dict:
+def read_card(model_dir: Path) -> ModelCard:
     """The model card of ``model_dir``, validated by the same typed record the trainer writes.
 
     A hand-edited or truncated card must leave the model not ready with a message
@@ -61,16 +61,14 @@ def read_card(model_dir: Path) -> dict:
     except OSError as exc:
         raise ArtifactError("bad_card", f"{path}: unreadable model card ({exc})") from None
     try:
-        card = parse_card(data, str(path))
+        return parse_card(data, str(path))
     except RecordError as exc:
         raise ArtifactError("bad_card", str(exc)) from None
-    return card.model_dump(mode="json", by_alias=True)  # the JSON document, now known to be valid
 
 
-def check_feature_spec(card: dict, source: str) -> None:
+def check_feature_spec(card: ModelCard, source: str) -> None:
     """Refuse a model trained on another feature definition than the one this code computes."""
-    spec = card.get("feature_spec") or {}
-    version, names = str(spec.get("version")), list(spec.get("names") or [])
+    version, names = card.feature_spec.version, card.feature_spec.names
     if version != FEATURE_SPEC_VERSION or names != list(FEATURE_NAMES):
         raise ArtifactError(
             "feature_spec_mismatch",
@@ -95,11 +93,11 @@ def load_artifact(model_dir: str | Path) -> Artifact:
     except OSError as exc:
         raise ArtifactError("unreadable_model", f"{model_path}: cannot be read ({exc})") from None
     actual = sha256_hex(data)
-    expected = {card["sha256"], (card.get("files") or {}).get(MODEL_FILE, card["sha256"])}
+    expected = {card.sha256, card.files.get(MODEL_FILE, card.sha256)}
     if expected != {actual}:
         raise ArtifactError(
             "checksum_mismatch",
-            f"{model_path}: sha256 {actual[:12]}… does not match the model card's {card['sha256'][:12]}…; "
+            f"{model_path}: sha256 {actual[:12]}… does not match the model card's {card.sha256[:12]}…; "
             "the artifact was altered or belongs to another version, refusing to unpickle it",
         )
     try:

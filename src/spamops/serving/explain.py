@@ -10,12 +10,13 @@ in the training distribution recorded in the model card's percentiles.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from spamops.features import FEATURE_NAMES, LABELS
+from spamops.records import FeatureStatistics
 
 _NOUNS = {"length": ("character", "characters"), "punct": ("punctuation mark", "punctuation marks")}
 _MORE = {"length": ("longer", "shorter"), "punct": ("more", "fewer")}
@@ -25,24 +26,27 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(float(value), 3)
 
 
-def position(value: float, stats: dict) -> dict:
+def position(value: float, stats: FeatureStatistics | None) -> dict:
     """Where ``value`` sits among the training values summarised by ``stats`` (a card entry).
 
     ``share_below``/``share_above`` are the percentages of training messages with a
     smaller/larger value, read off the card's 101 percentiles (so ties, such as the
     many messages without punctuation, count on neither side).
     """
-    points = [float(p) for p in stats.get("percentiles") or []]
     result: dict[str, Any] = {"value": _number(value)}
+    if stats is None:
+        return result
+    points = stats.percentiles
     if len(points) == 101:
         below = max(0, bisect.bisect_left(points, value) - 1)
         above = max(0, 100 - bisect.bisect_right(points, value))
         result.update(share_below=below, share_above=above)
-    for key in ("min", "max", "mean"):
-        if key in stats:
-            result[f"training_{key}"] = round(float(stats[key]), 3)
-    if "min" in stats and "max" in stats:
-        result["within_training_range"] = bool(stats["min"] <= value <= stats["max"])
+    result.update(
+        training_min=round(stats.min, 3),
+        training_max=round(stats.max, 3),
+        training_mean=round(stats.mean, 3),
+        within_training_range=bool(stats.min <= value <= stats.max),
+    )
     return result
 
 
@@ -80,7 +84,7 @@ def sentence(label: str, probability: float, positions: dict[str, dict], neighbo
 class Explainer:
     """Explanations for one loaded pipeline (``StandardScaler`` then ``KNeighborsClassifier``)."""
 
-    def __init__(self, pipeline: Any, feature_statistics: dict) -> None:
+    def __init__(self, pipeline: Any, feature_statistics: Mapping[str, FeatureStatistics]) -> None:
         self.stats = feature_statistics
         steps = getattr(pipeline, "steps", None)
         knn = steps[-1][1] if steps else pipeline
@@ -126,7 +130,7 @@ class Explainer:
         for row, p, spam, neighbours in zip(rows, probability, is_spam, all_neighbours, strict=True):
             label = LABELS[int(spam)]
             positions = {
-                name: position(float(v), self.stats.get(name) or {}) for name, v in zip(FEATURE_NAMES, row, strict=True)
+                name: position(float(v), self.stats.get(name)) for name, v in zip(FEATURE_NAMES, row, strict=True)
             }
             explanations.append(
                 {

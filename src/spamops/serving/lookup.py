@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from spamops.features import FEATURE_NAMES, LABELS
+from spamops.records import FeatureStatistics
 
 N_FEATURES = len(FEATURE_NAMES)
 Row = tuple[float, float]  # (length, punct) as the client or the feature code gave them
@@ -65,7 +66,7 @@ class Scores:
 
 
 def grid_bounds(
-    feature_statistics: dict, max_length: int, max_punct: int, max_cells: int | None = None
+    feature_statistics: Mapping[str, FeatureStatistics], max_length: int, max_punct: int, max_cells: int | None = None
 ) -> tuple[int, int]:
     """The grid's upper corner: the training maximum of each feature, capped by the operator's limits.
 
@@ -76,8 +77,9 @@ def grid_bounds(
     """
 
     def top(name: str, cap: int) -> int:
-        observed = (feature_statistics.get(name) or {}).get("max")
-        if observed is None or not math.isfinite(float(observed)):
+        stats = feature_statistics.get(name)
+        observed = stats.max if stats is not None else None
+        if observed is None or not math.isfinite(observed):
             return 0
         return max(0, min(cap, math.ceil(float(observed))))
 

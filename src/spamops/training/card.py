@@ -11,9 +11,8 @@ import numpy as np
 from spamops import __version__
 from spamops.config import RunConfig
 from spamops.features import FEATURE_BUCKETS, FEATURE_NAMES, FEATURE_SPEC_VERSION
-from spamops.records import CardContent, ChampionRecord, DatasetsRecord
+from spamops.records import CardContent, ChampionRecord, DatasetsRecord, GateRecord, Metrics
 from spamops.training.data import Dataset
-from spamops.training.gate import GateDecision
 from spamops.training.train import TrainResult
 
 PERCENTILES = list(range(101))
@@ -61,9 +60,9 @@ def build_card(
     created_at: datetime,
     dataset: Dataset,
     result: TrainResult,
-    metrics: dict,
+    metrics: Metrics,
     champion: ChampionRecord | None,
-    decision: GateDecision,
+    decision: GateRecord,
     X_train: np.ndarray,
     config: RunConfig,
     datasets: DatasetsRecord,
@@ -87,7 +86,7 @@ def build_card(
         "config": config,
         "metrics": metrics,
         "champion": champion,
-        "gate": decision.record(),
+        "gate": decision,
         "feature_statistics": feature_statistics(X_train),
         "feature_reference": feature_reference(X_train, dataset.class_counts),
     }

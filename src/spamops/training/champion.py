@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spamops.records import ChampionRecord, Comparison, Metrics
+from spamops.records import ChampionRecord, Comparison
 from spamops.registry.versions import Registry
 from spamops.training import snapshots
 from spamops.training.evaluate import evaluate
@@ -31,8 +31,8 @@ def compare(
             Comparison(
                 rows=whose,
                 dataset_sha256=sha,
-                challenger=Metrics.model_validate(evaluate(challenger, X, y)),
-                champion=Metrics.model_validate(evaluate(champion_model, X, y)),
+                challenger=evaluate(challenger, X, y),
+                champion=evaluate(champion_model, X, y),
             )
             for whose, sha, X, y in sets
         ],

@@ -20,6 +20,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from spamops.records import Metrics
 from spamops.training.search import unique_rows
 
 
@@ -43,21 +44,20 @@ def predictions(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, model.predict_proba(keys)[:, classes.index(1)][inverse]
 
 
-def evaluate(model, X: np.ndarray, y: np.ndarray) -> dict:
-    """All metrics the gate and the report use, as plain JSON-able numbers."""
+def evaluate(model, X: np.ndarray, y: np.ndarray) -> Metrics:
+    """All metrics the gate, the card and the report use."""
     y_pred, scores = predictions(model, X)
     majority = int(np.bincount(y, minlength=2).argmax())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        metrics = {
-            "rows": int(len(y)),
-            "accuracy": float(accuracy_score(y, y_pred)),
-            "balanced_accuracy": float(balanced_accuracy_score(y, y_pred)),
-            "spam_precision": float(precision_score(y, y_pred, zero_division=0)),
-            "spam_recall": float(recall_score(y, y_pred, zero_division=0)),
-            "spam_f1": float(f1_score(y, y_pred, zero_division=0)),
-            "roc_auc": float(roc_auc_score(y, scores)) if len(set(y.tolist())) == 2 else float("nan"),
-            "confusion_matrix": confusion_matrix(y, y_pred, labels=[0, 1]).tolist(),
-            "baseline_accuracy": float(np.mean(y == majority)),
-        }
-    return metrics
+        return Metrics(
+            rows=int(len(y)),
+            accuracy=float(accuracy_score(y, y_pred)),
+            balanced_accuracy=float(balanced_accuracy_score(y, y_pred)),
+            spam_precision=float(precision_score(y, y_pred, zero_division=0)),
+            spam_recall=float(recall_score(y, y_pred, zero_division=0)),
+            spam_f1=float(f1_score(y, y_pred, zero_division=0)),
+            roc_auc=float(roc_auc_score(y, scores)) if len(set(y.tolist())) == 2 else float("nan"),
+            confusion_matrix=confusion_matrix(y, y_pred, labels=[0, 1]).tolist(),
+            baseline_accuracy=float(np.mean(y == majority)),
+        )

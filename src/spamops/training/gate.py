@@ -13,78 +13,51 @@ of data); on the champion's rows it must show it still does production's job.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 from tabulate import tabulate
 
 from spamops.config import GateConfig
-from spamops.records import Comparison, GateRecord
+from spamops.records import Comparison, GateRecord, Metrics, RuleRecord
 
 _WHOSE_ROWS = {"challenger": "the challenger's", "champion": "production's"}
 
 
-@dataclass(frozen=True)
-class RuleResult:
-    """One gate rule's outcome; ``threshold`` is what ``measured`` had to reach."""
-
-    rule: str
-    measured: float | None
-    threshold: float | None
-    passed: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """The gate's machine-readable verdict: passed only if every rule passed."""
-
-    passed: bool
-    rules: list[RuleResult]
-
-    @property
-    def reasons(self) -> list[str]:
-        """Why the model was refused (empty when it passed)."""
-        return [r.detail for r in self.rules if not r.passed]
-
-    def to_json(self) -> dict:
-        return {"passed": self.passed, "reasons": self.reasons, "rules": [asdict(r) for r in self.rules]}
-
-    def record(self) -> GateRecord:
-        """The card's typed copy of this decision."""
-        return GateRecord.model_validate(self.to_json())
-
-    @classmethod
-    def from_record(cls, record: GateRecord) -> GateDecision:
-        return cls(passed=record.passed, rules=[RuleResult(**r.model_dump()) for r in record.rules])
-
-    def table(self) -> str:
-        """A readable table of the rules, for terminals and the report."""
-        rows = [
-            (r.rule, _fmt(r.measured), _fmt(r.threshold), "pass" if r.passed else "FAIL", r.detail) for r in self.rules
-        ]
-        verdict = "PASSED" if self.passed else "REFUSED"
-        body = tabulate(
-            rows,
-            headers=("rule", "measured", "threshold", "verdict", "detail"),
-            tablefmt="github",
-            disable_numparse=True,
-        )
-        return f"{body}\n\ngate: {verdict}"
+def table(gate: GateRecord) -> str:
+    """A readable table of the gate's rules, for terminals and the report."""
+    rows = [(r.rule, _fmt(r.measured), _fmt(r.threshold), "pass" if r.passed else "FAIL", r.detail) for r in gate.rules]
+    verdict = "PASSED" if gate.passed else "REFUSED"
+    body = tabulate(
+        rows,
+        headers=("rule", "measured", "threshold", "verdict", "detail"),
+        tablefmt="github",
+        disable_numparse=True,
+    )
+    return f"{body}\n\ngate: {verdict}"
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _at_least(rule: str, measured: float, threshold: float, what: str) -> RuleResult:
+def _at_least(rule: str, measured: float, threshold: float, what: str) -> RuleRecord:
     ok = measured >= threshold
     word = "reaches" if ok else "is below"
-    return RuleResult(rule, measured, threshold, ok, f"{what} {measured:.4f} {word} {threshold:.4f}")
+    return RuleRecord(
+        rule=rule,
+        measured=measured,
+        threshold=threshold,
+        passed=ok,
+        detail=f"{what} {measured:.4f} {word} {threshold:.4f}",
+    )
+
+
+def _no_number(rule: str, detail: str) -> RuleRecord:
+    return RuleRecord(rule=rule, measured=None, threshold=None, passed=True, detail=detail)
 
 
 def decide(
-    metrics: dict, cfg: GateConfig, comparisons: Sequence[Comparison] = (), *, itself: bool = False
-) -> GateDecision:
+    metrics: Metrics, cfg: GateConfig, comparisons: Sequence[Comparison] = (), *, itself: bool = False
+) -> GateRecord:
     """Apply every rule to the challenger's held-out ``metrics``.
 
     ``comparisons`` are challenger and production champion scored on the same rows,
@@ -92,25 +65,23 @@ def decide(
     show no regression beyond ``champion_tolerance``.  ``itself`` says the version
     judged *is* production, so there is nothing to compare it with.
     """
-    baseline = metrics["baseline_accuracy"]
+    baseline = metrics.baseline_accuracy
     rules = [
-        _at_least("min_accuracy", metrics["accuracy"], cfg.min_accuracy, "accuracy"),
-        _at_least("min_spam_f1", metrics["spam_f1"], cfg.min_spam_f1, "spam F1"),
-        _at_least("min_spam_recall", metrics["spam_recall"], cfg.min_spam_recall, "spam recall"),
+        _at_least("min_accuracy", metrics.accuracy, cfg.min_accuracy, "accuracy"),
+        _at_least("min_spam_f1", metrics.spam_f1, cfg.min_spam_f1, "spam F1"),
+        _at_least("min_spam_recall", metrics.spam_recall, cfg.min_spam_recall, "spam recall"),
         _at_least(
             "beats_baseline",
-            metrics["accuracy"],
+            metrics.accuracy,
             baseline + cfg.min_baseline_margin,
             f"accuracy vs always-ham baseline {baseline:.4f} + margin {cfg.min_baseline_margin:.4f}:",
         ),
     ]
     metric = cfg.primary_metric
     if itself:
-        rules.append(
-            RuleResult("champion", None, None, True, "this version is production: comparing production with itself")
-        )
+        rules.append(_no_number("champion", "this version is production: comparing production with itself"))
     elif not comparisons:
-        rules.append(RuleResult("champion", None, None, True, "no production model yet; nothing to compare"))
+        rules.append(_no_number("champion", "no production model yet; nothing to compare"))
     for c in () if itself else comparisons:
         theirs = getattr(c.champion, metric)
         rules.append(
@@ -122,4 +93,4 @@ def decide(
                 f"{theirs:.4f} - tolerance {cfg.champion_tolerance:.4f}:",
             )
         )
-    return GateDecision(passed=all(r.passed for r in rules), rules=rules)
+    return GateRecord.of(rules)

@@ -21,7 +21,7 @@ import joblib
 
 from spamops import __version__
 from spamops.config import RunConfig
-from spamops.records import DatasetsRecord, ModelCard, ProductionPointer, sha256_hex
+from spamops.records import DatasetsRecord, GateRecord, ModelCard, ProductionPointer, sha256_hex
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry, utc_now
 from spamops.training import report, snapshots
@@ -30,7 +30,7 @@ from spamops.training.champion import compare
 from spamops.training.data import data_warnings, load_dataset
 from spamops.training.demo_data import demo_data_path
 from spamops.training.evaluate import evaluate, predictions
-from spamops.training.gate import GateDecision, decide
+from spamops.training.gate import decide
 from spamops.training.search import scheduler_address
 from spamops.training.train import fit, split_dataset
 
@@ -44,7 +44,7 @@ class RunOutcome:
 
     version: str
     version_uri: str
-    decision: GateDecision
+    decision: GateRecord
     card: ModelCard
     promoted: ProductionPointer | None
     unchanged: bool = False
@@ -74,9 +74,7 @@ def run_training(
     twin = None if force_new else same_run(registry, dataset.fingerprint, config)
     if twin is not None:
         _say(progress, f"unchanged: {twin.version} has the same data fingerprint, code version and settings")
-        return RunOutcome(
-            twin.version, twin.storage_uri, GateDecision.from_record(twin.gate), twin, None, unchanged=True
-        )
+        return RunOutcome(twin.version, twin.storage_uri, twin.gate, twin, None, unchanged=True)
 
     split = split_dataset(dataset, cfg.train)
     result = fit(split, cfg.train, progress)
@@ -150,7 +148,7 @@ def _serialize(pipeline) -> bytes:
     return buf.getvalue()
 
 
-def _report_files(pipeline, split, content, model_name: str, version: str, decision: GateDecision) -> dict[str, bytes]:
+def _report_files(pipeline, split, content, model_name: str, version: str, decision: GateRecord) -> dict[str, bytes]:
     y_pred, p_spam = predictions(pipeline, split.X_test)
     files = report.plots(split.y_test, y_pred, p_spam)
     files["report.md"] = report.markdown(content, model_name, version, decision).encode()

@@ -9,13 +9,14 @@ directory.  A snapshot whose bytes no longer match its sha256 stops the gate.
 from __future__ import annotations
 
 from spamops.config import GateConfig
+from spamops.records import GateRecord
 from spamops.registry.versions import Registry
 from spamops.training.champion import compare, held_out_rows
 from spamops.training.evaluate import evaluate
-from spamops.training.gate import GateDecision, decide
+from spamops.training.gate import decide
 
 
-def regate(registry: Registry, version: str, gate: GateConfig) -> GateDecision:
+def regate(registry: Registry, version: str, gate: GateConfig) -> GateRecord:
     """The gate decision for ``version`` if it were proposed now."""
     card = registry.card(version)
     X_test, y_test = held_out_rows(registry, card.datasets.test.sha256)

@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
 
 from spamops.features import LABELS  # noqa: E402
-from spamops.records import CardContent  # noqa: E402
-from spamops.training.gate import GateDecision  # noqa: E402
+from spamops.records import CardContent, GateRecord  # noqa: E402
+from spamops.training.gate import table  # noqa: E402
 
 PLOTS = ("confusion_matrix.png", "roc_curve.png", "precision_recall.png")
 
@@ -58,7 +58,7 @@ def _plot(title: str, plot) -> bytes:
     return _png(fig)
 
 
-def markdown(card: CardContent, model_name: str, version: str, decision: GateDecision) -> str:
+def markdown(card: CardContent, model_name: str, version: str, decision: GateRecord) -> str:
     """A readable summary of one version: data, parameters, metrics, gate, plots."""
     m = card.metrics
     data = card.data
@@ -102,7 +102,7 @@ Confusion matrix: {tn} ham kept, {fp} ham flagged as spam, {fn} spam missed, {tp
 
 ## Quality gate
 
-{decision.table()}
+{table(decision)}
 
 ## Plots
 

@@ -249,7 +249,7 @@ def _backend(cfg: TrainConfig) -> Iterator[None]:
     from distributed import Client
 
     try:
-        client = Client(address, timeout=cfg.dask_connect_timeout_s, set_as_default=False)
+        client = Client(address, timeout=cfg.dask_connect_timeout_seconds, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise SpamopsError(
             f"train.dask_scheduler {address}: cannot reach the Dask scheduler ({exc}); "

@@ -5,6 +5,11 @@ written with the same exact number formatting as the data fingerprint, so the sa
 rows always give the same bytes and hence the same sha256: versions trained on the
 same data share one snapshot object.  The registry stores and verifies the bytes;
 this module only converts between them and arrays.
+
+A snapshot's format version is told by its header (a CSV has no other place for it, and
+its bytes are its name): :data:`FORMATS` maps each header ever written to its version, so
+a later format adds a header and a reader while every stored snapshot stays readable.
+Format 1 is ``label,length,punct``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from spamops.errors import IntegrityError
 from spamops.features import FEATURE_NAMES, LABELS
 
 HEADER = ("label", *FEATURE_NAMES)
+FORMAT = 1  # what encode() writes
+FORMATS = {("label", "length", "punct"): 1}  # every header ever written -> its format version
 
 
 def encode(X: np.ndarray, y: np.ndarray) -> bytes:
@@ -32,7 +39,7 @@ def encode(X: np.ndarray, y: np.ndarray) -> bytes:
 def decode(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     """Arrays from snapshot bytes; anything but the format :func:`encode` writes is an integrity failure."""
     reader = csv.reader(io.StringIO(data.decode("utf-8")))
-    if tuple(next(reader, ())) != HEADER:
+    if FORMATS.get(tuple(next(reader, ()))) != FORMAT:  # the one format so far: read as written
         raise IntegrityError(f"{source}: not a spamops dataset snapshot (header is not {','.join(HEADER)})")
     features, labels = [], []
     for line, cells in enumerate(reader, start=2):
