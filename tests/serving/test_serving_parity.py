@@ -77,8 +77,8 @@ def assert_table_matches_single_rows(pipeline, max_length: int, max_punct: int) 
 def test_every_training_range_cell_of_the_served_model_matches(model_dir: Path):
     artifact = load_artifact(model_dir)
     max_length, max_punct = grid_bounds(artifact.feature_statistics, 5000, 1000)
-    assert max_length == artifact.feature_statistics["length"]["max"]
-    assert max_punct == artifact.feature_statistics["punct"]["max"]
+    assert max_length == artifact.feature_statistics["length"].max
+    assert max_punct == artifact.feature_statistics["punct"].max
     assert_table_matches_single_rows(artifact.pipeline, max_length, max_punct)
 
 
