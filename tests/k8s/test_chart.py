@@ -435,6 +435,21 @@ def test_the_generated_schema_check_catches_a_hand_edit_and_a_model_change(monke
     assert "extra_setting" in chart_training_schema.generated()["properties"]
 
 
+def test_a_renamed_setting_the_trainer_still_reads_is_accepted_by_the_chart_under_its_old_name(helm_bin, tmp_path):
+    """spamops.config.RENAMED_SETTINGS: while the trainer reads the old name (with a warning), helm takes it too."""
+    from spamops import config
+
+    old, entry = "train.dask_connect_timeout_s", config.RENAMED_SETTINGS["train.dask_connect_timeout_s"]
+    assert entry.read_by()
+    objs = render(helm_bin, f"training.config.{old}=7")
+    path = tmp_path / "config.yaml"
+    path.write_text(objs[("ConfigMap", "spamops-training-config")]["data"]["config.yaml"])
+    with pytest.warns(config.RenamedSettingWarning, match=f"{old} is now {entry.new}"):
+        assert config.load_config(path).train.dask_connect_timeout_seconds == 7.0
+    node = chart_training_schema.current()["properties"]["train"]["properties"]
+    assert node["dask_connect_timeout_s"]["deprecated"] is True and "dask_connect_timeout_seconds" in node
+
+
 def test_chart_annotation_names_the_kserve_version_the_tests_use():
     """Chart.yaml's spamops.io/kserve-version says which KServe the chart is
     tested against: the CRDs' version pinned in scripts/envtest/versions.env."""
