@@ -107,6 +107,17 @@ class Prometheus:
 
         wait_for(up, timeout, what=f"{count} scrape targets up")
 
+    def wait_for_scrapes_since(self, since: float, timeout: float = 30) -> None:
+        """Wait until every target was last scraped at or after ``since`` (Unix seconds): from then on
+        each target's newest sample shows what it exported at ``since`` or later, and a range of
+        ``now - since`` seconds or less holds only samples taken after ``since``."""
+
+        def scraped() -> bool:
+            stamps = [float(r["value"][1]) for r in self.query("timestamp(up)")]
+            return bool(stamps) and min(stamps) >= since
+
+        wait_for(scraped, timeout, what=f"every target scraped since {since:.1f}")
+
     def firing_alerts(self) -> list[dict]:
         """Alerts the rule evaluator currently holds in state ``firing``."""
         return [a for a in self.api("alerts")["alerts"] if a["state"] == "firing"]

@@ -22,6 +22,7 @@ from spamops.registry.store import open_store
 from spamops.registry.versions import Registry
 from spamops.serving.artifact import load_artifact
 from spamops.serving.lookup import pipeline_scores
+from spamops_dev.daemon import wait_for
 from spamops_dev.predictor import Predictor
 from spamops_dev.prometheus import Prometheus as PrometheusServer
 
@@ -66,20 +67,23 @@ def test_the_shadow_report_sums_replicas_and_the_gate_follows_the_agreement(flee
     server = PrometheusServer(tmp_path / "prometheus", targets).start()
     try:
         server.wait_for_targets_up(len(targets))
-        time.sleep(2)  # a scrape of every counter at 0 before the traffic, so increase() sees all of it
+        server.wait_for_scrapes_since(time.time())  # every counter at 0 before the traffic: increase() sees all of it
         instances = fleet["instances"]
         batches = [instances[i : i + 50] for i in range(0, len(instances), 50)]
         for n, batch in enumerate(batches):
             spammy = shadowed["spammy"][n % 2]  # the two replicas share the traffic
             for replica in (spammy, shadowed["same"][0]):
                 assert replica.post_json("/v1/models/spam:predict", {"instances": batch}).status == 200
-        time.sleep(1)  # the shadow queues drain
-        for replicas in shadowed.values():
-            for replica in replicas:
-                assert replica.get("/v1/models/spam/shadow").json()["queue"]["depth"] == 0
+        replicas = [replica for group in shadowed.values() for replica in group]
+        wait_for(
+            lambda: all(r.get("/v1/models/spam/shadow").json()["queue"]["depth"] == 0 for r in replicas),
+            30,
+            what="every shadow queue drained",
+        )
+        drained = time.time()
         pair = f'model_version="{fleet["stable"]}",shadow_version="{fleet["spammy"]}"'
         server.wait_for_value(f"sum(spamops_shadow_compared_total{{{pair}}})", len(instances))
-        time.sleep(2)  # one more scrape of every series
+        server.wait_for_scrapes_since(drained)  # every series as it stood once the shadows were done
 
         X = np.asarray(instances, dtype=float)
         prom = Prometheus(server.url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import time
 from pathlib import Path
 
 import pytest
@@ -36,14 +35,13 @@ def test_tampered_model_is_refused_and_the_server_stays_not_ready(start_predicto
         "/v2/models/spam/infer", {"inputs": [{"name": "t", "datatype": "BYTES", "shape": [1], "data": ["hi"]}]}
     )
     assert reply.status == 503 and reply.json()["reason"] == "checksum_mismatch", reply.body
-    assert server.get("/v2/health/live").status == 200  # alive: no crash loop
-    time.sleep(1)
-    assert server.proc.poll() is None
     log = server.log()
     assert "model spam NOT READY (checksum_mismatch)" in log and "refusing to unpickle" in log
     samples = server.metrics()
     assert metric(samples, "spamops_model_ready", model_name="spam") == 0
     assert metric(samples, "spamops_model_load_failures_total", reason="checksum_mismatch") == 1
+    # The refused load is over (logged and counted above); the process still answers: no crash loop.
+    assert server.get("/v2/health/live").status == 200 and server.proc.poll() is None
 
 
 def test_missing_artifact_is_not_ready_with_the_reason(start_predictor, tmp_path: Path):
