@@ -21,7 +21,7 @@ GITOPS_PUSH ?=
 # GITOPS=1: rollout steps are commits to GITOPS_DIR (GITOPS_PUSH=1 pushes each); CONFIG=run.yaml names the target.
 ROLLOUT_ARGS = --store $(STORE) $(if $(CONFIG),--config $(CONFIG)) $(if $(GITOPS),--gitops $(GITOPS_DIR) $(if $(GITOPS_PUSH),--push))
 
-.PHONY: help install demo train test lint models deploy-canary canary-auto canary-promote canary-abort canary-status
+.PHONY: help install demo train test test-fast lint models deploy-canary canary-auto canary-promote canary-abort canary-status
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,13 @@ models: $(STAMP) ## list stored versions
 
 test: $(STAMP) ## run the test suite (starts its own S3 server and control plane)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The edit-test loop: every test that needs no control plane (k8s, cluster), no docker (images) and
+# no Go build (helm), on every core (a test file stays on one worker, so its fixtures start once).
+# It still starts real predictors, SeaweedFS, Prometheus and Alertmanager.
+FAST_TESTS := not k8s and not cluster and not images and not helm
+test-fast: $(STAMP) ## the tests that need no control plane, docker or Go build, on every core (the edit-test loop)
+	$(BIN)/pytest -m "$(FAST_TESTS)" -n auto --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff on Python, the import layers (lint-imports), plus the Kubernetes/Docker linters
 	$(BIN)/ruff check src dev tests scripts serving setup.py

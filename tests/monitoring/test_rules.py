@@ -93,6 +93,7 @@ def test_example_config_names_only_placeholder_secrets():
     assert pd["routing_key"].startswith("CHANGE-ME")
 
 
+@pytest.mark.helm
 def test_the_charts_prometheus_rule_is_the_plain_rules_file():
     helm = (
         subprocess.run(
