@@ -180,3 +180,34 @@ def test_rollout_entries_are_written_with_their_schema_version_and_a_newer_one_i
     with pytest.raises(RecordError) as err:
         rollouts_of(registry, version)
     assert "0001-advanced.json: invalid rollout record (schema 1): 'schema_version' 2 is newer" in str(err.value)
+
+
+def test_an_older_record_is_migrated_step_by_step_before_it_is_validated():
+    """records.read_stored with a migration table: a real version-1 pointer (tests/fixtures) read as a version 3."""
+    from typing import Literal
+
+    from recordfixtures import FIXTURES
+    from spamops.records import Record, StoredKind, read_stored
+
+    class PointerV3(Record):  # as if two later versions renamed `version` and then split `action`
+        schema_version: Literal[3] = 3
+        production_version: str
+        moved_by: str
+        forced: bool
+
+    def one_to_two(doc: dict) -> dict:
+        return {
+            **{k: v for k, v in doc.items() if k != "version"},
+            "production_version": doc["version"],
+            "schema_version": 2,
+        }
+
+    def two_to_three(doc: dict) -> dict:
+        return {**{k: v for k, v in doc.items() if k != "action"}, "moved_by": doc["action"], "schema_version": 3}
+
+    kind = StoredKind(PointerV3, "production pointer", 3, {1: one_to_two, 2: two_to_three})
+    path = FIXTURES / "v1" / "local" / "spam" / "production.json"
+    written = json.loads(path.read_text())
+    pointer = read_stored(kind, path.read_bytes(), str(path))
+    assert (pointer.production_version, pointer.moved_by, pointer.forced) == (written["version"], "rollback", False)
+    assert pointer.model_extra is not None and pointer.model_extra["lineage"] == written["lineage"]  # kept, unchecked
