@@ -54,10 +54,11 @@ FAST_TESTS := not k8s and not cluster and not images and not helm
 test-fast: $(STAMP) ## the tests that need no control plane, docker or Go build, on every core (the edit-test loop)
 	$(BIN)/pytest -m "$(FAST_TESTS)" -n auto --dist loadfile $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff on Python, the import layers (lint-imports), plus the Kubernetes/Docker linters
+lint: $(STAMP) ## ruff on Python, the import layers (lint-imports), types (mypy on src), plus the Kubernetes/Docker linters
 	$(BIN)/ruff check src dev tests scripts serving setup.py
 	$(BIN)/ruff format --check src dev tests scripts serving setup.py
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 deploy-canary: $(STAMP) ## canary PERCENT% (default 10) of the InferenceService's traffic to VERSION (default: production)
 	$(BIN)/spamops rollout start $(VERSION) --percent $(PERCENT) $(ROLLOUT_ARGS)

@@ -43,7 +43,10 @@ class Alertmanager:
         self.address = f"{HOST}:{self.port}"
         self.url = f"http://{self.address}"
         self.config_path = self.workdir / "alertmanager.yml"
-        self.config_path.write_text(yaml.safe_dump(config or alertmanager_config(webhook_url)))
+        if config is None:
+            assert webhook_url is not None  # exactly one of the two, checked above
+            config = alertmanager_config(webhook_url)
+        self.config_path.write_text(yaml.safe_dump(config))
         cmd = [
             require_binary("prometheus-alertmanager", "prometheus-alertmanager"),
             f"--config.file={self.config_path}",

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from spamops_dev.ports import LOOPBACK, free_port
 from spamops_dev.processes import http_ok, spawn, stop_pid, wait_ready, wait_until
@@ -26,8 +27,8 @@ def require_binary(name: str, package: str) -> str:
     return path
 
 
-def http_json(url: str, body: object | None = None, timeout: float = 10) -> object:
-    """GET (or POST a JSON ``body`` to) ``url`` and decode the JSON answer."""
+def http_json(url: str, body: object | None = None, timeout: float = 10) -> Any:
+    """GET (or POST a JSON ``body`` to) ``url`` and decode the JSON answer (any JSON value)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})  # noqa: S310
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback URLs built here

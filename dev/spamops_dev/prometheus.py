@@ -10,6 +10,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -72,7 +73,7 @@ class Prometheus:
     def stop(self) -> None:
         self.daemon.stop()
 
-    def api(self, path: str, **params: str) -> object:
+    def api(self, path: str, **params: str) -> Any:
         """``GET /api/v1/<path>``'s ``data`` (raises on an API error, naming the error)."""
         query = urllib.parse.urlencode(params)
         doc = http_json(f"{self.url}/api/v1/{path}" + (f"?{query}" if query else ""))

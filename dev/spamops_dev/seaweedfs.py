@@ -26,7 +26,7 @@ from spamops.registry.store.s3 import DEFAULT_REGION
 from spamops_dev import ports, processes
 
 if TYPE_CHECKING:  # boto3 is imported when a client is made: `status` and `down` never need it
-    from botocore.client import BaseClient
+    from mypy_boto3_s3 import S3Client  # boto3-stubs (dev extra): types only
 
 DEFAULT_DIR = ".spamops/seaweedfs"
 DEFAULT_BUCKET = "spamops"
@@ -69,10 +69,8 @@ class SeaweedFS:
     # -- construction -------------------------------------------------------
     @classmethod
     def create(cls, data_dir: Path, s3_port: int | None = None, bucket: str = DEFAULT_BUCKET) -> SeaweedFS:
-        ports = free_ports(4)
-        if s3_port is not None:
-            ports[0] = s3_port
-        return cls(Path(data_dir).absolute(), *ports, bucket=bucket)
+        s3, master, volume, filer = free_ports(4)
+        return cls(Path(data_dir).absolute(), s3 if s3_port is None else s3_port, master, volume, filer, bucket=bucket)
 
     @classmethod
     def load(cls, data_dir: Path) -> SeaweedFS | None:
@@ -104,7 +102,7 @@ class SeaweedFS:
             "S3_VERIFY_SSL": "0",
         }
 
-    def client(self, secret_key: str | None = None) -> BaseClient:
+    def client(self, secret_key: str | None = None) -> S3Client:
         """A plain boto3 S3 client for this server (``secret_key`` overrides ours, to test a wrong one)."""
         import boto3
         from botocore.config import Config

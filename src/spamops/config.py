@@ -87,14 +87,21 @@ class DataConfig(_Strict):
     )
 
 
+Weighting = Literal["uniform", "distance"]
+
+
+def _every_weighting() -> list[Weighting]:
+    return ["uniform", "distance"]
+
+
 class GridConfig(_Strict):
     """The hyper-parameter grid searched for the KNN step."""
 
     n_neighbors: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: list(range(1, 26, 2)), min_length=1, description="Neighbour counts to try."
     )
-    weights: list[Literal["uniform", "distance"]] = Field(
-        default_factory=lambda: ["uniform", "distance"], min_length=1, description="How neighbours' votes count."
+    weights: list[Weighting] = Field(
+        default_factory=_every_weighting, min_length=1, description="How neighbours' votes count."
     )
     p: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [1, 2], min_length=1, description="Minkowski power: 1 Manhattan, 2 Euclidean."

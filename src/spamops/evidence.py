@@ -30,13 +30,23 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from spamops import names
 
 LOOKBACK_SECONDS = 300.0  # Prometheus' default staleness lookback: a series silent longer is gone
 Samples = Sequence[tuple[float, float]]
+Key = Callable[[dict[str, str]], tuple[str, ...] | None]
+
+
+class RangeSource(Protocol):
+    """What the counting reads from: :class:`spamops.prometheus.Prometheus` (its ``matrix``)."""
+
+    def matrix(self, promql: str, at: float | None = None) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """A range selector's raw samples as ``(labels, [(t, v)…])``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,7 @@ def group(
     by: Sequence[str],
     *,
     end: float | None = None,
-    key=None,
+    key: Key | None = None,
 ) -> dict[tuple[str, ...], float]:
     """Each series' :func:`increase`, summed per value of ``by`` labels (``key(labels)`` overrides ``by``)."""
     sums: dict[tuple[str, ...], float] = defaultdict(float)
@@ -100,14 +110,16 @@ def cumulative(buckets: dict[float, float]) -> list[tuple[float, float]]:
 
 
 # ---------------------------------------------------------------- fetching
-def fetch(prom, selector: str, start: float, end: float, *, lookback: float = LOOKBACK_SECONDS) -> list[Series]:
+def fetch(
+    prom: RangeSource, selector: str, start: float, end: float, *, lookback: float = LOOKBACK_SECONDS
+) -> list[Series]:
     """Every sample of ``selector``'s series from ``start - lookback`` to ``end`` (one query)."""
     seconds = max(1, math.ceil(end - start + lookback))
     return [Series(labels, samples) for labels, samples in prom.matrix(f"{selector}[{seconds}s]", at=end)]
 
 
 def versions(
-    prom, start: float, end: float, *, info: str = names.MODEL_INFO, label: str = names.LABEL_MODEL_VERSION
+    prom: RangeSource, start: float, end: float, *, info: str = names.MODEL_INFO, label: str = names.LABEL_MODEL_VERSION
 ) -> dict[str, str]:
     """Which version each scraped host served in the range: host of ``instance`` -> ``model_version``.
 
@@ -122,7 +134,7 @@ def versions(
 
 
 def counts(
-    prom,
+    prom: RangeSource,
     selector: str,
     start: float,
     end: float,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable
+from typing import Literal
 
 import numpy as np
 
@@ -17,7 +18,15 @@ from spamops import names
 
 FEATURE_SPEC_VERSION = "1"
 FEATURE_NAMES: tuple[str, ...] = ("length", "punct")
-LABELS: tuple[str, ...] = ("ham", "spam")  # index = class id; spam (1) is the positive class
+Label = Literal["ham", "spam"]
+LABELS: tuple[Label, ...] = ("ham", "spam")  # index = class id; spam (1) is the positive class
+
+
+def as_label(value: str) -> Label | None:
+    """``value`` as one of :data:`LABELS`, or ``None`` when it is neither."""
+    return "ham" if value == "ham" else "spam" if value == "spam" else None
+
+
 _PUNCTUATION = frozenset(string.punctuation)
 # Upper bounds of the histogram buckets of each feature: the predictor's Prometheus
 # histograms and the training reference in the model card use the same ones, so the

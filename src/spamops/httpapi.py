@@ -121,9 +121,12 @@ def install(app: FastAPI, max_body_bytes: int, routes: str) -> None:
     """
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
 
+    # FastAPI's decorator registers each handler (add_exception_handler's own type wants Exception).
+    @app.exception_handler(Refusal)
     async def refused(_: Request, exc: Refusal) -> JSONResponse:
         return exc.response()
 
+    @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             refusal = Refusal("unknown_path", f"no route {request.url.path}; try {routes}", 404)
@@ -134,9 +137,6 @@ def install(app: FastAPI, max_body_bytes: int, routes: str) -> None:
         else:
             refusal = Refusal("http_error", str(exc.detail), exc.status_code)
         return refusal.response(headers=getattr(exc, "headers", None))
-
-    app.add_exception_handler(Refusal, refused)
-    app.add_exception_handler(StarletteHTTPException, http_error)
 
 
 def json_content(content_type: str, what: str) -> None:

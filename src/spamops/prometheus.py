@@ -21,6 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict
+from typing import Any
 
 from spamops.errors import BadInputError, SpamopsError
 
@@ -41,7 +42,7 @@ class Prometheus:
         self.timeout = timeout
         self.queries = 0
 
-    def vector(self, promql: str, at: float | None = None) -> list[tuple[dict, float]]:
+    def vector(self, promql: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
         """The result of an instant query (at ``at``, default now) as ``(labels, value)`` pairs."""
         body = self._query(promql, at)
         data = body["data"]
@@ -51,7 +52,7 @@ class Prometheus:
             raise PrometheusError(f"Prometheus {self.url}: {promql!r} is a range query; use matrix()")
         return [(item["metric"], float(item["value"][1])) for item in data["result"]]
 
-    def _query(self, promql: str, at: float | None) -> dict:
+    def _query(self, promql: str, at: float | None) -> dict[str, Any]:
         self.queries += 1
         params = {"query": promql}
         if at is not None:
@@ -82,7 +83,7 @@ class Prometheus:
             raise PrometheusError(f"Prometheus {self.url}: {promql!r}: {body.get('errorType')}: {body.get('error')}")
         return body
 
-    def matrix(self, promql: str, at: float | None = None) -> list[tuple[dict, list[tuple[float, float]]]]:
+    def matrix(self, promql: str, at: float | None = None) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
         """A range selector's raw samples (``metric{…}[5m]`` as an instant query): ``(labels, [(t, v)…])``."""
         body = self._query(promql, at)
         data = body["data"]

@@ -249,7 +249,7 @@ def run_check(
     try:
         s, c = measure(prom, queries, stable, window), measure(prom, queries, canary, window)
         substitute = reference is not None and reference.version == stable and s.requests < t.min_requests
-        check = compare(reference if substitute else s, c, t)
+        check = compare(reference if substitute and reference is not None else s, c, t)
         check.stable_reference = substitute
     except PrometheusError as exc:
         check = Check(verdict="inconclusive", reasons=[str(exc)])

@@ -82,14 +82,14 @@ class GitOpsBackend:
 
     def __init__(
         self,
-        inner: traffic.Serverless,
+        inner: traffic.Serverless | traffic.Standard,
         gitops: GitOps,
         *,
         timeout: float,
         poll: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if inner.mode != "serverless":
+        if not isinstance(inner, traffic.Serverless):  # mode "standard"
             raise BadInputError("--gitops: Standard mode is not supported yet (the chart has no spec.canary[] values)")
         self.inner, self.gitops = inner, gitops
         self.cluster = inner.cluster
@@ -149,19 +149,25 @@ class GitOpsBackend:
         self._annotate({**traffic.annotations_patch(live.stable_uri, uri, state), traffic.PREFIX + "commit": commit})
         return self._wait(uri, percent, commit)
 
+    def _canary_uri(self, live: traffic.Split, what: str) -> str:
+        """The live canary's URI; refused as the direct backend refuses it when there is none."""
+        if live.canary_uri is None:
+            raise BadInputError(f"{self.inner.where}: no canary in progress; {what}")
+        return live.canary_uri
+
     def set_weight(self, percent: int, state: dict) -> traffic.Split:
         live = self.split(self.cluster.read_isvc())
-        commit = self.gitops.commit(
-            live.canary_uri, percent, self._details(state, f"canary {live.canary_version} to {percent}%")
-        )
+        uri = self._canary_uri(live, "start one with 'spamops rollout start'")
+        commit = self.gitops.commit(uri, percent, self._details(state, f"canary {live.canary_version} to {percent}%"))
         self._annotate({traffic.STATE: json.dumps(state, sort_keys=True), traffic.PREFIX + "commit": commit})
-        return self._wait(live.canary_uri, percent, commit)
+        return self._wait(uri, percent, commit)
 
     def promote(self, state: dict) -> traffic.Split:
         live = self.split(self.cluster.read_isvc())
-        commit = self.gitops.commit(live.canary_uri, None, self._details(state, f"promote {live.canary_version}"))
-        self._annotate({**traffic.annotations_patch(live.canary_uri, None, state), traffic.PREFIX + "commit": commit})
-        return self._wait(live.canary_uri, None, commit)
+        uri = self._canary_uri(live, "nothing to promote")
+        commit = self.gitops.commit(uri, None, self._details(state, f"promote {live.canary_version}"))
+        self._annotate({**traffic.annotations_patch(uri, None, state), traffic.PREFIX + "commit": commit})
+        return self._wait(uri, None, commit)
 
     def abort(self, state: dict) -> traffic.Split:
         live = self.split(self.cluster.read_isvc())

@@ -46,18 +46,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
 
 from scipy.special import betaincc, betaln
 
 Histogram = tuple[tuple[float, float], ...]  # cumulative (le, count), ascending, ending at +Inf
 Status = Literal["pass", "fail", "undecided", "warn", "skipped"]
+Unit = Literal["requests", "instances"]
 
 FLOORS = ("success_rate", "latency")
 COMPARISONS = ("success_vs_stable", "latency_vs_stable", "spam_rate", "distribution")
 SIGNALS = FLOORS + COMPARISONS
-UNITS = {
+UNITS: dict[str, Unit] = {
     "success_rate": "requests",
     "latency": "requests",
     "success_vs_stable": "requests",
@@ -86,7 +87,7 @@ class Side:
     probability: Histogram | None = None  # spam probability per instance
     missing: dict[str, str] = field(default_factory=dict)  # signal -> why its series is absent
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         for name in ("latency", "probability"):
             if doc[name] is not None:
@@ -94,7 +95,7 @@ class Side:
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict) -> Side:
+    def from_json(cls, doc: dict[str, Any]) -> Side:
         doc = dict(doc)
         for name in ("latency", "probability"):
             if doc.get(name) is not None:
@@ -161,7 +162,7 @@ class Signal:
     name: str
     status: Status
     kind: Literal["floor", "comparison"]
-    unit: Literal["requests", "instances"]
+    unit: Unit
     value: float | None = None
     threshold: float | None = None
     canary_n: float | None = None
@@ -218,7 +219,7 @@ class Verdict:
         order = {"fail": 0, "undecided": 1, "warn": 2, "skipped": 3, "pass": 4}
         return "; ".join(s.line() for s in sorted(self.signals, key=lambda s: order[s.status]))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "error": self.error, "signals": [asdict(s) for s in self.signals]}
 
 
@@ -240,7 +241,7 @@ def bernoulli_log_lr(n: float, k: float, p0: float, prior_mean: float) -> float:
         return -math.inf if k / n <= p0 else math.inf
     numerator = betaln(k + 1.0, n - k + b) + math.log(tail)
     prior = betaln(1.0, b) + math.log(betaincc(1.0, b, p0))
-    return numerator - prior - k * math.log(p0) - (n - k) * math.log1p(-p0)
+    return float(numerator - prior - k * math.log(p0) - (n - k) * math.log1p(-p0))
 
 
 def mixture_half_width(variance: float, tau: float, alpha: float) -> float:
@@ -343,22 +344,25 @@ def decide(evidence: Evidence, settings: Settings) -> Verdict:
         return Verdict("undecided", signals, error=evidence.error)
     a = settings.test_alpha
     spam_rate = _spam_rate(evidence, settings, a)
-    signals = [
-        _success_floor(evidence.canary_step, settings, a),
-        _latency_floor(evidence.canary_step, settings, a),
-        _success_vs_stable(evidence, settings, a),
-        _latency_vs_stable(evidence, settings, a),
-        spam_rate,
-        _distribution(evidence, settings, a, spam_rate),
-    ]
-    signals = [_optional(s, settings) for s in signals]
+    signals = tuple(
+        _optional(s, settings)
+        for s in (
+            _success_floor(evidence.canary_step, settings, a),
+            _latency_floor(evidence.canary_step, settings, a),
+            _success_vs_stable(evidence, settings, a),
+            _latency_vs_stable(evidence, settings, a),
+            spam_rate,
+            _distribution(evidence, settings, a, spam_rate),
+        )
+    )
+    verdict: Literal["pass", "fail", "undecided"]
     if any(s.status == "fail" for s in signals):
         verdict = "fail"
     elif any(s.status == "undecided" for s in signals):
         verdict = "undecided"
     else:
         verdict = "pass"
-    return Verdict(verdict, tuple(signals))
+    return Verdict(verdict, signals)
 
 
 def _kind(name: str) -> Literal["floor", "comparison"]:
@@ -369,7 +373,7 @@ def _optional(signal: Signal, settings: Settings) -> Signal:
     """A signal that is not required never holds the rollout: without data it is skipped, saying why."""
     if signal.name in settings.required or signal.status != "undecided":
         return signal
-    return Signal(**{**asdict(signal), "status": "skipped"})
+    return replace(signal, status="skipped")
 
 
 def _missing(side: Side, field_name: str, signal: str, role: str) -> str | None:
@@ -380,55 +384,59 @@ def _missing(side: Side, field_name: str, signal: str, role: str) -> str | None:
 
 
 def _success_floor(side: Side, s: Settings, alpha: float) -> Signal:
-    base = {
-        "name": "success_rate",
-        "kind": "floor",
-        "unit": "requests",
-        "threshold": s.min_success_rate,
-        "alpha": alpha,
-    }
+    base = Signal(
+        name="success_rate",
+        status="undecided",
+        kind="floor",
+        unit="requests",
+        threshold=s.min_success_rate,
+        alpha=alpha,
+    )
     why = _missing(side, "requests", "success_rate", "canary") or _missing(side, "errors", "success_rate", "canary")
     if why:
-        return Signal(status="undecided", reason=why, **base)
+        return replace(base, reason=why)
     n, k = side.requests, side.errors
-    base.update(canary_n=n, value=1.0 - k / n if n > 0 else None)
+    assert n is not None and k is not None  # _missing checked both
+    base = replace(base, canary_n=n, value=1.0 - k / n if n > 0 else None)
     if n < s.min_requests:
-        return Signal(
-            status="undecided", reason=f"{_count(n)} requests this step (< min_requests {s.min_requests})", **base
-        )
+        return replace(base, reason=f"{_count(n)} requests this step (< min_requests {s.min_requests})")
     p0 = 1.0 - s.min_success_rate
     return _floor_test(base, n, k, p0, alpha, f"{_count(k)} of {_count(n)} requests answered 5xx")
 
 
-def _floor_test(base: dict, n: float, k: float, p0: float, alpha: float, what: str) -> Signal:
+def _floor_test(base: Signal, n: float, k: float, p0: float, alpha: float, what: str) -> Signal:
     if p0 <= 0:  # a floor of 100 %: any failure fails it, none cannot prove it
-        status = "fail" if k > 0 else "pass"
-        return Signal(status=status, p_value=0.0 if k > 0 else 1.0, reason=what, **base)
+        status: Status = "fail" if k > 0 else "pass"
+        return replace(base, status=status, p_value=0.0 if k > 0 else 1.0, reason=what)
     log_lr = bernoulli_log_lr(n, k, p0, FLOOR_PRIOR_MEAN * p0)
     p_value = min(1.0, math.exp(-log_lr)) if log_lr < 700 else 0.0
     if log_lr >= math.log(1.0 / alpha):
-        return Signal(
-            status="fail", p_value=p_value, reason=f"{what}: beyond the floor (p {p_value:.2g} < {alpha:.2g})", **base
+        return replace(
+            base, status="fail", p_value=p_value, reason=f"{what}: beyond the floor (p {p_value:.2g} < {alpha:.2g})"
         )
     if k / n > p0:
-        return Signal(
-            status="undecided", p_value=p_value, reason=f"{what}: below the floor, not yet conclusive", **base
-        )
-    return Signal(status="pass", p_value=p_value, **base)
+        return replace(base, status="undecided", p_value=p_value, reason=f"{what}: below the floor, not yet conclusive")
+    return replace(base, status="pass", p_value=p_value)
 
 
 def _latency_floor(side: Side, s: Settings, alpha: float) -> Signal:
-    base = {"name": "latency", "kind": "floor", "unit": "requests", "threshold": s.max_latency_seconds, "alpha": alpha}
+    base = Signal(
+        name="latency",
+        status="undecided",
+        kind="floor",
+        unit="requests",
+        threshold=s.max_latency_seconds,
+        alpha=alpha,
+    )
     why = _missing(side, "latency", "latency", "canary")
     if why:
-        return Signal(status="undecided", reason=why, **base)
+        return replace(base, reason=why)
     h = side.latency
+    assert h is not None  # _missing checked it
     n = total(h)
-    base.update(canary_n=n, value=quantile_bound(h, s.latency_quantile) if n else None)
+    base = replace(base, canary_n=n, value=quantile_bound(h, s.latency_quantile) if n else None)
     if n < s.min_requests:
-        return Signal(
-            status="undecided", reason=f"{_count(n)} timed requests this step (< min_requests {s.min_requests})", **base
-        )
+        return replace(base, reason=f"{_count(n)} timed requests this step (< min_requests {s.min_requests})")
     k = above(h, s.max_latency_seconds)
     p0 = 1.0 - s.latency_quantile
     return _floor_test(
@@ -455,87 +463,115 @@ def _n(side: Side, f: str) -> float:
 
 
 def _success_vs_stable(e: Evidence, s: Settings, alpha: float) -> Signal:
-    base = {"name": "success_vs_stable", "kind": "comparison", "unit": "requests", "threshold": 0.0, "alpha": alpha}
+    base = _sizes(
+        Signal(
+            name="success_vs_stable",
+            status="undecided",
+            kind="comparison",
+            unit="requests",
+            threshold=0.0,
+            alpha=alpha,
+        ),
+        e,
+        "requests",
+    )
     why = _two_sides(e, ("requests", "errors"), "success_vs_stable", s.min_requests, "requests")
     if why:
-        return Signal(status="undecided", reason=why, **_sizes(base, e, "requests"))
+        return replace(base, reason=why)
     nc, kc, ns, ks = e.canary.requests, e.canary.errors, e.stable.requests, e.stable.errors
+    assert nc is not None and kc is not None and ns is not None and ks is not None  # _two_sides checked them
     diff = kc / nc - ks / ns  # error share, canary minus stable
     v = _share_variance(kc, nc) + _share_variance(ks, ns)
     h = mixture_half_width(v, TAU_ERROR_DIFF, alpha)
-    base = {**_sizes(base, e, "requests"), "value": diff, "low": diff - h, "high": diff + h}
+    base = replace(base, value=diff, low=diff - h, high=diff + h)
     p = mixture_p_value(diff, v, TAU_ERROR_DIFF) if diff > 0 else 1.0
     if diff - h > 0:
-        return Signal(
+        return replace(
+            base,
             status="fail",
             p_value=p,
             reason=f"canary error share {diff:+.4f} above stable's (p {p:.2g} < {alpha:.2g})",
-            **base,
         )
-    return Signal(status="pass", p_value=p, **base)
+    return replace(base, status="pass", p_value=p)
 
 
 def _latency_vs_stable(e: Evidence, s: Settings, alpha: float) -> Signal:
-    base = {
-        "name": "latency_vs_stable",
-        "kind": "comparison",
-        "unit": "requests",
-        "threshold": s.max_latency_ratio,
-        "alpha": alpha,
-    }
+    base = _sizes(
+        Signal(
+            name="latency_vs_stable",
+            status="undecided",
+            kind="comparison",
+            unit="requests",
+            threshold=s.max_latency_ratio,
+            alpha=alpha,
+        ),
+        e,
+        "latency",
+    )
     why = _two_sides(e, ("latency",), "latency_vs_stable", s.min_requests, "requests")
     if why:
-        return Signal(status="undecided", reason=why, **_sizes(base, e, "latency"))
-    stable_q = quantile_bound(e.stable.latency, s.latency_quantile)
-    canary_q = quantile_bound(e.canary.latency, s.latency_quantile)
-    base = {
-        **_sizes(base, e, "latency"),
-        "value": canary_q / stable_q if math.isfinite(stable_q) and stable_q > 0 else None,
-    }
+        return replace(base, reason=why)
+    canary, stable = e.canary.latency, e.stable.latency
+    assert canary is not None and stable is not None  # _two_sides checked both
+    stable_q = quantile_bound(stable, s.latency_quantile)
+    canary_q = quantile_bound(canary, s.latency_quantile)
+    base = replace(base, value=canary_q / stable_q if math.isfinite(stable_q) and stable_q > 0 else None)
     bound = s.max_latency_ratio * stable_q
-    finite = [le for le, _ in e.stable.latency if math.isfinite(le)]
+    finite = [le for le, _ in stable if math.isfinite(le)]
     if not math.isfinite(stable_q) or not finite or bound > finite[-1]:
-        return Signal(status="undecided", reason="stable's quantile is beyond the histogram's buckets", **base)
-    n = total(e.canary.latency)
-    k = above(e.canary.latency, bound)
+        return replace(base, reason="stable's quantile is beyond the histogram's buckets")
+    n = total(canary)
+    k = above(canary, bound)
     p0 = 1.0 - s.latency_quantile
     what = f"{_count(k)} of {_count(n)} canary requests slower than {_num(bound)}s ({_num(s.max_latency_ratio)} x stable's {_num(stable_q)}s)"
-    signal = _floor_test({**base, "kind": "comparison"}, n, k, p0, alpha, what)
+    signal = _floor_test(base, n, k, p0, alpha, what)
     if signal.status == "undecided":  # a comparison holds nothing on a hunch: only a rejection counts
-        return Signal(**{**asdict(signal), "status": "pass"})
+        return replace(signal, status="pass")
     return signal
 
 
 def _spam_rate(e: Evidence, s: Settings, alpha: float) -> Signal:
     tol = s.spam_rate_tolerance
-    base = {"name": "spam_rate", "kind": "comparison", "unit": "instances", "threshold": tol, "alpha": alpha}
+    base = _sizes(
+        Signal(name="spam_rate", status="undecided", kind="comparison", unit="instances", threshold=tol, alpha=alpha),
+        e,
+        "instances",
+    )
     why = _two_sides(e, ("instances", "spam"), "spam_rate", s.min_instances, "instances")
     if why:
-        return Signal(status="undecided", reason=why, **_sizes(base, e, "instances"))
+        return replace(base, reason=why)
     nc, kc, ns, ks = e.canary.instances, e.canary.spam, e.stable.instances, e.stable.spam
+    assert nc is not None and kc is not None and ns is not None and ks is not None  # _two_sides checked them
     diff = kc / nc - ks / ns
     v = _share_variance(kc, nc) + _share_variance(ks, ns)
     h = mixture_half_width(v, TAU_SPAM_RATE, alpha)
     distance = max(0.0, abs(diff) - tol)
     p = mixture_p_value(distance, v, TAU_SPAM_RATE) if distance > 0 else 1.0
-    base = {**_sizes(base, e, "instances"), "value": diff, "low": diff - h, "high": diff + h}
+    base = replace(base, value=diff, low=diff - h, high=diff + h)
     if diff - h > tol or diff + h < -tol:
-        return Signal(
+        return replace(
+            base,
             status="fail",
             p_value=p,
             reason=f"spam share {kc / nc:.3f} vs {ks / ns:.3f}: moved beyond ±{tol:g} (p {p:.2g} < {alpha:.2g})",
-            **base,
         )
-    return Signal(status="pass", p_value=p, **base)
+    return replace(base, status="pass", p_value=p)
 
 
 def _distribution(e: Evidence, s: Settings, alpha: float, spam_rate: Signal) -> Signal:
     tol = s.probability_shift_tolerance
-    base = {"name": "distribution", "kind": "comparison", "unit": "instances", "threshold": tol, "alpha": alpha}
+    base = _sizes(
+        Signal(
+            name="distribution", status="undecided", kind="comparison", unit="instances", threshold=tol, alpha=alpha
+        ),
+        e,
+        "probability",
+    )
     why = _two_sides(e, ("probability",), "distribution", s.min_instances, "instances")
     if why:
-        return Signal(status="undecided", reason=why, **_sizes(base, e, "probability"))
+        return replace(base, reason=why)
     hc, hs = e.canary.probability, e.stable.probability
+    assert hc is not None and hs is not None  # _two_sides checked both
     nc, ns = total(hc), total(hs)
     w = wasserstein(hc, hs)
     (mc, vc), (ms, vs) = mean_and_variance(hc), mean_and_variance(hs)
@@ -544,7 +580,7 @@ def _distribution(e: Evidence, s: Settings, alpha: float, spam_rate: Signal) -> 
     mean_low = abs(mc - ms) - mixture_half_width(v, TAU_MEAN_PROBABILITY, alpha / 2)
     radius = dkw_radius(nc, alpha / 4) + dkw_radius(ns, alpha / 4)
     low = max(0.0, mean_low, w - radius)
-    base = {**_sizes(base, e, "probability"), "value": w, "low": low, "high": min(1.0, w + radius)}
+    base = replace(base, value=w, low=low, high=min(1.0, w + radius))
     distance = max(0.0, abs(mc - ms) - tol)
     p = mixture_p_value(distance, v, TAU_MEAN_PROBABILITY) if distance > 0 else 1.0
     if low > tol:
@@ -552,24 +588,24 @@ def _distribution(e: Evidence, s: Settings, alpha: float, spam_rate: Signal) -> 
         what = f"Wasserstein distance at least {low:.3f} (> {tol:g}) between the spam-probability distributions"
         if labels_moved or s.calibration_shift == "abort":
             why = "the share labelled spam moved too" if labels_moved else "calibration_shift: abort"
-            return Signal(status="fail", p_value=p, reason=f"{what}; {why}", **base)
-        return Signal(
+            return replace(base, status="fail", p_value=p, reason=f"{what}; {why}")
+        return replace(
+            base,
             status="warn",
             p_value=p,
             reason=f"{what}, but the share labelled spam did not move: a calibration-only shift",
-            **base,
         )
-    return Signal(status="pass", p_value=p, **base)
+    return replace(base, status="pass", p_value=p)
 
 
-def _sizes(base: dict, e: Evidence, f: str) -> dict:
+def _sizes(base: Signal, e: Evidence, f: str) -> Signal:
     c = getattr(e.canary, f)
     st = getattr(e.stable, f)
-    return {
-        **base,
-        "canary_n": None if c is None else _n(e.canary, f),
-        "stable_n": None if st is None else _n(e.stable, f),
-    }
+    return replace(
+        base,
+        canary_n=None if c is None else _n(e.canary, f),
+        stable_n=None if st is None else _n(e.stable, f),
+    )
 
 
 def _share_variance(k: float, n: float) -> float:

@@ -151,9 +151,11 @@ def render_isvc(
         raise BadInputError(f"--mode {mode}: must be serverless or standard")
     if canary is not None and not 0 <= canary <= 100:
         raise BadInputError(f"--canary {canary}: must be between 0 and 100")
-    if mode == "standard" and canary is not None and stable is None:
-        raise BadInputError("--canary in standard mode needs a stable version: nothing is in production yet")
-    base = stable if (mode == "standard" and canary is not None) else card
+    base = card
+    if mode == "standard" and canary is not None:
+        if stable is None:
+            raise BadInputError("--canary in standard mode needs a stable version: nothing is in production yet")
+        base = stable
     if shadow is not None and shadow.version == base.version:
         raise BadInputError(f"--shadow {shadow.version}: that version is the one serving; shadow another one")
     chart = chart or default_chart()

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spamops.config import RolloutConfig
 from spamops.deploy import analysis, traffic
@@ -24,7 +24,7 @@ from spamops.deploy.lease import Lease
 from spamops.deploy.record import RolloutLog
 from spamops.errors import BadInputError, NotFoundError, SpamopsError
 from spamops.prometheus import Prometheus
-from spamops.records import ModelCard, ProductionPointer, RolloutEntry
+from spamops.records import ModelCard, ProductionPointer, RolloutAction, RolloutEntry
 
 if TYPE_CHECKING:  # imported where used: GitOps only with --gitops, the registry by the caller
     from spamops.deploy.gitops import GitOps, GitOpsBackend
@@ -83,17 +83,18 @@ class Rollouts:
     def backend(self, isvc: dict | None = None):
         if self._backend is None:
             s = self.settings
-            self._backend = traffic.backend_for(
+            direct = traffic.backend_for(
                 self.cluster,
                 isvc or self.cluster.read_isvc(),
                 route=s.standard_route,
                 gateway=s.gateway_name,
                 gateway_namespace=s.gateway_namespace,
             )
+            self._backend = direct
             if self.gitops is not None:
                 from spamops.deploy.gitops import GitOpsBackend
 
-                self._backend = GitOpsBackend(self._backend, self.gitops, timeout=s.analysis.progress_deadline)
+                self._backend = GitOpsBackend(direct, self.gitops, timeout=s.analysis.progress_deadline)
         return self._backend
 
     def split(self) -> traffic.Split:
@@ -104,7 +105,7 @@ class Rollouts:
         return Lease(self.cluster, duration=self.settings.lease_seconds)
 
     def _record(
-        self, action: str, split: traffic.Split, state: dict, reason: str, check: analysis.Check | None = None
+        self, action: RolloutAction, split: traffic.Split, state: dict, reason: str, check: analysis.Check | None = None
     ) -> dict:
         """Event + (already patched) annotation + store entry; returns the event emitted on stdout."""
         version = split.canary_version or state.get("canary_version") or "?"
@@ -239,7 +240,7 @@ class Rollouts:
         where = self.cluster.target.where
         with self.lease():
             env = shadow.chart_env(card.storage_uri, chart)
-            state = {"id": _rollout_id(), "seq": 0, "weight": 0, "verdict": "shadowing"}
+            state: dict[str, Any] = {"id": _rollout_id(), "seq": 0, "weight": 0, "verdict": "shadowing"}
             self.cluster.update(
                 lambda isvc: shadow.start_patch(isvc, self.split(), card.version, env, where, state["id"]),
                 "started the shadow",
@@ -266,7 +267,13 @@ class Rollouts:
         return split
 
     def _record_shadow(
-        self, action: str, split: traffic.Split, version: str, state: dict, reason: str, report: dict | None = None
+        self,
+        action: RolloutAction,
+        split: traffic.Split,
+        version: str,
+        state: dict,
+        reason: str,
+        report: dict | None = None,
     ) -> None:
         self.cluster.event(self.cluster.read_isvc(), REASONS[action], f"{version}: {reason}")
         entry = RolloutEntry(
@@ -303,7 +310,7 @@ class Rollouts:
                 result, why = shadow.verdict(found, a.shadow_min_compared, a.shadow_min_agreement)
             except PrometheusError as exc:
                 found, result, why = None, "inconclusive", str(exc)
-            if result in ("pass", "fail"):
+            if result in ("pass", "fail") and found is not None:  # a verdict comes with its report
                 self.shadow_stop(f"shadow gate {'passed' if result == 'pass' else 'failed'}: {why}", found.to_json())
                 return result == "pass"
             if elapsed > a.shadow_deadline:

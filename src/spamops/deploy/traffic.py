@@ -24,6 +24,7 @@ import copy
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from spamops import names
 from spamops.config import RolloutConfig
@@ -62,7 +63,10 @@ def dns_name(version: str) -> str:
     return (name[-40:].lstrip("-") or "canary") if len(name) > 40 else (name or "canary")
 
 
-def mode_of(isvc: dict) -> str:
+Mode = Literal["serverless", "standard"]
+
+
+def mode_of(isvc: dict) -> Mode:
     raw = ((isvc.get("metadata") or {}).get("annotations") or {}).get(MODE_ANNOTATION, "Serverless")
     return "standard" if raw in ("Standard", "RawDeployment") else "serverless"
 
@@ -98,7 +102,7 @@ def _conditions(isvc: dict) -> dict[str, str]:
 class Split:
     """One side-by-side view of an InferenceService's rollout, whichever the mode."""
 
-    mode: str
+    mode: Mode
     stable_version: str | None
     stable_uri: str | None
     canary_version: str | None
@@ -115,7 +119,7 @@ class Split:
     def of(
         cls,
         isvc: dict,
-        mode: str,
+        mode: Mode,
         *,
         stable_uri: str | None,
         canary_uri: str | None,
@@ -160,7 +164,7 @@ def rolled_out_revision(isvc: dict) -> str | None:
 class Serverless:
     """Knative revisions: ``canaryTrafficPercent``."""
 
-    mode = "serverless"
+    mode: Mode = "serverless"
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -306,7 +310,7 @@ class Serverless:
 class Standard:
     """RawDeployment: ``spec.canary[]`` plus spamops' weighted HTTPRoute."""
 
-    mode = "standard"
+    mode: Mode = "standard"
 
     def __init__(
         self,

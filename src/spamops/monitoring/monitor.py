@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from spamops import names
@@ -95,7 +95,7 @@ def measure(
     return reports
 
 
-def _card(card_of: Callable[[str], ModelCard | None], version: str, report: VersionReport) -> dict | None:
+def _card(card_of: Callable[[str], ModelCard | None], version: str, report: VersionReport) -> ModelCard | None:
     try:
         card = card_of(version)
     except SpamopsError as exc:
@@ -150,7 +150,7 @@ class DriftCollector(Collector):
         self.last_success: float | None = None
         self.failures = 0
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         fl = ["feature", names.LABEL_MODEL_VERSION]
         psi = GaugeMetricFamily(names.FEATURE_DRIFT_PSI, "PSI of production vs training, all replicas.", labels=fl)
         ks = GaugeMetricFamily(names.FEATURE_DRIFT_KS, "KS distance of the binned CDFs, all replicas.", labels=fl)
@@ -178,6 +178,7 @@ class DriftCollector(Collector):
                 samples.add_metric(key, f.samples)
                 if f.psi is not None:
                     psi.add_metric(key, f.psi)
+                if f.ks is not None:
                     ks.add_metric(key, f.ks)
                 if f.wasserstein_normed is not None:
                     ws.add_metric(key, f.wasserstein_normed)

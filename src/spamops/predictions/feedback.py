@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from spamops.errors import BadInputError
-from spamops.features import LABELS
+from spamops.features import Label, as_label
 from spamops.records import FeedbackLabel, LoggedPrediction, describe
 from spamops.registry.store import open_store
 
@@ -106,17 +106,17 @@ def check(
     source: str,
     unit: str = "line",
     problems: list[str] | None = None,
-) -> dict[str, str]:
+) -> dict[str, Label]:
     """``{id: label}`` when every row is good; otherwise :class:`FeedbackError` naming every bad row
     (``problems`` are those found while parsing, reported with the rest)."""
-    labels: dict[str, tuple[int, str]] = {}
+    labels: dict[str, tuple[int, Label]] = {}
     problems = list(problems or [])
     for number, pid, raw in rows:
-        label = raw.lower()
+        label = as_label(raw.lower())
         if not pid:
             problems.append(f"{unit} {number}: empty id")
             continue
-        if label not in LABELS:
+        if label is None:
             problems.append(f"{unit} {number}: id {pid!r}: label {raw!r} is not ham or spam")
             continue
         if pid not in known:
@@ -145,7 +145,7 @@ def _position(problem: str) -> int:
     return int(words[1].rstrip(":")) if len(words) > 1 and words[1].rstrip(":").isdigit() else 0
 
 
-def store_labels(uri: str, labels: dict[str, str], now: datetime | None = None) -> str:
+def store_labels(uri: str, labels: dict[str, Label], now: datetime | None = None) -> str:
     """Write one accepted upload create-only; the URI of the object written."""
     now = now or datetime.now(UTC)
     store = open_store(uri)

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from spamops.features import FEATURE_NAMES, LABELS, message_features
+from spamops.features import FEATURE_NAMES, LABELS, Label, message_features
 from spamops.records import CE_REQUEST, InferenceEvent, LoggedPrediction, describe
 from spamops.registry.store import open_store
 
@@ -131,7 +131,9 @@ def _request_rows(data: dict) -> list[tuple[float, ...]]:
     return [tuple(float(v) for v in flat[i : i + width]) for i in range(0, len(flat), width)]
 
 
-def _response_outputs(data: dict) -> tuple[str, list[str], list[float]]:
+def _response_outputs(data: dict) -> tuple[str, list[Label], list[float]]:
+    labels: Any  # JSON, checked below
+    probabilities: Any
     if "predictions" in data and isinstance(data["predictions"], list):
         preds = data["predictions"]
         if not all(isinstance(p, dict) for p in preds):

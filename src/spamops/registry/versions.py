@@ -304,7 +304,7 @@ class Registry:
         return record
 
     def _move_pointer(
-        self, card: ModelCard, *, action: str, forced: bool, reason: str | None
+        self, card: ModelCard, *, action: typing.Literal["promote", "rollback"], forced: bool, reason: str | None
     ) -> ProductionPointer | None:
         key = self._key(POINTER_FILE)
         for _ in range(_CAS_ATTEMPTS):

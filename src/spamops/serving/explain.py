@@ -101,7 +101,7 @@ class Explainer:
             self._fit_raw = np.rint(raw).astype(np.int64)
 
     def _neighbours(self, X: np.ndarray) -> list[list[dict]]:
-        if self.knn is None:
+        if self.knn is None or self._fit_raw is None:  # both or neither (see __init__)
             return [[] for _ in range(len(X))]
         scaled = self.transform.transform(X) if self.transform is not None else X
         distances, indices = self.knn.kneighbors(scaled)
@@ -122,7 +122,11 @@ class Explainer:
         return out
 
     def explain(
-        self, rows: Sequence[tuple[float, float]], probability: Sequence[float], is_spam: Sequence[bool], version: str
+        self,
+        rows: Sequence[tuple[float, float]],
+        probability: Sequence[float] | np.ndarray,
+        is_spam: Sequence[bool] | np.ndarray,
+        version: str,
     ) -> list[dict]:
         X = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
         all_neighbours = self._neighbours(X)

@@ -361,8 +361,9 @@ def install(app: FastAPI, registry: ModelRepository, max_body_bytes: int) -> Non
     """Install the guard, the handlers and the routes on KServe's app (before ``ModelServer.start``)."""
     logging.getLogger("kserve").addFilter(ClientErrorLogFilter())
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
-    app.add_exception_handler(BadRequest, bad_request_handler)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    # FastAPI's decorator, called: add_exception_handler's own type wants handlers of any Exception.
+    app.exception_handler(BadRequest)(bad_request_handler)
+    app.exception_handler(RequestValidationError)(validation_error_handler)
     app.add_exception_handler(NotReady, not_ready_handler(registry))  # KServe's own is claimed back at start
     add_routes(app, registry)
 

@@ -198,14 +198,14 @@ class InferenceLog:
             "endpoint": os.environ.get(names.ENDPOINT_ENV, ""),
         }
         self._pid: int | None = None
-        self._queue: collections.deque | None = None
+        self._queue: collections.deque = collections.deque()  # each process' own, made anew by _start
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seq = 0
         self._closed = False
 
     # -- request path ---------------------------------------------------------
-    def record(self, rid: str, version: str, rows: Sequence, probability: Any, is_spam: Any) -> None:
+    def record(self, rid: str, version: str, rows: Sequence | np.ndarray, probability: Any, is_spam: Any) -> None:
         """Queue one answered request; never blocks (a full queue drops the request and counts it)."""
         if self._pid != os.getpid():
             self._start()
@@ -223,7 +223,7 @@ class InferenceLog:
         with self._lock:
             if self._pid == os.getpid():
                 return
-            self._queue: collections.deque = collections.deque()
+            self._queue = collections.deque()
             self._stop = threading.Event()
             self._closed = False
             self._thread = threading.Thread(target=self._run, name="spamops-inference-log", daemon=True)

@@ -152,7 +152,7 @@ class DecisionTable:
         for i, (length, punct) in enumerate(rows):
             li = self._cell(length, top_l)
             pi = self._cell(punct, top_p) if li is not None else None
-            if pi is None:
+            if li is None or pi is None:
                 missed.append(i)
                 continue
             probability[i] = prob_rows[li][pi]

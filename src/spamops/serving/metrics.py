@@ -136,7 +136,11 @@ class VersionMetrics:
         self._fallbacks = TABLE_FALLBACKS.labels(version)
 
     def record(
-        self, rows: Sequence[tuple[float, float]] | np.ndarray, probability: Sequence[float], spam: int, fallbacks: int
+        self,
+        rows: Sequence[tuple[float, float]] | np.ndarray,
+        probability: Sequence[float] | np.ndarray,
+        spam: int,
+        fallbacks: int,
     ) -> None:
         """Count one scored batch: ``spam`` of its ``len(rows)`` instances were labelled spam."""
         if spam:
@@ -154,7 +158,7 @@ class VersionMetrics:
             INPUT_PUNCT.observe_many(self.version, [r[1] for r in rows])
 
 
-_RESPONSE_CODES: dict[int, object] = {}
+_RESPONSE_CODES: dict[int, Counter] = {}
 
 
 def count_response(status: int) -> None:

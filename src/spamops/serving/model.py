@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from kserve import Model
 from kserve.errors import ModelNotReady
 from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
@@ -57,6 +59,8 @@ class NotReady(ModelNotReady):
 
 class SpamModel(Model):
     """The spam classifier behind ``:predict``, ``:explain`` and ``/infer``."""
+
+    ready: bool  # KServe's Model sets it; declared for the type checker
 
     def __init__(
         self,
@@ -163,15 +167,22 @@ class SpamModel(Model):
         """All validation happens in :mod:`spamops.serving.inputs`, which names each problem."""
         return payload
 
-    def score(self, rows: list[Row], rid: str | None = None) -> Scores:
+    def score(self, rows: Sequence[Row] | np.ndarray, rid: str | None = None) -> Scores:
         """Score validated rows and count them in the metrics; with a request id, log them too."""
-        scores = self.table.score(rows)
-        self._metrics.record(rows, scores.probability, scores.spam_count, scores.fallbacks)
+        artifact, table, _, version_metrics = self._loaded()
+        scores = table.score(rows)
+        version_metrics.record(rows, scores.probability, scores.spam_count, scores.fallbacks)
         if self.shadow is not None:  # queued for the shadow model; never waits, never changes the answer
             self.shadow.submit(rows, scores)
         if rid is not None and self.inference_log is not None:
-            self.inference_log.record(rid, self.artifact.version, rows, scores.probability, scores.is_spam)
+            self.inference_log.record(rid, artifact.version, rows, scores.probability, scores.is_spam)
         return scores
+
+    def _loaded(self) -> tuple[Artifact, DecisionTable, Explainer, metrics.VersionMetrics]:
+        """The parts ``load()`` set, all together; :class:`NotReady` (503) while any is missing."""
+        if self.artifact is None or self.table is None or self.explainer is None or self._metrics is None:
+            raise NotReady(self.name, self.load_error or "not loaded", self.load_reason or "not_loaded")
+        return self.artifact, self.table, self.explainer, self._metrics
 
     def check_ready(self) -> None:
         """503 (gRPC ``UNAVAILABLE``) with the load error, before anything touches the missing table."""
@@ -197,7 +208,7 @@ class SpamModel(Model):
             return self._infer_v2(payload, rid)
         rows = parse_v1(payload, headers, self.settings.max_batch)
         scores = self.score(rows, rid)
-        version = self.artifact.version
+        version = self._loaded()[0].version
         return {
             "predictions": [
                 {"label": LABELS[s], "spam_probability": p, "model_version": version}
@@ -222,6 +233,7 @@ class SpamModel(Model):
                 raise BadRequest("invalid_v2_request", f"output {output.name!r}: parameters must be an object")
         rows = parse_v2(request, self.settings.max_batch)
         scores = self.score(rows, rid)
+        version = self._loaded()[0].version
         n = len(rows)
         data = {
             "label": scores.labels(),
@@ -237,7 +249,7 @@ class SpamModel(Model):
             return {
                 "id": rid,
                 "model_name": self.name,
-                "model_version": self.artifact.version,
+                "model_version": version,
                 "outputs": [
                     {"name": name, "datatype": OUTPUT_DATATYPES[name], "shape": [n], "data": data[name]}
                     for name in names
@@ -249,7 +261,7 @@ class SpamModel(Model):
         return InferResponse(
             response_id=rid,
             model_name=self.name,
-            model_version=self.artifact.version,
+            model_version=version,
             infer_outputs=outputs,
             requested_outputs=request.request_outputs,
             use_binary_outputs=request.use_binary_outputs,
@@ -262,4 +274,5 @@ class SpamModel(Model):
             raise BadRequest("wrong_protocol", "explanations are served on the V1 endpoint /v1/models/<name>:explain")
         rows = parse_v1(payload, headers, self.settings.max_batch)
         scores = self.score(rows)
-        return {"explanations": self.explainer.explain(rows, scores.probability, scores.is_spam, self.artifact.version)}
+        artifact, _, explainer, _ = self._loaded()
+        return {"explanations": explainer.explain(rows, scores.probability, scores.is_spam, artifact.version)}

@@ -187,7 +187,10 @@ class Shadow:
             np.concatenate([np.asarray(p.is_spam, dtype=bool) for _, p in items]),
             0,
         )
-        self.compare(X, primary, self.table.score_array(X), requests=len(items))
+        table = self.table
+        if table is None:  # never: only an enabled shadow queues batches (submit)
+            return
+        self.compare(X, primary, table.score_array(X), requests=len(items))
 
     def compare(self, X: np.ndarray, primary: Scores, shadow: Scores, requests: int = 1) -> None:
         """Count agreement over the rows of ``X`` and keep the disagreements (features and both answers only)."""
@@ -320,9 +323,10 @@ class ShadowCollector(Collector):
         depth = GaugeMetricFamily(names.SHADOW_QUEUE_DEPTH, "Batches waiting for the shadow.", labels=pair)
         capacity = GaugeMetricFamily(names.SHADOW_QUEUE_CAPACITY, "Most batches the queue holds.", labels=pair)
         for shadow in list(_SHADOWS):
-            if not shadow.enabled:
+            version = shadow.version
+            if not shadow.enabled or version is None:
                 continue
-            key = [shadow.primary_version, shadow.version]
+            key = [shadow.primary_version, version]
             c, _ = shadow.snapshot()
             for outcome in ("compared", "dropped", "failed"):
                 requests.add_metric([*key, outcome], c[f"requests_{outcome}"])

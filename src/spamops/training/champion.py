@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from spamops.records import ChampionRecord, Comparison
@@ -24,7 +26,10 @@ def compare(
     """Score ``challenger`` and the champion on ``own`` rows (sha256, X, y) and on the champion's rows."""
     champion_model = registry.load_model(champion_version)
     their_sha = registry.card(champion_version).datasets.test.sha256
-    sets = [("challenger", *own), ("champion", their_sha, *held_out_rows(registry, their_sha))]
+    sets: list[tuple[Literal["challenger", "champion"], str, np.ndarray, np.ndarray]] = [
+        ("challenger", *own),
+        ("champion", their_sha, *held_out_rows(registry, their_sha)),
+    ]
     return ChampionRecord(
         version=champion_version,
         comparisons=[

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import math
 from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
@@ -202,7 +202,7 @@ def _check_bad_share(report: SourceReport, max_share: float) -> None:
 
 
 @contextmanager
-def _open_binary(uri: str) -> Iterator[io.BufferedIOBase]:
+def _open_binary(uri: str) -> Iterator[BinaryIO]:
     """The source as a binary stream: local files are streamed, other URIs come whole from the store."""
     with open_uri(uri) as fh:
         yield fh
@@ -215,7 +215,7 @@ class _Lines:
     ``surrogateescape`` and the byte is queued in ``undecodable`` for the row reader.
     """
 
-    def __init__(self, uri: str, stream: io.BufferedIOBase) -> None:
+    def __init__(self, uri: str, stream: BinaryIO) -> None:
         self.uri = uri
         self.stream = stream
         self.sha256 = hashlib.sha256()
@@ -373,7 +373,7 @@ def labelled_log_rows(source: LabelledLogSource) -> tuple[list[tuple[str, str, f
 
     log = read_log(source.inference_log)
     labels, problems = read_labels(source.feedback)
-    rows = []
+    rows: list[tuple[str, str, float, float]] = []
     for prediction, label in joined(log.predictions, labels):
         if source.model_version and prediction.model_version != source.model_version:
             continue

@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypedDict, TypeVar, Unpack
 from urllib.parse import urlparse
 
 from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
@@ -44,8 +44,17 @@ from spamops.registry.store.base import Blob, ObjectStore
 
 if TYPE_CHECKING:  # botocore is imported lazily at run time: a local store never loads it
     from botocore.exceptions import ClientError
+    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef  # boto3-stubs (dev extra): types only
 
 T = TypeVar("T")
+
+
+class _Condition(TypedDict, total=False):
+    """The conditional-write headers of a PUT (boto3's parameter names)."""
+
+    IfNoneMatch: str
+    IfMatch: str
+
 
 DEADLINE_ENV = "SPAMOPS_S3_DEADLINE_SECONDS"
 MAX_ATTEMPTS_ENV = "AWS_MAX_ATTEMPTS"
@@ -241,7 +250,7 @@ class S3Store(ObjectStore):
         if if_absent or if_token is not None:
             self._ensure_conditional_writes()
         write_id = uuid.uuid4().hex
-        params = {
+        params: PutObjectRequestTypeDef = {
             "Bucket": self.bucket,
             "Key": self._full(key),
             "Body": data,
@@ -319,7 +328,7 @@ class S3Store(ObjectStore):
 
         key = f"{self.prefix}{PROBE_PREFIX}{uuid.uuid4().hex}"
 
-        def put_probe(**condition: str) -> None:
+        def put_probe(**condition: Unpack[_Condition]) -> None:
             try:
                 self._client.put_object(Bucket=self.bucket, Key=key, Body=b"probe", **condition)
             except ClientError as exc:
@@ -327,7 +336,7 @@ class S3Store(ObjectStore):
                     raise self._no_conditional_writes() from None
                 raise
 
-        def attempt(**condition: str) -> bool:
+        def attempt(**condition: Unpack[_Condition]) -> bool:
             """Whether the server refused the write as a precondition failure."""
             try:
                 put_probe(**condition)
