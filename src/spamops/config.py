@@ -329,7 +329,7 @@ def rename_settings(
     (``stored=True``: a model card) is renamed silently and at any release: it is kept as written.
     """
     table = RENAMED_SETTINGS if renamed is None else renamed
-    out = _copy(raw)
+    out: dict[str, Any] = _copy(raw)
     for old, entry in table.items():
         *parents, leaf = old.split(".")
         node = _walk(out, parents)

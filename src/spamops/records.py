@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -42,9 +42,9 @@ from spamops.config import RunConfig, stored_config
 from spamops.errors import BadInputError
 
 # The schema version each stored record type is written with (and read up to).
-CARD_SCHEMA = 1
-POINTER_SCHEMA = 1
-ROLLOUT_SCHEMA = 1
+CARD_SCHEMA: Final = 1
+POINTER_SCHEMA: Final = 1
+ROLLOUT_SCHEMA: Final = 1
 SCHEMA_VERSION = CARD_SCHEMA  # the model card's, as `spamops models schema` describes it
 # The files of a stored version that these records describe (the registry writes them, the
 # predictor and KServe's storage initializer read them).
@@ -538,7 +538,7 @@ def dump_record(record: Record) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n").encode()
 
 
-def card_json_schema() -> dict:
+def card_json_schema() -> dict[str, Any]:
     """JSON Schema of ``model-card.json``, for users' tools (committed as docs/model-card.schema.json)."""
     schema = ModelCard.model_json_schema(by_alias=True, mode="serialization")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "model-card.schema.json", **schema}

@@ -24,7 +24,9 @@ from spamops.features import FEATURE_NAMES, LABELS
 
 HEADER = ("label", *FEATURE_NAMES)
 FORMAT = 1  # what encode() writes
-FORMATS = {("label", "length", "punct"): 1}  # every header ever written -> its format version
+FORMATS: dict[tuple[str, ...], int] = {
+    ("label", "length", "punct"): 1
+}  # every header ever written -> its format version
 
 
 def encode(X: np.ndarray, y: np.ndarray) -> bytes:
