@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,7 +50,7 @@ class GitOps:
     def head(self) -> str:
         return self.git("rev-parse", "HEAD")
 
-    def read(self) -> dict:
+    def read(self) -> dict[str, Any]:
         return yaml.safe_load(self.values.read_text()) or {} if self.values.exists() else {}
 
     def commit(self, uri: str, percent: int | None, details: list[str]) -> str:
@@ -95,13 +96,13 @@ class GitOpsBackend:
         self.cluster = inner.cluster
         self.timeout, self.poll, self.sleep = timeout, poll, sleep
 
-    def split(self, isvc: dict) -> traffic.Split:
+    def split(self, isvc: dict[str, Any]) -> traffic.Split:
         return self.inner.split(isvc)
 
-    def follow(self, isvc: dict) -> bool:
+    def follow(self, isvc: dict[str, Any]) -> bool:
         return self.inner.follow(isvc)
 
-    def _annotate(self, notes: dict) -> None:
+    def _annotate(self, notes: dict[str, Any]) -> None:
         self.cluster.update(lambda _: {"metadata": {"annotations": notes}}, "recorded the rollout state")
 
     def _wait(self, uri: str, percent: int | None, commit: str) -> traffic.Split:
@@ -122,14 +123,14 @@ class GitOpsBackend:
                 )
             self.sleep(self.poll)
 
-    def _details(self, state: dict, line: str) -> list[str]:
+    def _details(self, state: dict[str, Any], line: str) -> list[str]:
         return [
             line,
             f"step {state.get('step')}, weight {state.get('weight')}%, verdict {state.get('verdict')}",
             f"rollout {state.get('id')}",
         ]
 
-    def start(self, uri: str, percent: int, state: dict) -> traffic.Split:
+    def start(self, uri: str, percent: int, state: dict[str, Any]) -> traffic.Split:
         isvc = self.cluster.read_isvc()
         live = self.split(isvc)
         # Which revision is stable, as the direct Serverless start records it: the canary's readiness
@@ -155,21 +156,21 @@ class GitOpsBackend:
             raise BadInputError(f"{self.inner.where}: no canary in progress; {what}")
         return live.canary_uri
 
-    def set_weight(self, percent: int, state: dict) -> traffic.Split:
+    def set_weight(self, percent: int, state: dict[str, Any]) -> traffic.Split:
         live = self.split(self.cluster.read_isvc())
         uri = self._canary_uri(live, "start one with 'spamops rollout start'")
         commit = self.gitops.commit(uri, percent, self._details(state, f"canary {live.canary_version} to {percent}%"))
         self._annotate({traffic.STATE: json.dumps(state, sort_keys=True), traffic.PREFIX + "commit": commit})
         return self._wait(uri, percent, commit)
 
-    def promote(self, state: dict) -> traffic.Split:
+    def promote(self, state: dict[str, Any]) -> traffic.Split:
         live = self.split(self.cluster.read_isvc())
         uri = self._canary_uri(live, "nothing to promote")
         commit = self.gitops.commit(uri, None, self._details(state, f"promote {live.canary_version}"))
         self._annotate({**traffic.annotations_patch(uri, None, state), traffic.PREFIX + "commit": commit})
         return self._wait(uri, None, commit)
 
-    def abort(self, state: dict) -> traffic.Split:
+    def abort(self, state: dict[str, Any]) -> traffic.Split:
         live = self.split(self.cluster.read_isvc())
         base = state.get("gitops_base")
         if not base:

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -67,7 +68,7 @@ def helm_binary() -> str:
     raise BadInputError(f"helm not found: install it, set {HELM_ENV}, or run 'scripts/envtest/build.sh helm'")
 
 
-def chart_values(uri: str, percent: int | None, shadow_uri: str | None = None) -> dict:
+def chart_values(uri: str, percent: int | None, shadow_uri: str | None = None) -> dict[str, Any]:
     """The chart values that pin the predictor to ``uri`` (a Serverless canary share, a shadow version)."""
     predictor = {"storageUri": uri, "canaryTrafficPercent": percent, "keepLiveModel": False}
     if shadow_uri:
@@ -92,7 +93,7 @@ def check_storage_uri(chart: Path, field: str, record: ModelCard | ProductionPoi
         )
 
 
-def helm_template(values: dict, *, chart: Path | None = None, namespace: str = "spamops") -> dict:
+def helm_template(values: dict[str, Any], *, chart: Path | None = None, namespace: str = "spamops") -> dict[str, Any]:
     """The chart's InferenceService for ``values`` (``chart``: :func:`default_chart` unless given)."""
     chart = chart or default_chart()
     if not (chart / "Chart.yaml").is_file():
@@ -123,7 +124,8 @@ def helm_template(values: dict, *, chart: Path | None = None, namespace: str = "
         raise BadInputError(
             f"chart {chart}: helm template failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}"
         )
-    (doc,) = [d for d in yaml.safe_load_all(res.stdout) if d]
+    docs: list[dict[str, Any]] = [d for d in yaml.safe_load_all(res.stdout) if d]
+    (doc,) = docs
     return doc
 
 
@@ -136,7 +138,7 @@ def render_isvc(
     shadow: ModelCard | ProductionPointer | None = None,
     chart: Path | None = None,
     namespace: str = "spamops",
-) -> dict:
+) -> dict[str, Any]:
     """The InferenceService serving ``card``'s version.
 
     Without ``canary`` the version is the whole service.  With it, Serverless

@@ -20,6 +20,8 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 from spamops import names
 from spamops.deploy import traffic
@@ -48,7 +50,7 @@ class ShadowReport:
     shadow_spam_rate: float | None
     dropped: float | None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
@@ -101,7 +103,7 @@ def verdict(found: ShadowReport, min_compared: int, min_agreement: float) -> tup
     return "pass", f"agreement {found.agreement_rate:.4f} reaches {min_agreement:g}: {found.summary()}"
 
 
-def chart_env(shadow_uri: str, chart) -> list[dict]:
+def chart_env(shadow_uri: str, chart: Path | None) -> list[dict[str, Any]]:
     """The env the chart gives the predictor for ``shadow_uri``, without STORAGE_URI (the live one stays)."""
     from spamops.deploy.render import helm_template
 
@@ -110,14 +112,16 @@ def chart_env(shadow_uri: str, chart) -> list[dict]:
     return [e for e in container.get("env", []) or [] if e.get("name") != traffic.STORAGE_ENV]
 
 
-def shadow_of(isvc: dict, where: str) -> str | None:
+def shadow_of(isvc: dict[str, Any], where: str) -> str | None:
     """The live ``SHADOW_STORAGE_URI`` of the predictor, if any."""
     container = traffic._container(isvc["spec"]["predictor"], where)
     env = {e.get("name"): e.get("value") for e in container.get("env", []) or []}
     return env.get(SHADOW_ENV)
 
 
-def start_patch(isvc: dict, split: traffic.Split, version: str, env: list[dict], where: str, rollout_id: str) -> dict:
+def start_patch(
+    isvc: dict[str, Any], split: traffic.Split, version: str, env: list[dict[str, Any]], where: str, rollout_id: str
+) -> dict[str, Any]:
     """The merge patch that adds the shadow's env to ``kserve-container`` (lists are replaced whole)."""
     if split.canary_uri is not None:
         raise BadInputError(
@@ -149,7 +153,7 @@ def start_patch(isvc: dict, split: traffic.Split, version: str, env: list[dict],
     }
 
 
-def stop_patch(isvc: dict, where: str) -> dict | None:
+def stop_patch(isvc: dict[str, Any], where: str) -> dict[str, Any] | None:
     """The merge patch that removes the shadow and the env names ``start`` added; ``None`` if there is none."""
     predictor = isvc["spec"]["predictor"]
     notes = isvc["metadata"].get("annotations") or {}
