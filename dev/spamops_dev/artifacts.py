@@ -52,6 +52,7 @@ class Artifacts:
     kwok: Path
     kwok_stages: Path
     kserve_manager: Path
+    traefik: Path
     kserve_crds: Path
     kserve_config: Path
     kserve_webhooks: Path
@@ -78,6 +79,7 @@ class Artifacts:
             kwok=root / f"kwok-{v['KWOK_VERSION']}" / "kwok",
             kwok_stages=root / f"kwok-{v['KWOK_VERSION']}" / "stages.yaml",
             kserve_manager=root / f"kserve-manager-{v['KSERVE_VERSION']}" / "manager",
+            traefik=root / f"traefik-{v['TRAEFIK_VERSION']}" / "traefik",
             kserve_crds=root / f"kserve-crds-{v['KSERVE_VERSION']}",
             kserve_config=root / f"kserve-config-{v['KSERVE_VERSION']}" / "inferenceservice.yaml",
             kserve_webhooks=root / f"kserve-config-{v['KSERVE_VERSION']}" / "webhooks.yaml",

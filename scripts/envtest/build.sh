@@ -4,7 +4,8 @@
 # (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3),
 # helm-docs (the chart README from values.yaml's `# --` comments),
 # kwok and its Stage objects (sigs.k8s.io/kwok), the KServe manager
-# (github.com/kserve/kserve cmd/manager), and the KServe, Knative Serving,
+# (github.com/kserve/kserve cmd/manager), traefik (the Gateway API
+# implementation, github.com/traefik/traefik/v3), and the KServe, Knative Serving,
 # Gateway API and Argo CD CRDs plus KServe's inferenceservice-config ConfigMap,
 # read from their Go modules' source trees.
 #
@@ -14,7 +15,8 @@
 #
 # Usage: scripts/envtest/build.sh [--print-env] [COMPONENT...]
 #   COMPONENT    crds, etcd, helm, helm-docs, kubernetes (kube-apiserver, kube-
-#                controller-manager, kube-scheduler, kubectl), kwok or kserve (manager);
+#                controller-manager, kube-scheduler, kubectl), kwok, kserve (manager)
+#                or traefik (the cluster's Gateway);
 #                default: all of them. `build.sh helm` is all `make lint-k8s`
 #                and `make manifests` need.
 #   --print-env  after building, print KEY=path lines for those artifacts.
@@ -33,12 +35,12 @@ components=()
 for arg in "$@"; do
   case "$arg" in
     --print-env) print_env=true ;;
-    crds | etcd | helm | helm-docs | kubernetes | kwok | kserve) components+=("$arg") ;;
+    crds | etcd | helm | helm-docs | kubernetes | kwok | kserve | traefik) components+=("$arg") ;;
     -h | --help) usage; exit 0 ;;
-    *) printf 'build.sh: unknown argument %q (components: crds etcd helm helm-docs kubernetes kwok kserve)\n' "$arg" >&2; exit 2 ;;
+    *) printf 'build.sh: unknown argument %q (components: crds etcd helm helm-docs kubernetes kwok kserve traefik)\n' "$arg" >&2; exit 2 ;;
   esac
 done
-((${#components[@]})) || components=(crds etcd helm helm-docs kubernetes kwok kserve)
+((${#components[@]})) || components=(crds etcd helm helm-docs kubernetes kwok kserve traefik)
 wanted() { [[ " ${components[*]} " == *" $1 "* ]]; }
 
 cache_root="${SPAMOPS_CACHE:-$HOME/.cache/spamops}/envtest"
@@ -136,6 +138,15 @@ build_kubernetes() {
 }
 
 # --------------------------------------------------------- go module helpers
+# The replace directives of a dependency's go.mod (single-line `replace a => b v`
+# and `replace ( ... )` blocks, minus local paths): they apply only in the main
+# module, so a throw-away module that builds its command copies them.
+module_replaces() {
+  awk '/^replace \($/ {blk=1; print; next} blk && /^\)/ {blk=0; print; next}
+       blk {if ($0 !~ /=> \.\.?\//) print; next}
+       /^replace / && $0 !~ /=> \.\.?\// {print}' "$1"
+}
+
 # A throw-away module in WORK that requires MODULE@VERSION and imports PKG, tidied.
 tool_module() {
   local work=$1 module=$2 version=$3 pkg=$4
@@ -230,14 +241,33 @@ build_kserve() {
   rm -rf "$work"; mkdir -p "$work"
   {
     printf 'module spamops.local/kserve-manager\n\ngo %s\n\nrequire github.com/kserve/kserve %s\n\n' "$GO_VERSION" "$v"
-    # single-line `replace a => b v` and `replace ( ... )` blocks, minus local paths
-    awk '/^replace \($/ {blk=1; print; next} blk && /^\)/ {blk=0; print; next}
-         blk {if ($0 !~ /=> \.\.?\//) print; next}
-         /^replace / && $0 !~ /=> \.\.?\// {print}' "$kdir/go.mod"
+    module_replaces "$kdir/go.mod"
   } >"$work/go.mod"
   printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/kserve/kserve/cmd/manager"\n' >"$work/tools.go"
   (cd "$work" && go mod tidy)
   go_install "$work" "$out" manager github.com/kserve/kserve/cmd/manager "-s -w" "$start"
+}
+
+# ------------------------------------------------------------------- traefik
+# Traefik v3: the test cluster's Gateway API implementation (its Kubernetes
+# Gateway provider) with Prometheus metrics. Like KServe, its go.mod's replace
+# directives are copied into the throw-away module.
+build_traefik() {
+  local v="$TRAEFIK_VERSION"; local out="$cache_root/traefik-$v"
+  done_stamp "$out" && return 0
+  require_go
+  local start=$SECONDS work="$cache_root/build/traefik-$v"
+  log "building traefik $v (first time: about 6 min on 2 cores)"
+  local tdir; tdir="$(module_dir "github.com/traefik/traefik/v3@$v")"
+  rm -rf "$work"; mkdir -p "$work"
+  {
+    printf 'module spamops.local/traefik\n\ngo %s\n\nrequire github.com/traefik/traefik/v3 %s\n\n' "$GO_VERSION" "$v"
+    module_replaces "$tdir/go.mod"
+  } >"$work/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/traefik/traefik/v3/cmd/traefik"\n' >"$work/tools.go"
+  (cd "$work" && go mod tidy)
+  go_install "$work" "$out" traefik github.com/traefik/traefik/v3/cmd/traefik \
+    "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$v" "$start"
 }
 
 # ---------------------------------------------------------------------- CRDs
@@ -333,6 +363,7 @@ if $print_env; then
     echo "KWOK=$cache_root/kwok-$KWOK_VERSION/kwok"
     echo "KWOK_STAGES=$cache_root/kwok-$KWOK_VERSION/stages.yaml"
   fi
+  if wanted traefik; then echo "TRAEFIK=$cache_root/traefik-$TRAEFIK_VERSION/traefik"; fi
   if wanted kserve; then echo "KSERVE_MANAGER=$cache_root/kserve-manager-$KSERVE_VERSION/manager"; fi
   if wanted crds; then
     echo "KSERVE_CRDS=$cache_root/kserve-crds-$KSERVE_VERSION"

@@ -36,6 +36,7 @@ def test_build_script_and_fixture_agree_on_every_artifact():
         "KWOK": "KWOK_VERSION",
         "KWOK_STAGES": "KWOK_VERSION",
         "KSERVE_MANAGER": "KSERVE_VERSION",
+        "TRAEFIK": "TRAEFIK_VERSION",
         "KSERVE_CRDS": "KSERVE_VERSION",
         "KSERVE_CONFIG": "KSERVE_VERSION",
         "KSERVE_WEBHOOKS": "KSERVE_VERSION",
