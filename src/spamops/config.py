@@ -28,6 +28,7 @@ from spamops.errors import BadInputError
 
 DEFAULT_STORE_URI = "./.spamops/store"
 DEFAULT_MODEL_NAME = "spam"
+DEFAULT_GC_OLDER_THAN = "1h"  # `spamops models gc --older-than`: nothing younger is touched
 
 
 class _Strict(BaseModel):

@@ -96,6 +96,7 @@ def test_every_command_has_parseable_json_output(cli, demo_store, tmp_path):
         "rollback": ["rollback", "--store", store],
         "models history": ["models", "history", "--store", store],
         "models schema": ["models", "schema"],
+        "models gc": ["models", "gc", "--store", store, "--dry-run"],
     }
     documents = {}
     for name, argv in runs.items():
@@ -120,6 +121,8 @@ def test_every_command_has_parseable_json_output(cli, demo_store, tmp_path):
     assert documents["promote", "-o"]["production"] == second and documents["promote", "-o"]["changed"] is True
     assert documents["rollback", "-o"]["production"] == first
     assert documents["rollback", "-o"]["previous"] == second
+    assert documents["models gc", "-o"] == documents["models gc", "--json"]
+    assert documents["models gc", "-o"]["dry_run"] is True and documents["models gc", "-o"]["removed"] == []
     assert documents["monitor feedback", "-o"]["labels"] == 1
     assert documents["monitor", "-o"] == documents["monitor quality", "-o"]
     [quality_of] = documents["monitor quality", "-o"]["versions"]

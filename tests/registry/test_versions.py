@@ -128,6 +128,17 @@ def test_versions_created_in_the_same_second_get_distinct_ids(store):
     assert ids == ["spam_model_20251119_063257", "spam_model_20251119_063257_2", "spam_model_20251119_063257_3"]
 
 
+def test_an_id_whose_writer_gave_its_lease_back_is_still_taken(store):
+    """A finished run removes its lease, and an earlier build claimed ids by model.joblib alone:
+    either way the files there make the id taken."""
+    local = LocalStore(store)
+    registry = Registry(local, "spam")
+    moment = datetime(2025, 11, 19, 6, 32, 57, tzinfo=UTC)
+    local.put("spam/spam_model_20251119_063257/model.joblib", b"an earlier build's", if_absent=True)
+    assert registry.reserve_version(moment) == "spam_model_20251119_063257_2"
+    assert local.list("spam/spam_model_20251119_063257/") == ["spam/spam_model_20251119_063257/model.joblib"]
+
+
 def test_stored_versions_are_immutable(store):
     local = LocalStore(store)
     local.put("spam/v1/model.joblib", b"one", if_absent=True)

@@ -139,6 +139,7 @@ def seed_version(trained_files):
         for rows, data in trained_files["datasets"].items():  # the snapshots the card names
             registry.put_dataset(data, rows)
         registry.complete_version(version, trained_files["model"], trained_files["files"], content)
+        registry.end_version(version)  # the writer is done: its lease goes
         return version
 
     return seed

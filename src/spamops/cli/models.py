@@ -8,7 +8,8 @@ from pathlib import Path
 from tabulate import tabulate
 
 from spamops.cli.common import add_command, add_group, print_json, registry, settings
-from spamops.errors import ExitCode
+from spamops.config import DEFAULT_GC_OLDER_THAN
+from spamops.errors import BadInputError, ExitCode
 
 TABLE_WIDTH = 120  # the default listing fits a 120-column terminal; -o wide shows everything
 
@@ -145,6 +146,43 @@ def cmd_models_history(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_models_gc(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from spamops.monitoring.monitor import parse_duration
+    from spamops.registry.gc import collect_garbage
+
+    try:
+        older_than = timedelta(seconds=parse_duration(args.older_than, allow_zero=True))
+    except ValueError as exc:
+        raise BadInputError(f"--older-than: {exc}") from None
+    reg = registry(args)
+    reg.store.check_exists()
+    found = collect_garbage(reg, older_than, dry_run=args.dry_run)
+    if _as_json(args):
+        print_json(found.to_json())
+        return ExitCode.OK
+    verb = "would remove" if args.dry_run else "removed"
+    for g in found.removed:
+        what = f"{g.kind} {g.version}" if g.version else g.kind
+        print(
+            f"{verb} {what}: {g.uri} ({len(g.keys)} object(s), {_size(g.size)}, last written {g.modified:%Y-%m-%d %H:%M}Z)"
+        )
+    for k in found.kept:
+        print(f"kept incomplete version {k.version}: {k.reason}")
+    summary = f"{verb} {found.objects} object(s), {_size(found.size)}, from {found.store_uri}"
+    print(summary + (" (dry run: nothing was changed)" if args.dry_run else ""))
+    return ExitCode.OK
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000 or unit == "MB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
 def cmd_models_schema(args: argparse.Namespace) -> int:
     from spamops.records import card_json_schema_text
 
@@ -227,6 +265,24 @@ def register(sub: argparse._SubParsersAction, parents: dict[str, argparse.Argume
         example="spamops models history -o json",
     )
     p.set_defaults(func=cmd_models_history)
+    p = add_command(
+        models,
+        "gc",
+        parents=[common, as_json],
+        help="remove incomplete versions and temporary objects interrupted runs left behind",
+        example=[
+            "spamops models gc --dry-run",
+            "spamops models gc --older-than 1d --store s3://spamops/models -o json",
+        ],
+    )
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed; change nothing")
+    p.add_argument(
+        "--older-than",
+        default=DEFAULT_GC_OLDER_THAN,
+        metavar="DURATION",
+        help="touch nothing written more recently (s, m, h or d; default: %(default)s)",
+    )
+    p.set_defaults(func=cmd_models_gc)
     p = add_command(
         models,
         "schema",

@@ -50,11 +50,12 @@ class VersionReport:
         }
 
 
-def parse_duration(text: str) -> float:
-    """Seconds of a Prometheus-style duration (``90s``, ``15m``, ``1h``, ``1d``)."""
+def parse_duration(text: str, *, allow_zero: bool = False) -> float:
+    """Seconds of a Prometheus-style duration (``90s``, ``15m``, ``1h``, ``1d``; ``0s`` with ``allow_zero``)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
-        raise ValueError(f"{text!r} is not a duration: write a positive whole number and s, m, h or d (e.g. 1h)")
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or (int(text[:-1]) == 0 and not allow_zero):
+        whole = "whole" if allow_zero else "positive whole"
+        raise ValueError(f"{text!r} is not a duration: write a {whole} number and s, m, h or d (e.g. 1h)")
     return int(text[:-1]) * units[text[-1]]
 
 

@@ -5,6 +5,8 @@ Layout under the store root::
     <model>/<version>/model.joblib        the fitted numeric-feature Pipeline
     <model>/<version>/report.md, *.png    the human report
     <model>/<version>/model-card.json     written last: a version without it is incomplete
+    <model>/<version>/writer.lease        the writing run's claim on the id, first object of a version;
+                                          removed when the run ends (see "Writing a version" below)
     <model>/production.json               the pointer, replaced by conditional writes only
     <model>/history/<time>-<version>-<nonce>.json   one create-only object per pointer move
     <model>/datasets/<sha256>.csv         content-addressed data snapshots, shared by versions
@@ -15,17 +17,26 @@ The layout is this module's: callers go through :class:`Registry`, never to its 
 
 Versions and snapshots are immutable (create-only writes), and every pointer move is a
 compare-and-swap, so concurrent promoters never lose an update.
+
+Writing a version: :meth:`Registry.reserve_version` claims a fresh id by creating its lease
+(create-only), before the run stores its dataset snapshots; :meth:`Registry.complete_version`
+stores the files and the card; :meth:`Registry.end_version` removes the lease when the run ends,
+or, when the run failed before the card, the whole incomplete version.  ``spamops models gc``
+(:mod:`spamops.registry.gc`) never touches a version whose lease is younger than
+:data:`WRITE_LEASE`, so a run in progress is safe from it whatever ``--older-than`` says.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import socket
 import typing
 import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import joblib
@@ -63,8 +74,10 @@ __all__ = ["Registry", "VersionInfo", "GateRefusedError", "count_decisions", "ut
 POINTER_FILE = "production.json"
 HISTORY_DIR = "history"
 DATASETS_DIR = "datasets"
+LEASE_FILE = "writer.lease"
 ROLLOUTS_DIR = "rollouts"
 ROLLOUT_ACTIONS: tuple[str, ...] = typing.get_args(RolloutAction)
+WRITE_LEASE = timedelta(minutes=30)  # longer than any run spends writing one version
 LINEAGE_DEPTH = 50  # how many earlier productions rollback can walk back through
 _CAS_ATTEMPTS = 20
 
@@ -108,20 +121,29 @@ class Registry:
         return self.store.uri(self._key(version)) + "/"
 
     # -- versions ---------------------------------------------------------
-    def reserve_version(self, created_at: datetime, model_bytes: bytes) -> str:
-        """Claim a fresh version id by creating its ``model.joblib`` (create-only).
+    def reserve_version(self, created_at: datetime, model_bytes: bytes | None = None) -> str:
+        """Claim a fresh version id by creating its lease (create-only); with ``model_bytes``, store them too.
 
         Two runs within the same second get ``_2``, ``_3``… suffixes instead of
         overwriting each other.
         """
         base = f"{self.model_name}_model_{created_at.astimezone(UTC):%Y%m%d_%H%M%S}"
+        lease = f"writing since {isoformat(utc_now())} on {socket.gethostname()} (pid {os.getpid()})\n".encode()
         for n in range(1, 1000):
             version = base if n == 1 else f"{base}_{n}"
+            key = self._key(version, LEASE_FILE)
             try:
-                self.store.put(self._key(version, MODEL_FILE), model_bytes, if_absent=True)
-                return version
-            except ConflictError:
+                self.store.put(key, lease, if_absent=True)
+            except ConflictError:  # another run is writing it
                 continue
+            # A finished run gave its lease back, and an earlier build claimed ids by model.joblib:
+            # the id is free only if nothing else is there.
+            if self.store.list(self._key(version) + "/") != [key]:
+                self.store.delete(key)
+                continue
+            if model_bytes is not None:
+                self.store.put(self._key(version, MODEL_FILE), model_bytes, if_absent=True)
+            return version
         raise ConflictError(f"{self.store.uri(self.model_name)}: cannot find a free version id for {base}")
 
     def complete_version(
@@ -133,10 +155,14 @@ class Registry:
         file has been read back and matched, so a crash leaves an incomplete
         version that is never listed as complete nor promoted.
         """
-        if MODEL_FILE in files or CARD_FILE in files:
-            raise ValueError(f"files must not include {MODEL_FILE} or {CARD_FILE}")
-        for name, data in files.items():
-            self.store.put(self._key(version, name), data, if_absent=True)
+        if MODEL_FILE in files or CARD_FILE in files or LEASE_FILE in files:
+            raise ValueError(f"files must not include {MODEL_FILE}, {CARD_FILE} or {LEASE_FILE}")
+        for name, data in {MODEL_FILE: model_bytes, **files}.items():
+            try:
+                self.store.put(self._key(version, name), data, if_absent=True)
+            except ConflictError:
+                if name != MODEL_FILE:  # model.joblib may be there from reserve_version: read back below
+                    raise
         checksums = {MODEL_FILE: sha256_hex(model_bytes), **{n: sha256_hex(d) for n, d in files.items()}}
         for name, expected in checksums.items():
             if sha256_hex(self.store.get(self._key(version, name)).data) != expected:
@@ -151,6 +177,21 @@ class Registry:
         )
         self.store.put(self._key(version, CARD_FILE), dump_record(card), if_absent=True)
         return card
+
+    def end_version(self, version: str) -> None:
+        """The writing run is over: remove its lease, and an incomplete version's objects before it.
+
+        A complete version keeps everything but the lease; an incomplete one (the run failed or
+        was stopped before the card) is removed whole, the lease last, so ``spamops models gc``
+        never sees it half-removed without its lease.
+        """
+        prefix = self._key(version) + "/"
+        if not self.store.exists(self._key(version, CARD_FILE)):
+            lease = self._key(version, LEASE_FILE)
+            for key in self.store.list(prefix) + [info.key for info in self.store.temporaries(prefix)]:
+                if key != lease:
+                    self.store.delete(key)
+        self.store.delete(self._key(version, LEASE_FILE))
 
     def versions(self) -> list[VersionInfo]:
         """Every version, oldest first, complete or not; an unreadable card is listed with its problem."""

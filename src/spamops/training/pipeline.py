@@ -12,6 +12,7 @@ stores nothing new (``force_new`` overrides).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import joblib
 
 from spamops import __version__
 from spamops.config import RunConfig
+from spamops.errors import SpamopsError, StoreError
 from spamops.records import DatasetsRecord, GateRecord, ModelCard, ProductionPointer, sha256_hex
 from spamops.registry.store import open_store
 from spamops.registry.versions import Registry, utc_now
@@ -89,31 +91,41 @@ def run_training(
         champion = compare(registry, result.pipeline, own, production.version)
     decision = decide(metrics, cfg.gate, champion.comparisons if champion else ())
 
-    datasets = DatasetsRecord(
-        train=registry.put_dataset(train_csv, len(split.y_train)),
-        test=registry.put_dataset(test_csv, len(split.y_test)),
-    )
     created_at = utc_now()
-    content = build_card(
-        created_at=created_at,
-        dataset=dataset,
-        result=result,
-        metrics=metrics,
-        champion=champion,
-        decision=decision,
-        X_train=split.X_train,
-        config=config,
-        datasets=datasets,
-    )
-    model_bytes = _serialize(result.pipeline)
-    version = registry.reserve_version(created_at, model_bytes)
-    files = _report_files(result.pipeline, split, content, cfg.model_name, version, decision)
-    stored_card = registry.complete_version(version, model_bytes, files, content)
-    _say(progress, f"stored {registry.version_uri(version)}")
+    # The lease on a fresh id, before anything of this run is stored: `spamops models gc` leaves
+    # the version and the snapshots it is about to name alone until end_version below.
+    version = registry.reserve_version(created_at)
+    try:
+        datasets = DatasetsRecord(
+            train=registry.put_dataset(train_csv, len(split.y_train)),
+            test=registry.put_dataset(test_csv, len(split.y_test)),
+        )
+        content = build_card(
+            created_at=created_at,
+            dataset=dataset,
+            result=result,
+            metrics=metrics,
+            champion=champion,
+            decision=decision,
+            X_train=split.X_train,
+            config=config,
+            datasets=datasets,
+        )
+        model_bytes = _serialize(result.pipeline)
+        files = _report_files(result.pipeline, split, content, cfg.model_name, version, decision)
+        stored_card = registry.complete_version(version, model_bytes, files, content)
+        _say(progress, f"stored {registry.version_uri(version)}")
 
-    promoted = None
-    if decision.passed and cfg.promote:
-        promoted = registry.promote(version)
+        promoted = None
+        if decision.passed and cfg.promote:
+            promoted = registry.promote(version)
+    except BaseException as exc:  # stopped or failed: remove what this run stored of its version
+        if type(exc) is not StoreError:  # an outage would make each removal wait out the deadline; gc does it later
+            with contextlib.suppress(SpamopsError):
+                registry.end_version(version)
+        raise
+    with contextlib.suppress(SpamopsError):  # the run succeeded; a lease left behind is gc's
+        registry.end_version(version)
     return RunOutcome(version, registry.version_uri(version), decision, stored_card, promoted)
 
 

@@ -3,12 +3,25 @@
 Keys are ``/``-separated paths relative to the store's root.  Conditional writes
 (``if_absent``, ``if_token``) are what make versions immutable and pointer updates
 safe against concurrent writers; every backend must honour them.
+
+An object whose last key segment starts with :data:`TEMP_PREFIX` is temporary: the local
+backend writes every object under such a name first and renames it into place, so one that is
+left over belongs to a write that was interrupted.  :meth:`ObjectStore.list` never shows them;
+:meth:`ObjectStore.temporaries` does, for ``spamops models gc``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
+
+TEMP_PREFIX = ".tmp-"
+
+
+def is_temporary(key: str) -> bool:
+    """Whether ``key`` names a temporary object (see :data:`TEMP_PREFIX`)."""
+    return key.rsplit("/", 1)[-1].startswith(TEMP_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -17,6 +30,15 @@ class Blob:
 
     data: bytes
     token: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A stored object as a listing describes it: key, size and when it was last written (UTC)."""
+
+    key: str
+    size: int
+    modified: datetime  # mtime locally, LastModified on S3
 
 
 class ObjectStore(ABC):
@@ -42,7 +64,19 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
-        """All keys under ``prefix`` (recursive), sorted."""
+        """All keys under ``prefix`` (recursive), sorted; temporary objects are not listed."""
+
+    @abstractmethod
+    def scan(self, prefix: str) -> list[ObjectInfo]:
+        """The objects :meth:`list` names, with their size and last-modified time, sorted by key."""
+
+    @abstractmethod
+    def temporaries(self, prefix: str = "") -> list[ObjectInfo]:
+        """The temporary objects under ``prefix`` (leftovers of interrupted writes), sorted by key."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove one object; one that is already gone is not an error."""
 
     def check_exists(self) -> None:
         """Raise :class:`~spamops.errors.BadInputError` when the store itself does not exist.

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar, Unpack
 from urllib.parse import urlparse
 
 from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
-from spamops.registry.store.base import Blob, ObjectStore
+from spamops.registry.store.base import Blob, ObjectInfo, ObjectStore, is_temporary
 
 if TYPE_CHECKING:  # botocore is imported lazily at run time: a local store never loads it
     from botocore.exceptions import ClientError
@@ -288,16 +288,32 @@ class S3Store(ObjectStore):
         return self._call(key, "write", call)
 
     def list(self, prefix: str) -> list[str]:
-        def call() -> list[str]:
-            keys = []
+        return [info.key for info in self.scan(prefix)]
+
+    def scan(self, prefix: str) -> list[ObjectInfo]:
+        return [info for info in self._objects(prefix) if not is_temporary(info.key)]
+
+    def temporaries(self, prefix: str = "") -> list[ObjectInfo]:
+        return [info for info in self._objects(prefix) if is_temporary(info.key)]
+
+    def _objects(self, prefix: str) -> list[ObjectInfo]:
+        def call() -> list[ObjectInfo]:
+            found = []
             paginator = self._client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._full(prefix)):
                 for item in page.get("Contents", []):
-                    if not item["Key"].endswith("/"):
-                        keys.append(item["Key"][len(self.prefix) :])
-            return sorted(keys)
+                    key = item["Key"][len(self.prefix) :]
+                    if not key.endswith("/") and not key.startswith(PROBE_PREFIX):
+                        found.append(ObjectInfo(key, int(item["Size"]), item["LastModified"].astimezone(UTC)))
+            return sorted(found, key=lambda info: info.key)
 
         return self._call(prefix, "list", call)
+
+    def delete(self, key: str) -> None:
+        def call() -> None:
+            self._client.delete_object(Bucket=self.bucket, Key=self._full(key))  # absent: 204 all the same
+
+        self._call(key, "remove", call)
 
     # -- conditional writes ---------------------------------------------------
     def _own_write(self, full_key: str, write_id: str) -> str | None:
