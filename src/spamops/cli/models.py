@@ -176,11 +176,15 @@ def cmd_models_gc(args: argparse.Namespace) -> int:
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB"):
-        if n < 1000 or unit == "MB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
+    """Bytes for people: ``13 B``, ``18.3 kB``, ``8.1 MB``."""
+    if n < 1000:
+        return f"{n} B"
+    value = n / 1000
+    for unit in ("kB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
 
 
 def cmd_models_schema(args: argparse.Namespace) -> int:

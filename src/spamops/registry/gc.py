@@ -133,14 +133,14 @@ def collect_garbage(
         for name in pointer.lineage:
             named.setdefault(name, "the pointer's lineage")
     for move in registry.history():
-        for name in (move.version, move.previous_version, *move.lineage):
-            if name:
-                named.setdefault(name, "the production history")
+        for moved in (move.version, move.previous_version, *move.lineage):
+            if moved:
+                named.setdefault(moved, "the production history")
     for version in sorted(recorded):
         for entry in registry.rollout_entries(version):
-            for name in (entry.canary_version, entry.stable_version):
-                if name:
-                    named.setdefault(name, f"rollout record {entry.rollout_id}")
+            for side in (entry.canary_version, entry.stable_version):
+                if side:
+                    named.setdefault(side, f"rollout record {entry.rollout_id}")
 
     live: set[str] = set()
     for version, objects in sorted(versions.items()):
@@ -153,7 +153,7 @@ def collect_garbage(
                 result.removed.append(_garbage(store, TEMPORARY, version, [lease]))
             continue
         newest = max(objects, key=lambda info: info.modified)
-        if version in live:
+        if lease is not None and version in live:
             result.kept.append(Kept(version, f"being written (its lease is from {isoformat(lease.modified)})"))
         elif version in named:
             result.kept.append(Kept(version, f"named by {named[version]}"))

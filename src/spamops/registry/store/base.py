@@ -41,6 +41,9 @@ class ObjectInfo:
     modified: datetime  # mtime locally, LastModified on S3
 
 
+ObjectInfos = list[ObjectInfo]  # an alias: inside ObjectStore, `list` is the method
+
+
 class ObjectStore(ABC):
     """A flat key/value store of immutable-or-conditionally-updated objects."""
 
@@ -67,11 +70,11 @@ class ObjectStore(ABC):
         """All keys under ``prefix`` (recursive), sorted; temporary objects are not listed."""
 
     @abstractmethod
-    def scan(self, prefix: str) -> list[ObjectInfo]:
+    def scan(self, prefix: str) -> ObjectInfos:
         """The objects :meth:`list` names, with their size and last-modified time, sorted by key."""
 
     @abstractmethod
-    def temporaries(self, prefix: str = "") -> list[ObjectInfo]:
+    def temporaries(self, prefix: str = "") -> ObjectInfos:
         """The temporary objects under ``prefix`` (leftovers of interrupted writes), sorted by key."""
 
     @abstractmethod

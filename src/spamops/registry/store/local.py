@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
-from spamops.registry.store.base import TEMP_PREFIX, Blob, ObjectInfo, ObjectStore
+from spamops.registry.store.base import TEMP_PREFIX, Blob, ObjectInfo, ObjectInfos, ObjectStore
 
 _LOCK_SUFFIX = ".lock"
 _TMP_PREFIX = TEMP_PREFIX
@@ -137,13 +137,13 @@ class LocalStore(ObjectStore):
     def list(self, prefix: str) -> list[str]:
         return [info.key for info in self.scan(prefix)]
 
-    def scan(self, prefix: str) -> list[ObjectInfo]:
+    def scan(self, prefix: str) -> ObjectInfos:
         return self._files(prefix, temporary=False)
 
-    def temporaries(self, prefix: str = "") -> list[ObjectInfo]:
+    def temporaries(self, prefix: str = "") -> ObjectInfos:
         return self._files(prefix, temporary=True)
 
-    def _files(self, prefix: str, *, temporary: bool) -> list[ObjectInfo]:
+    def _files(self, prefix: str, *, temporary: bool) -> ObjectInfos:
         base = self._path(prefix) if prefix else self.root
         if not base.is_dir():
             return []

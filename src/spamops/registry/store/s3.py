@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar, Unpack
 from urllib.parse import urlparse
 
 from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
-from spamops.registry.store.base import Blob, ObjectInfo, ObjectStore, is_temporary
+from spamops.registry.store.base import Blob, ObjectInfo, ObjectInfos, ObjectStore, is_temporary
 
 if TYPE_CHECKING:  # botocore is imported lazily at run time: a local store never loads it
     from botocore.exceptions import ClientError
@@ -290,14 +290,14 @@ class S3Store(ObjectStore):
     def list(self, prefix: str) -> list[str]:
         return [info.key for info in self.scan(prefix)]
 
-    def scan(self, prefix: str) -> list[ObjectInfo]:
+    def scan(self, prefix: str) -> ObjectInfos:
         return [info for info in self._objects(prefix) if not is_temporary(info.key)]
 
-    def temporaries(self, prefix: str = "") -> list[ObjectInfo]:
+    def temporaries(self, prefix: str = "") -> ObjectInfos:
         return [info for info in self._objects(prefix) if is_temporary(info.key)]
 
-    def _objects(self, prefix: str) -> list[ObjectInfo]:
-        def call() -> list[ObjectInfo]:
+    def _objects(self, prefix: str) -> ObjectInfos:
+        def call() -> ObjectInfos:
             found = []
             paginator = self._client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._full(prefix)):
