@@ -126,7 +126,9 @@ def test_a_killed_run_and_orphaned_temporaries_go_after_the_cutoff_and_a_dry_run
     fresh = cli("models", "gc", "--store", store, "-o", "json").json()  # default --older-than 1h: all too young
     assert fresh["removed"] == [] and fresh["older_than_seconds"] == HOUR
     protected = cli("models", "gc", "--store", store, "--older-than", "0s", "-o", "json").json()
-    assert [(g["kind"], g["uri"]) for g in protected["removed"]] == [("temporary object", orphan.as_uri())]
+    # (a run killed mid-write may leave a temporary file of its own beside ours: also garbage)
+    assert {g["kind"] for g in protected["removed"]} == {"temporary object"}
+    assert orphan.as_uri() in [g["uri"] for g in protected["removed"]]
     # the killed run's lease is fresh: gc cannot tell it from a run still writing
     assert [(k["version"], k["reason"].split(" (")[0]) for k in protected["kept"]] == [(crashed, "being written")]
     assert not orphan.exists()

@@ -142,6 +142,14 @@ def collect_garbage(
                 if side:
                     named.setdefault(side, f"rollout record {entry.rollout_id}")
 
+    root_level = [t for t in store.temporaries("") if "/" not in t.key]
+    temporaries = sorted(store.temporaries(model + "/") + root_level, key=lambda t: t.key)
+    temps: dict[str, list[ObjectInfo]] = defaultdict(list)  # a version's own, removed with it
+    for temp in temporaries:
+        parts = temp.key.split("/")
+        if len(parts) >= 3 and parts[1] not in (HISTORY_DIR, DATASETS_DIR):
+            temps[parts[1]].append(temp)
+
     live: set[str] = set()
     for version, objects in sorted(versions.items()):
         keys = {info.key: info for info in objects}
@@ -152,7 +160,7 @@ def collect_garbage(
             if lease is not None and version not in live and lease.modified <= cutoff:
                 result.removed.append(_garbage(store, TEMPORARY, version, [lease]))
             continue
-        newest = max(objects, key=lambda info: info.modified)
+        newest = max(objects + temps.get(version, []), key=lambda info: info.modified)
         if lease is not None and version in live:
             result.kept.append(Kept(version, f"being written (its lease is from {isoformat(lease.modified)})"))
         elif version in named:
@@ -160,10 +168,9 @@ def collect_garbage(
         elif newest.modified > cutoff:
             result.kept.append(Kept(version, f"written {isoformat(newest.modified)}, within --older-than"))
         else:
-            result.removed.append(_garbage(store, INCOMPLETE, version, objects))
+            result.removed.append(_garbage(store, INCOMPLETE, version, objects + temps.get(version, [])))
 
-    root_level = [t for t in store.temporaries("") if "/" not in t.key]
-    for temp in sorted(store.temporaries(model + "/") + root_level, key=lambda t: t.key):
+    for temp in temporaries:
         parts = temp.key.split("/")
         if temp.modified > cutoff or (len(parts) >= 3 and parts[1] in live):
             continue
