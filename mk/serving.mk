@@ -7,8 +7,10 @@ SERVE_ARGS ?=
 VERSION ?=
 STORAGE_URI ?=
 BENCH_ARGS ?=
+# The KServe SDK the serving suite is also proved on (the pinned one is in requirements.lock).
+KSERVE_COMPAT ?= 0.20.0
 
-.PHONY: serve bench-serve bench-shadow
+.PHONY: serve bench-serve bench-shadow test-serving-compat
 
 # The pull goes to a scratch directory the predictor removes at exit; it binds what it prints.
 serve: $(STAMP) ## serve production from STORE on 127.0.0.1:8080 (VERSION=v for another version, STORAGE_URI=file://|s3://... to pull one)
@@ -25,3 +27,6 @@ bench-serve: $(STAMP) ## benchmark the predictor against MLServer and the framew
 bench-shadow: $(STAMP) ## benchmark the predictor with its shadow model off, on and slow (needs wrk; BENCH_ARGS=..., DATA=csv)
 	@command -v wrk >/dev/null || { echo "bench-shadow needs wrk: apt-get install -y wrk" >&2; exit 1; }
 	$(BIN)/python scripts/bench_shadow.py $(if $(DATA),--data $(DATA)) $(BENCH_ARGS)
+
+test-serving-compat: ## run tests/serving on KServe SDK $(KSERVE_COMPAT) too, in its own venv (cached in ~/.cache/spamops)
+	PYTHON=$(PYTHON) bash scripts/serving_compat.sh $(KSERVE_COMPAT) $(PYTEST_ARGS)

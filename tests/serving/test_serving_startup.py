@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from spamops.serving import workers
+import pytest
+
+from spamops.serving import server as predictor_server
 from spamops.serving.__main__ import DEFAULT_MODEL_DIR, build_parser
 from spamops.serving.settings import ServingSettings
 from spamops_dev.predictor import Predictor, free_port
@@ -206,8 +210,117 @@ def test_make_serve_of_a_version_that_does_not_exist_exits_at_once(trained_store
 def test_the_listening_socket_sends_small_responses_at_once():
     # uvloop sets TCP_NODELAY only on sockets it binds itself; ours must, or each small answer
     # waits for the client's delayed ACK (about 40 ms).
-    sock = workers.listening_socket("127.0.0.1", 0, reuse_port=False)
+    sock = predictor_server.listening_socket("127.0.0.1", 0, reuse_port=False)
     try:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         sock.close()
+
+
+# -- start-up order: the address first, then the model (issue: a port in use was a traceback after the load) --
+
+# What a model load writes (the pull, then the model's READY or NOT READY line): none may appear
+# when the address is refused.
+LOAD_LINES = ("pulled ", " READY", "NOT READY", "decision table")
+
+
+def start_up(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python -m spamops.serving ARGS`` as a user runs it; one that is still serving after ``timeout`` fails."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spamops.serving", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"still running after {timeout} s: it started serving instead of refusing\n{err[-2000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def assert_refused_before_loading(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit 2, exactly one line on stderr that says each fragment, and no trace of a pull or a load."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("python -m spamops.serving: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    for line in LOAD_LINES:
+        assert line not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_starting_a_second_predictor_on_the_same_port_is_refused_before_it_loads(
+    start_predictor, model_dir, trained_store, workers
+):
+    # The first one runs two workers: their SO_REUSEPORT sockets must not let a second predictor
+    # (one worker or two) join the port silently.
+    first = start_predictor("--model_dir", str(model_dir), "--bind", "127.0.0.1", "--workers", "2")
+    second = start_up(
+        "--storage-uri", f"file://{trained_store}/spam", "--bind", "127.0.0.1", "--http_port", str(first.port),
+        "--workers", workers, "--enable_grpc", "false",
+    )  # fmt: skip
+    assert_refused_before_loading(second, f"--http_port {first.port}", "already in use")
+    assert first.get("/v2/health/ready").status == 200  # the first one never noticed
+
+
+def test_a_port_out_of_range_is_refused_naming_the_flag(trained_store):
+    proc = start_up("--storage-uri", f"file://{trained_store}/spam", "--http_port", "99999", "--enable_grpc", "false")
+    assert_refused_before_loading(proc, "--http_port 99999", "1-65535")
+
+
+def test_an_address_that_is_not_this_machines_is_refused_naming_the_flag(trained_store):
+    # Binding sends nothing anywhere: the kernel refuses an address no interface has.
+    proc = start_up("--storage-uri", f"file://{trained_store}/spam", "--bind", "10.255.255.1", "--enable_grpc", "false")
+    assert_refused_before_loading(proc, "--bind 10.255.255.1", "not an address of this machine")
+
+
+def test_a_grpc_port_in_use_is_refused_naming_the_flag(start_predictor, model_dir, trained_store):
+    taken = start_predictor("--model_dir", str(model_dir), "--bind", "127.0.0.1")
+    proc = start_up(
+        "--storage-uri", f"file://{trained_store}/spam", "--bind", "127.0.0.1", "--http_port", str(free_port()),
+        "--enable_grpc", "true", "--grpc_port", str(taken.port),
+    )  # fmt: skip
+    assert_refused_before_loading(proc, f"--grpc_port {taken.port}", "already in use")
+    out_of_range = start_up("--model_dir", str(model_dir), "--http_port", "0", "--grpc_port", "70000")
+    assert_refused_before_loading(out_of_range, "--grpc_port 70000")
+
+
+# -- a version pulled anywhere serves (issue: a shallow directory was "expected a URI with at least one segment") --
+
+
+def test_a_version_pulled_to_a_shallow_directory_serves(start_predictor, trained_store, production_version):
+    # d=$(mktemp -d); spamops models pull V "$d" && python -m spamops.serving --storage-uri "$d"
+    d = Path(tempfile.mkdtemp())  # directly under the temporary root, as mktemp -d makes it
+    try:
+        pulled = subprocess.run(
+            [sys.executable, "-m", "spamops", "models", "pull", production_version, str(d), "--store", str(trained_store)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert pulled.returncode == 0, pulled.stderr
+        for uri in (str(d), d.as_uri()):
+            server = start_predictor("--storage-uri", uri)
+            assert server.get("/v1/models/spam").json()["version"] == production_version
+            assert server.post_json("/v1/models/spam:predict", {"instances": ["hi", [30, 1]]}).status == 200
+            server.stop()
+        # Still checked against its card on the way in: an altered copy is refused, naming the file.
+        (d / "model.joblib").write_bytes((d / "model.joblib").read_bytes() + b"x")
+        proc = start_up("--storage-uri", str(d), "--enable_grpc", "false")
+        assert proc.returncode == 1 and f"{d.as_uri()}/model.joblib: checksum mismatch" in proc.stderr, proc.stderr
+    finally:
+        shutil.rmtree(d)
+
+
+def test_a_directory_without_a_version_names_what_it_expected(tmp_path):
+    empty = Path(tempfile.mkdtemp())
+    try:
+        for uri in (str(empty), "/"):
+            proc = start_up("--storage-uri", uri, "--enable_grpc", "false")
+            assert proc.returncode == 2 and "neither a complete model version" in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr
+    finally:
+        empty.rmdir()

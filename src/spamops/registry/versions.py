@@ -69,7 +69,15 @@ from spamops.records import (
 )
 from spamops.registry.store import ObjectStore
 
-__all__ = ["Registry", "VersionInfo", "GateRefusedError", "count_decisions", "utc_now"]
+__all__ = [
+    "Registry",
+    "VersionInfo",
+    "GateRefusedError",
+    "count_decisions",
+    "pull_files",
+    "pull_version_directory",
+    "utc_now",
+]
 
 POINTER_FILE = "production.json"
 HISTORY_DIR = "history"
@@ -103,6 +111,51 @@ class VersionInfo:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def pull_files(store: ObjectStore, prefix: str, card: ModelCard, dest: Path, *, overwrite: bool = False) -> Path:
+    """Copy the files ``card`` names from under ``prefix`` in ``store`` into ``dest``, each verified first.
+
+    ``prefix`` is a version's (``<model>/<version>/``), or empty for a store
+    rooted at a version directory (a copy pulled anywhere).  A non-empty
+    ``dest`` is refused unless ``overwrite``: mixing two versions' files in one
+    model directory would serve a card that vouches for the other one.
+    """
+    if dest.exists() and not dest.is_dir():
+        raise BadInputError(f"{dest}: exists and is not a directory")
+    if not overwrite and dest.is_dir() and any(dest.iterdir()):
+        raise BadInputError(f"{dest}: directory is not empty; choose an empty one or pass --overwrite")
+    blobs = {}
+    for name, expected in card.files.items():
+        data = store.get(prefix + name).data
+        if sha256_hex(data) != expected:
+            raise IntegrityError(f"{store.uri(prefix + name)}: checksum mismatch; refusing to pull it")
+        blobs[name] = data
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, data in blobs.items():
+            (dest / name).write_bytes(data)
+        (dest / CARD_FILE).write_bytes(dump_record(card))
+    except OSError as exc:
+        cause = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        raise BadInputError(f"{dest}: cannot write the version there ({cause}); choose a writable DIR") from None
+    return dest
+
+
+def pull_version_directory(store: ObjectStore, dest: Path) -> ModelCard | None:
+    """The version whose files and card sit at ``store``'s root, copied (verified) into ``dest``; ``None`` without a card.
+
+    Such a root is a version prefix (``<model>/<version>/``) opened as a store, or a
+    copy ``spamops models pull`` wrote anywhere: the card names every file and its
+    sha256, so the version needs no store around it.
+    """
+    try:
+        data = store.get(CARD_FILE).data
+    except NotFoundError:
+        return None
+    card = parse_card(data, store.uri(CARD_FILE))
+    pull_files(store, "", card, dest)
+    return card
 
 
 class Registry:
@@ -238,31 +291,8 @@ class Registry:
         return joblib.load(io.BytesIO(self.model_bytes(version)))
 
     def pull(self, version: str, dest: Path, *, overwrite: bool = False) -> Path:
-        """Copy a version's files into ``dest`` after verifying each against the card.
-
-        A non-empty ``dest`` is refused unless ``overwrite``: mixing two versions'
-        files in one model directory would serve a card that vouches for the other one.
-        """
-        card = self.card(version)
-        if dest.exists() and not dest.is_dir():
-            raise BadInputError(f"{dest}: exists and is not a directory")
-        if not overwrite and dest.is_dir() and any(dest.iterdir()):
-            raise BadInputError(f"{dest}: directory is not empty; choose an empty one or pass --overwrite")
-        blobs = {}
-        for name, expected in card.files.items():
-            data = self.store.get(self._key(version, name)).data
-            if sha256_hex(data) != expected:
-                raise IntegrityError(f"{self.version_uri(version)}{name}: checksum mismatch; refusing to pull it")
-            blobs[name] = data
-        try:
-            dest.mkdir(parents=True, exist_ok=True)
-            for name, data in blobs.items():
-                (dest / name).write_bytes(data)
-            (dest / CARD_FILE).write_bytes(dump_record(card))
-        except OSError as exc:
-            cause = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-            raise BadInputError(f"{dest}: cannot write the version there ({cause}); choose a writable DIR") from None
-        return dest
+        """Copy a version's files into ``dest`` after verifying each against the card (see :func:`pull_files`)."""
+        return pull_files(self.store, self._key(version) + "/", self.card(version), dest, overwrite=overwrite)
 
     # -- dataset snapshots -------------------------------------------------
     def _dataset_key(self, sha256: str) -> str:

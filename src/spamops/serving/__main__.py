@@ -7,8 +7,11 @@ model stays registered but not ready (503 on readiness) and the log says why.
 Only a ``--storage-uri`` (the local path: in the cluster KServe's storage
 initializer pulls) that cannot be pulled exits, at once and naming the URI.
 
-``--workers N`` forks N processes after the model is verified and its decision
-table built, so they share it (:mod:`spamops.serving.workers`).
+The listening address is taken first, before anything is pulled or loaded, so
+a port in use or an address that is not this machine's is one line naming the
+flag (exit 2) and no model is loaded (:mod:`spamops.serving.server`, which owns
+start-up).  ``--workers N`` forks N processes after the model is verified and
+its decision table built, so they share it (:mod:`spamops.serving.workers`).
 
 Two defaults differ from stock KServe, both because at thousands of requests
 per second per-request log lines cost a quarter of the throughput and the
@@ -22,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import gc
 import logging
 import os
 import shutil
@@ -31,7 +33,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from kserve import Model, ModelServer, model_server
+from kserve import model_server
 from kserve.utils.utils import strtobool
 
 from spamops import names
@@ -179,53 +181,6 @@ def configure_logging(args: argparse.Namespace) -> None:
     kserve_configure(config)
 
 
-def serve(model: Model, args: argparse.Namespace, settings: ServingSettings) -> int:
-    """Run KServe's ``ModelServer`` with our guard, handlers and routes around ``model``; the exit code.
-
-    Everything is built before :func:`spamops.serving.workers.run` binds and
-    (with ``--workers`` > 1) forks, so the workers share one verified model and
-    one decision table.
-    """
-    import kserve.model_server as kserve_app
-
-    from spamops.serving import http, openapi, shadow, workers
-
-    server = ModelServer(
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=1,  # each of our worker processes runs KServe's single-process server
-        max_threads=args.max_threads,
-        max_asyncio_workers=args.max_asyncio_workers,
-        enable_grpc=args.enable_grpc,
-        enable_docs_url=args.enable_docs_url,
-        enable_latency_logging=args.enable_latency_logging,
-        access_log_format=args.access_log_format,
-        event_loop=args.event_loop,
-        timeout_keep_alive=args.timeout_keep_alive,
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
-    )
-    http.install(kserve_app.app, server.registered_models, settings.max_body_bytes)
-    shadow.add_route(kserve_app.app, server.registered_models)
-    openapi.document(kserve_app.app, settings, server.registered_models)
-    server.model_repository_extension = http.ReadOnlyRepository(server.registered_models)  # gRPC load/unload
-    # Registered even when not ready: KServe would refuse to start without a ready model,
-    # and a process that exits on a bad artifact crash-loops; a not-ready one says 503 and why.
-    server.register_model(model)
-    model.enable_latency_logging = args.enable_latency_logging
-    # Everything allocated so far (KServe, FastAPI, scikit-learn, the model) lives until exit:
-    # moving it out of the collector's generations keeps full collections, and so tail latency, short,
-    # and keeps forked workers from writing to (and so copying) the pages they share.
-    gc.collect()
-    gc.freeze()
-
-    def start(sock) -> None:
-        workers.serve_rest_on(sock, lambda app: http.claim_error_handlers(app, server.registered_models))
-        server.start([])
-
-    return workers.run(start, args.bind, server.http_port, args.workers)
-
-
 class PullFailed(SpamopsError):
     """``--storage-uri`` could not be pulled: the URI and the store's reason, with the store error's exit code."""
 
@@ -269,10 +224,12 @@ def model_directory(args: argparse.Namespace) -> Iterator[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, (pull,) load and serve.
+    """Parse, bind, (pull,) load and serve.
 
-    Exit 2 on bad flags or a ``--storage-uri`` that names nothing, 1 when the
-    pull fails otherwise; never on a bad artifact in ``--model_dir`` (see above).
+    Exit 2 on bad flags, an address that cannot be listened on (checked before
+    anything is pulled or loaded) or a ``--storage-uri`` that names nothing, 1
+    when the pull fails otherwise; never on a bad artifact in ``--model_dir``
+    (see above).
     """
     args = build_parser().parse_args(argv)
     try:
@@ -289,9 +246,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     configure_logging(args)
 
+    from spamops.serving import server as predictor_server
     from spamops.serving.model import SpamModel
 
     try:
+        server = predictor_server.PredictorServer(args)
+        listeners = predictor_server.bind(
+            args.bind, server.http_port, args.workers, args.grpc_port if args.enable_grpc else None
+        )
         with model_directory(args) as model_dir:
             model = SpamModel(args.model_name, model_dir, settings, log)
             model.load()  # a refused artifact leaves the model registered but not ready, saying why
@@ -302,10 +264,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 model.shadow = load_shadow(
                     model.name, model.version, args.shadow_storage_uri, settings, shadow_settings
                 )
-            return serve(model, args, settings)
+            return predictor_server.serve(server, model, listeners, settings)
     except SpamopsError as exc:
         print(f"python -m spamops.serving: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except predictor_server.KServeIncompatible as exc:
+        print(f"python -m spamops.serving: {exc}", file=sys.stderr)
+        return int(ExitCode.FAILURE)
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def not_ready_handler(registry: ModelRepository) -> Any:
 def claim_error_handlers(app: FastAPI, registry: ModelRepository) -> None:
     """Re-register the handlers KServe replaces with its own when it creates the application.
 
-    Call after KServe's ``create_application`` (``workers.serve_rest_on`` does).
+    Call after KServe's ``create_application`` (:class:`spamops.serving.server.BoundRESTServer` does).
     """
     app.add_exception_handler(ModelNotReady, not_ready_handler(registry))
     app.add_exception_handler(InvalidInput, kserve_bad_request_handler)
