@@ -108,7 +108,8 @@ CONSTANT_SERVER = """
 import sys
 from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from spamops.serving.__main__ import build_parser, configure_logging, serve, settings_from
+from spamops.serving import server
+from spamops.serving.__main__ import build_parser, configure_logging, settings_from
 
 class ConstantModel(Model):
     '''Answers every request with a constant of the right size: the framework's own ceiling.'''
@@ -130,7 +131,9 @@ class ConstantModel(Model):
 
 args = build_parser().parse_args(sys.argv[1:])
 configure_logging(args)
-serve(ConstantModel(args.model_name), args, settings_from(args))
+predictor = server.PredictorServer(args)
+listeners = server.bind(args.bind, predictor.http_port, args.workers, args.grpc_port if args.enable_grpc else None)
+sys.exit(server.serve(predictor, ConstantModel(args.model_name), listeners, settings_from(args)))
 """
 
 
