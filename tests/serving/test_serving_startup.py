@@ -231,11 +231,12 @@ def start_up(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: forked workers are stopped with it
     )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         pytest.fail(f"still running after {timeout} s: it started serving instead of refusing\n{err[-2000:]}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
