@@ -53,7 +53,9 @@ import uvicorn
 from kserve import Model, ModelServer
 from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 from kserve.model_repository import ModelRepository
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc.server import GRPCServer
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.server import RESTServer
 
 from spamops.errors import BadInputError
@@ -76,7 +78,10 @@ class KServeIncompatible(RuntimeError):
 def check_kserve() -> None:
     """Fail loudly, naming the installed KServe, if an attribute start-up relies on has moved."""
     problems = []
-    rest = RESTServer(FASTAPI_APP_IMPORT_STRING, None, None, 0)  # type: ignore[arg-type] - never started
+    registry = ModelRepository()
+    rest = RESTServer(
+        FASTAPI_APP_IMPORT_STRING, DataPlane(registry), ModelRepositoryExtension(registry), 0
+    )  # unstarted
     if not isinstance(getattr(rest, "_server", None), uvicorn.Server):
         problems.append("RESTServer._server is no longer the uvicorn.Server it serves with")
     for name in ("create_application", "start"):
