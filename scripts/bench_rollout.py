@@ -1,6 +1,6 @@
 """Benchmark (not a test): the canary analysis loop's cost per check, and how fast a bad canary is cut off.
 
-1. Overhead per check (12 instant queries + the decision): two versions trained on the bundled demo data, two real
+1. Overhead per check (six range-selector queries + the decision): two versions trained on the bundled demo data, two real
    predictor processes under steady traffic, real Prometheus (1 s scrape); the
    time of :func:`spamops.deploy.analysis.run_check`, against a baseline measured in the same run: one instant query
    (``up``) round trip.
@@ -30,8 +30,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 from spamops.cli import main  # noqa: E402
-from spamops.config import RolloutConfig  # noqa: E402
-from spamops.deploy.analysis import Queries, Thresholds, run_check  # noqa: E402
+from spamops.config import (  # noqa: E402
+    AnalysisConfig,
+    RolloutConfig,  # noqa: E402
+    SuccessRateSource,
+)
+from spamops.deploy import judge  # noqa: E402
+from spamops.deploy.analysis import Windows, run_check  # noqa: E402
 from spamops.deploy.cluster import Cluster, Target  # noqa: E402
 from spamops.deploy.rollout import Rollouts  # noqa: E402
 from spamops.prometheus import Prometheus  # noqa: E402
@@ -109,9 +114,11 @@ def bench_checks(tmp: Path, checks: int) -> tuple[float, float]:
             started = time.perf_counter()
             prom.vector("up")
             baseline.append(time.perf_counter() - started)
-            check = run_check(prom, Queries(), Thresholds(min_requests=5), stable, canary, "10s")
+            now = time.time()
+            settings = judge.Settings.from_config(AnalysisConfig(min_requests=5, min_instances=5))
+            check = run_check(prom, SuccessRateSource(), settings, stable, canary, Windows(now - 10, now - 10, now))
             per_check.append(check.seconds)
-            verdicts.append(check.verdict)
+            verdicts.append(check.verdict.verdict)
         stop.set()
         print(f"check verdicts: {sorted(set(verdicts))}", file=sys.stderr)
         return statistics.median(baseline), statistics.median(per_check)

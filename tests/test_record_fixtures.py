@@ -139,7 +139,9 @@ def test_the_configuration_in_earlier_cards_reads_as_written(store, ids):
     registry = Registry(open_store(store), MODEL)
     refused = registry.card(ids["refused"]).config
     assert refused.gate.min_accuracy == 0.999 and refused.train.grid.n_neighbors == [3, 5, 7]
-    assert refused.rollout.analysis.inconclusive_limit == 2 and refused.rollout.analysis.max_p99_seconds == 0.25
+    # Renamed since: inconclusive_limit 2 (three checks, 60 s apart) and max_p99_seconds read as their successors.
+    analysis = refused.rollout.analysis
+    assert analysis.undecided_deadline == 180.0 and analysis.max_latency_seconds == 0.25
     assert registry.card(ids["seed7"]).config.train.seed == 7
     # Renamed since (spamops.config.RENAMED_SETTINGS): read under the new name, kept under the old one.
     first = registry.card(ids["first"]).config

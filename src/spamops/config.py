@@ -15,15 +15,25 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from spamops import __version__
+from spamops import __version__, names
 from spamops.errors import BadInputError
 
 DEFAULT_STORE_URI = "./.spamops/store"
@@ -143,13 +153,135 @@ class GateConfig(_Strict):
     )
 
 
+SIGNAL_NAMES = Literal["success_rate", "latency", "success_vs_stable", "latency_vs_stable", "spam_rate", "distribution"]
+PLACEHOLDERS = ("version",)
+
+
+def _template_problem(template: str) -> str | None:
+    """Why a PromQL selector template is unusable, or ``None`` (checked at load, before anything is routed)."""
+    text = fill(template, {name: "x" for name in PLACEHOLDERS}, check=False)
+    depth, quote, escaped = 0, "", False
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'`":
+            quote = ch
+        elif ch in "{([":
+            depth += 1
+        elif ch in "})]":
+            depth -= 1
+            if depth < 0:
+                return "unbalanced braces: a closing one comes first"
+    if quote:
+        return "an unterminated string"
+    if depth:
+        return "unbalanced braces"
+    unknown = sorted(set(_PLACEHOLDER.findall(_collapse(template))) - set(PLACEHOLDERS))
+    if unknown:
+        return f"unknown placeholder {{{unknown[0]}}} (known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})"
+    if not re.match(r"^\s*[a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{.*\})?\s*$", text, re.S):
+        return 'must be a series selector (metric{label="value", ...}): the judge counts its raw samples'
+    return None
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _collapse(template: str) -> str:
+    """Doubled braces (the old ``str.format`` escaping) read as single ones."""
+    return template.replace("{{", "{").replace("}}", "}")
+
+
+def fill(template: str, values: dict[str, str], *, check: bool = True) -> str:
+    """A selector template with its ``{placeholder}`` s replaced; PromQL's own braces stay as written."""
+    text = _collapse(template)
+    if check and (problem := _template_problem(template)):
+        raise BadInputError(f"{template!r}: {problem}")
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+SUCCESS_RATE_PRESETS = {
+    # The predictor's own answers by status code, joined to its version through spamops_model_info.
+    "predictor": (names.INFERENCE_RESPONSES_TOTAL, names.INFERENCE_RESPONSES_TOTAL + '{code=~"5.."}', "instance"),
+    # Istio's sidecar on the predictor pod (reporter="destination"); merged metrics share the pod's address.
+    "istio": (
+        'istio_requests_total{reporter="destination"}',
+        'istio_requests_total{reporter="destination",response_code=~"5.."}',
+        "instance",
+    ),
+    # Envoy Gateway with per-endpoint stats (EnvoyProxy telemetry.metrics.enablePerEndpointStats: true).
+    "envoy-gateway": ("envoy_cluster_endpoint_rq_total", "envoy_cluster_endpoint_rq_error", "envoy_endpoint_address"),
+}
+
+
+class SuccessRateSource(_Strict):
+    """Where the success rate's request counts come from (docs/rollout.md, "Success-rate providers")."""
+
+    provider: Literal["predictor", "istio", "envoy-gateway", "custom"] = Field(
+        "predictor",
+        description="`predictor` (its own answers; every cluster), `istio`, `envoy-gateway`, or `custom` "
+        "(`requests`/`errors` selectors).",
+    )
+    requests: str | None = Field(
+        None, description="custom: series selector of a counter of requests (`{version}` allowed)."
+    )
+    errors: str | None = Field(None, description="custom: selector of the same counter's failed (5xx) requests.")
+    join_label: str | None = Field(
+        None,
+        description="custom: label holding the pod address joined to `spamops_model_info`'s `instance`; null "
+        "when the selectors name the version (`{version}`).",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> SuccessRateSource:
+        if self.provider != "custom":
+            if self.requests or self.errors or self.join_label:
+                raise ValueError(f"requests/errors/join_label are for provider custom, not {self.provider}")
+            return self
+        for name in ("requests", "errors"):
+            template = getattr(self, name)
+            if not template:
+                raise ValueError(f"provider custom needs {name} (a PromQL series selector)")
+            if problem := _template_problem(template):
+                raise ValueError(f"{name} {template!r}: {problem}")
+        uses_version = all("{version}" in _collapse(getattr(self, n)) for n in ("requests", "errors"))
+        if not uses_version and not self.join_label:
+            raise ValueError("custom selectors must either both name {version} or set join_label")
+        return self
+
+    def selectors(self) -> tuple[str, str, str | None]:
+        """(requests, errors, join label) of the provider in force."""
+        if self.provider == "custom":
+            return self.requests or "", self.errors or "", self.join_label
+        return SUCCESS_RATE_PRESETS[self.provider]
+
+
+def _deadline_from_limit(value: Any, raw: dict) -> float:
+    """``inconclusive_limit: N`` aborted on check N+1 of a step: N+1 intervals."""
+    return (int(value) + 1) * float(raw.get("interval", 60.0))
+
+
 class AnalysisConfig(_Strict):
     """Canary analysis (``spamops rollout auto``); names follow Flagger's where it has one."""
 
     interval: float = Field(
-        60.0, ge=1.0, description="Seconds between checks; also the metrics window (Flagger `interval`)."
+        60.0,
+        ge=1.0,
+        description="Seconds between checks; a step is decided no sooner than this after its weight changed "
+        "(Flagger `interval`).",
     )
-    threshold: int = Field(1, ge=1, description="Failed checks before abort (Flagger `threshold`).")
+    threshold: int = Field(
+        1,
+        ge=1,
+        description="Checks with a failed absolute floor (success rate, latency ceiling) over the rollout before "
+        "abort (Flagger `threshold`); a comparison's sequential rejection aborts at once.",
+    )
     step_weights: list[Annotated[int, Field(ge=1, le=100)]] = Field(
         default_factory=lambda: [10, 25, 50, 100],
         min_length=1,
@@ -165,29 +297,70 @@ class AnalysisConfig(_Strict):
     progress_deadline: float = Field(
         600.0,
         ge=1.0,
-        description="Seconds the canary may take to become Ready before abort (Flagger `progressDeadlineSeconds`).",
-    )
-    inconclusive_limit: int = Field(
-        3,
-        ge=0,
-        description="Inconclusive checks in a row (too few requests, Prometheus down) allowed; one more aborts.",
+        description="Seconds the canary may stay not Ready, counted from its last progress (start, a weight "
+        "change, last seen Ready), before abort (Flagger `progressDeadlineSeconds`).",
     )
     min_requests: int = Field(
-        20, ge=1, description="Requests per side per interval below which a check is inconclusive."
+        20, ge=1, description="Requests a side needs (canary: in the step) before its request signals can pass."
     )
-    min_success_rate: float = Field(0.99, ge=0.0, le=1.0, description="Canary request success rate floor.")
-    max_p99_seconds: float = Field(
-        0.5, gt=0.0, description="Canary p99 predict latency ceiling (`request_predict_seconds`)."
+    min_instances: int = Field(
+        20, ge=1, description="Scored instances each side needs in the rollout before the model signals can pass."
     )
-    max_spam_rate_diff: float = Field(
-        0.10, ge=0.0, le=1.0, description="Largest allowed |canary - stable| share of messages labelled spam."
+    alpha: float = Field(
+        0.01,
+        gt=0.0,
+        lt=0.5,
+        description="False-abort budget of one rollout: a healthy canary is aborted with at most this probability "
+        "(all signals and steps together; docs/rollout.md).",
     )
-    max_probability_shift: float = Field(
-        0.10,
+    min_success_rate: float = Field(0.99, ge=0.0, le=1.0, description="Canary request success rate floor (per step).")
+    latency_quantile: float = Field(
+        0.99, gt=0.0, lt=1.0, description="The latency quantile the latency signals judge (0.99 = p99)."
+    )
+    max_latency_seconds: float = Field(
+        0.05,
+        gt=0.0,
+        description="Canary predict latency ceiling at `latency_quantile` (`spamops_predict_latency_seconds`), "
+        "per step; the `SpamopsHighPredictLatency` alert's 50 ms.",
+    )
+    max_latency_ratio: float = Field(
+        1.5, ge=1.0, description="Largest allowed canary/stable ratio of the latency quantile."
+    )
+    spam_rate_tolerance: float = Field(
+        0.0,
         ge=0.0,
         le=1.0,
-        description="Smallest KS distance between spam-probability distributions that aborts (also needs p < 0.001).",
+        description="Canary minus stable share labelled spam tolerated either way; beyond it, with confidence, aborts "
+        "(0: any difference the test can show).",
     )
+    probability_shift_tolerance: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Wasserstein distance (probability units) between the spam-probability distributions "
+        "beyond which, with confidence, the distribution signal fails or warns.",
+    )
+    calibration_shift: Literal["warn", "abort"] = Field(
+        "warn",
+        description="A probability shift that leaves the share labelled spam unchanged: `warn` (recorded) or `abort`.",
+    )
+    required_signals: list[SIGNAL_NAMES] = Field(
+        default_factory=lambda: list(get_args(SIGNAL_NAMES)),
+        description="Signals that must pass to advance; one without data holds the step (undecided), naming why. "
+        "Others are judged when present and skipped when not.",
+    )
+    undecided_deadline: float = Field(
+        600.0,
+        ge=1.0,
+        description="Seconds a step may stay undecided (too little data, a signal without series, Prometheus "
+        "down) before `on_undecided`.",
+    )
+    on_undecided: Literal["abort", "pause"] = Field(
+        "abort",
+        description="At `undecided_deadline`: `abort` (traffic back to stable) or `pause` (hold the weight "
+        "for a person: `rollout promote` / `abort`).",
+    )
+    success_rate: SuccessRateSource = Field(default_factory=lambda: SuccessRateSource())
     shadow_phase: bool = Field(
         False,
         description="`rollout auto VERSION` first shadows the version (no traffic) and starts the canary only if "
@@ -204,17 +377,6 @@ class AnalysisConfig(_Strict):
     shadow_deadline: float = Field(
         3600.0, ge=1.0, description="Seconds the shadow phase may take to compare enough instances before abort."
     )
-    success_rate_query: str | None = Field(
-        None,
-        description="PromQL for a side's success rate (`{version}`, `{window}`); null = the data plane's "
-        "`spamops_gateway_requests_total` (docs/rollout.md).",
-    )
-
-    routed_requests_query: str | None = Field(
-        None,
-        description="PromQL for the requests the data plane routed to a side (`{version}`, `{window}`), the count "
-        "behind the success rate; null = `spamops_gateway_requests_total` (docs/rollout.md).",
-    )
 
     @field_validator("step_weights")
     @classmethod
@@ -222,6 +384,15 @@ class AnalysisConfig(_Strict):
         if not values or any(not 0 < v <= 100 for v in values) or values != sorted(set(values)):
             raise ValueError("must be increasing weights in 1..100")
         return values
+
+    def refusal(self) -> str | None:
+        """Why ``rollout auto`` cannot run these settings (checked when a config file loads, not in records)."""
+        if self.weights() == [100]:
+            return (
+                "rollout.analysis.step_weights: a one-step rollout ([100]) never measures the canary next to "
+                "stable; add a smaller first step (e.g. [50, 100]) or use 'spamops rollout switch' for blue/green"
+            )
+        return None
 
     def weights(self) -> list[int]:
         """The step weights in force: ``step_weight`` up to ``max_weight`` when set, else ``step_weights``."""
@@ -284,10 +455,17 @@ class RunConfig(_Strict):
 # -- renamed settings ---------------------------------------------------------
 @dataclass(frozen=True)
 class Renamed:
-    """Where a setting went (its new dotted name) and ``until``, the last release that reads the old name."""
+    """Where a setting went (its new dotted name) and ``until``, the last release that reads the old name.
 
-    new: str
+    ``convert(value, section)`` maps an old value whose meaning changed (``section``: the mapping
+    the old name sits in); ``new=None`` retires a setting: read, warned about and ignored, ``note``
+    saying what replaces it.
+    """
+
+    new: str | None
     until: str
+    note: str = ""
+    convert: Callable[[Any, Mapping[str, Any]], Any] | None = None
 
     def read_by(self, release: str = __version__) -> bool:
         """Whether spamops ``release`` still reads the old name in a config file."""
@@ -301,6 +479,24 @@ class Renamed:
 RENAMED_SETTINGS: dict[str, Renamed] = {
     # The one duration with an "_s" suffix; the others spell out "_seconds" (or have no unit).
     "train.dask_connect_timeout_s": Renamed("train.dask_connect_timeout_seconds", until="0.2"),
+    # The canary judge's rewrite (docs/rollout.md, "Renamed settings").
+    "rollout.analysis.inconclusive_limit": Renamed(
+        "rollout.analysis.undecided_deadline",
+        until="0.2",
+        note="N inconclusive checks in a row became (N+1) intervals undecided",
+        convert=lambda value, section: (int(value) + 1) * float(section.get("interval", 60.0)),
+    ),
+    "rollout.analysis.max_p99_seconds": Renamed("rollout.analysis.max_latency_seconds", until="0.2"),
+    "rollout.analysis.max_spam_rate_diff": Renamed("rollout.analysis.spam_rate_tolerance", until="0.2"),
+    "rollout.analysis.max_probability_shift": Renamed(
+        None, until="0.2", note="a KS distance; now probability_shift_tolerance, a Wasserstein distance"
+    ),
+    "rollout.analysis.success_rate_query": Renamed(
+        None, until="0.2", note="a PromQL ratio; now rollout.analysis.success_rate (provider, or custom selectors)"
+    ),
+    "rollout.analysis.routed_requests_query": Renamed(
+        None, until="0.2", note="the success-rate provider's requests selector counts what was routed"
+    ),
 }
 
 
@@ -336,12 +532,27 @@ def rename_settings(
         node = _walk(out, parents)
         if node is None or leaf not in node:
             continue
+        if entry.new is None:  # retired: nothing reads it any more
+            node.pop(leaf)
+            if stored:
+                continue
+            if not entry.read_by(release):
+                raise BadInputError(f"{source}: {old} was retired ({entry.note}); remove it from the file")
+            warnings.warn(
+                RenamedSettingWarning(
+                    f"{source}: {old} is retired and ignored ({entry.note}); remove it from the file"
+                ),
+                stacklevel=2,
+            )
+            continue
         *new_parents, new_leaf = entry.new.split(".")
         target = _walk(out, new_parents, create=True)
         if target is None:
             continue  # a non-mapping where the new name's section belongs: validation names it
+        value = entry.convert(node[leaf], node) if entry.convert else node[leaf]
         if stored:
-            target.setdefault(new_leaf, node.pop(leaf))
+            node.pop(leaf)
+            target.setdefault(new_leaf, value)
             continue
         if new_leaf in target:
             raise BadInputError(
@@ -352,10 +563,12 @@ def rename_settings(
                 f"{source}: {old} was renamed to {entry.new} (spamops {entry.until} read the old name for the "
                 f"last time); rename it in the file"
             )
-        target[new_leaf] = node.pop(leaf)
+        node.pop(leaf)
+        target[new_leaf] = value
+        read_as = f" ({entry.note}: {value!r})" if entry.convert else ""
         warnings.warn(
             RenamedSettingWarning(
-                f"{source}: {old} is now {entry.new}; the old name is read until spamops {entry.until}, "
+                f"{source}: {old} is now {entry.new}{read_as}; the old name is read until spamops {entry.until}, "
                 f"rename it in the file"
             ),
             stacklevel=2,
@@ -397,10 +610,13 @@ def load_config(path: str | Path | None) -> RunConfig:
         raise BadInputError(f"{path}: config must be a YAML mapping, got {type(raw).__name__}")
     raw = rename_settings(raw, str(path))
     try:
-        return RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise BadInputError(f"{path}: invalid config: {problems}") from None
+    if refusal := config.rollout.analysis.refusal():
+        raise BadInputError(f"{path}: invalid config: {refusal}")
+    return config
 
 
 def stored_config(raw: Mapping[str, Any]) -> RunConfig:

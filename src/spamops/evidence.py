@@ -48,6 +48,10 @@ class RangeSource(Protocol):
         """A range selector's raw samples as ``(labels, [(t, v)…])``."""
         ...
 
+    def vector(self, promql: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
+        """An instant query's ``(labels, value)`` pairs."""
+        ...
+
 
 @dataclass(frozen=True)
 class Series:
@@ -118,19 +122,42 @@ def fetch(
     return [Series(labels, samples) for labels, samples in prom.matrix(f"{selector}[{seconds}s]", at=end)]
 
 
+class Addresses:
+    """Which version each scraped address served: its ``instance`` exactly, else its host alone.
+
+    The host fallback joins an exporter scraped on another port of the same pod (a sidecar's);
+    a host or address seen with two versions in the range (an IP reused, several processes on
+    one host) is left out rather than guessed.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        exact: dict[str, set[str]] = defaultdict(set)
+        hosts: dict[str, set[str]] = defaultdict(set)
+        for address, version in pairs:
+            exact[address].add(version)
+            hosts[host(address) or ""].add(version)
+        self.exact = {a: next(iter(v)) for a, v in exact.items() if len(v) == 1}
+        self.hosts = {h: next(iter(v)) for h, v in hosts.items() if len(v) == 1}
+
+    def version(self, address: str | None) -> str | None:
+        if not address:
+            return None
+        return self.exact.get(address) or self.hosts.get(host(address) or "")
+
+    def values(self) -> set[str]:
+        return set(self.exact.values())
+
+
 def versions(
     prom: RangeSource, start: float, end: float, *, info: str = names.MODEL_INFO, label: str = names.LABEL_MODEL_VERSION
-) -> dict[str, str]:
-    """Which version each scraped host served in the range: host of ``instance`` -> ``model_version``.
-
-    A host seen with two versions in the range (a pod IP reused) is left out rather than guessed.
-    """
-    seen: dict[str, set[str]] = defaultdict(set)
-    for s in fetch(prom, info, start, end, lookback=0):
-        address = host(s.labels.get("instance"))
-        if address and s.labels.get(label):
-            seen[address].add(s.labels[label])
-    return {address: next(iter(v)) for address, v in seen.items() if len(v) == 1}
+) -> Addresses:
+    """The versions the scraped addresses served in the range, from ``info``'s ``instance`` and ``label``."""
+    seconds = max(1, math.ceil(end - start))
+    return Addresses(
+        (labels["instance"], labels[label])
+        for labels, _ in prom.vector(f"last_over_time({info}[{seconds}s])", at=end)
+        if labels.get("instance") and labels.get(label)
+    )
 
 
 def counts(
@@ -141,7 +168,7 @@ def counts(
     *,
     by: Sequence[str] = (),
     join: str | None = None,
-    hosts: dict[str, str] | None = None,
+    hosts: Addresses | None = None,
 ) -> dict[tuple[str, ...], float]:
     """``selector``'s increase over ``(start, end]`` per ``by`` labels.
 
@@ -152,10 +179,10 @@ def counts(
     series = fetch(prom, selector, start, end)
     if join is None:
         return group(series, start, by, end=end)
-    hosts = hosts or {}
+    hosts = hosts or Addresses(())
 
     def key(labels: dict[str, str]) -> tuple[str, ...] | None:
-        version = hosts.get(host(labels.get(join)) or "")
+        version = hosts.version(labels.get(join))
         return None if version is None else (version, *(labels.get(name, "") for name in by))
 
     return group(series, start, by, end=end, key=key)

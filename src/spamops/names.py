@@ -23,7 +23,8 @@ INVALID_REQUESTS_TOTAL = "spamops_invalid_requests_total"  # {reason}
 INFERENCE_RESPONSES_TOTAL = "spamops_inference_responses_total"  # {code}
 TABLE_FALLBACKS_TOTAL = "spamops_table_fallbacks_total"  # {model_version}
 MODEL_READY = "spamops_model_ready"  # {model_name}
-MODEL_INFO = "spamops_model_info"  # {model_name, model_version, feature_spec}, value 1
+MODEL_INFO = "spamops_model_info"  # {model_name, model_version, feature_spec}: 1 served, 0 artifact refused
+PREDICT_LATENCY = "spamops_predict_latency_seconds"  # histogram {model_version}, per request, sub-millisecond
 MODEL_LOAD_FAILURES_TOTAL = "spamops_model_load_failures_total"  # {model_name, reason}
 
 # ... its inference log writer (spamops.serving.inference_log)
@@ -68,7 +69,7 @@ MONITOR_FAILED_QUALITY_PASSES_TOTAL = "spamops_monitor_failed_quality_passes_tot
 ROLLOUT_DECISIONS_TOTAL = "spamops_rollout_decisions_total"  # {model_version, action}
 MONITOR_FAILED_ROLLOUT_PASSES_TOTAL = "spamops_monitor_failed_rollout_passes_total"
 
-# -- metrics a gateway in front of the predictors exports (the default success-rate query, docs/rollout.md)
+# -- what the tests' traffic driver (a stand-in data plane) exports; no product default reads it (docs/rollout.md)
 GATEWAY_REQUESTS_TOTAL = "spamops_gateway_requests_total"  # {model_version, code}
 
 METRICS: frozenset[str] = frozenset(

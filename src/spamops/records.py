@@ -305,6 +305,7 @@ RolloutAction = Literal[
     "started",
     "advanced",
     "held",
+    "paused",
     "aborted",
     "promoted",
     "switched",

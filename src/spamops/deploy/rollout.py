@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from spamops.config import RolloutConfig
-from spamops.deploy import analysis, traffic
+from spamops.config import AnalysisConfig, RolloutConfig
+from spamops.deploy import analysis, judge, traffic
 from spamops.deploy.cluster import Cluster
 from spamops.deploy.lease import Lease
 from spamops.deploy.record import RolloutLog
@@ -37,6 +37,7 @@ REASONS = {
     "started": "CanaryStarted",
     "advanced": "CanaryAdvanced",
     "held": "CanaryHeld",
+    "paused": "CanaryPaused",
     "aborted": "CanaryAborted",
     "promoted": "CanaryPromoted",
     "switched": "Switched",
@@ -47,20 +48,87 @@ REASONS = {
 
 
 def _first_state(card: Deployable, before: traffic.Split, weight: int, verdict: str) -> dict:
-    """The state a new rollout starts from (kept in the InferenceService's annotation)."""
+    """The state a new rollout starts from (kept in the InferenceService's annotation).
+
+    Times are unix seconds: ``started_at`` (the rollout's evidence window starts here),
+    ``step_started_at`` (the last weight change: the step's window and its ``interval``),
+    ``progress_at`` (the last progress - start, a weight change, the canary seen Ready - from
+    which ``progress_deadline`` counts). ``failed`` counts checks with a failed floor over the
+    whole rollout (Flagger's ``threshold``), never reset by a pass.
+    """
+    now = time.time()
     return {
         "id": f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}",
         "seq": 0,
         "at": _now(),
-        "started_at": time.time(),
+        "started_at": now,
+        "step_started_at": now,
+        "progress_at": now,
         "canary_version": card.version,
         "stable_version": before.stable_version,
         "weight": weight,
         "step": 0,
         "verdict": verdict,
         "failed": 0,
-        "inconclusive": 0,
     }
+
+
+def step_started(state: dict, now: float) -> float:
+    """When the current weight was set (state of an earlier build: the rollout's start)."""
+    return float(state.get("step_started_at") or state.get("started_at") or now)
+
+
+def since_progress(state: dict, now: float) -> float:
+    """Seconds since the last progress - the start, a weight change, the canary seen Ready (Flagger's measure)."""
+    return now - float(state.get("progress_at") or step_started(state, now))
+
+
+def too_soon(state: dict, weight: int, interval: float, now: float) -> str | None:
+    """Why no decision may be taken yet: less than one ``interval`` at the current weight (a CronJob's ``--once``)."""
+    elapsed = now - step_started(state, now)
+    if elapsed < interval:
+        return f"{elapsed:.0f}s at {weight}% so far, less than interval {interval:g}s: not deciding yet"
+    return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the loop does after a check: ``advance``, ``promote``, ``abort``, ``hold`` or ``pause``."""
+
+    action: str
+    message: str
+    failed: int
+    weight: int | None = None  # advance: the next weight
+
+
+def plan(state: dict, verdict: judge.Verdict, weights: list[int], weight: int, a: AnalysisConfig, now: float) -> Plan:
+    """The decision after one check (pure: the tests drive it with verdicts and clocks).
+
+    A comparison's sequential rejection aborts at once. A failed floor is a failed check,
+    counted over the whole rollout; ``threshold`` of them abort. An undecided check holds
+    the step until ``undecided_deadline`` after its start, then ``on_undecided``. A pass
+    advances one step; at the last, promotes.
+    """
+    failed = int(state.get("failed", 0))
+    summary = verdict.summary()
+    if verdict.rejected:
+        return Plan("abort", f"rejected by {', '.join(verdict.rejected)}: {summary}", failed)
+    if verdict.floors_failed:
+        failed += 1
+        label = f"failed check {failed}/{a.threshold} ({', '.join(verdict.floors_failed)})"
+        if failed >= a.threshold:
+            return Plan("abort", f"{label}: {summary}", failed)
+        return Plan("hold", f"{label} at {weight}%: {summary}", failed)
+    if verdict.verdict == "undecided":
+        waited = now - float(state.get("step_started_at") or state.get("started_at") or now)
+        if waited >= a.undecided_deadline:
+            label = f"undecided for {waited:.0f}s at {weight}% (undecided_deadline {a.undecided_deadline:.0f}s)"
+            return Plan("abort" if a.on_undecided == "abort" else "pause", f"{label}: {summary}", failed)
+        return Plan("hold", f"undecided {waited:.0f}s of {a.undecided_deadline:.0f}s at {weight}%: {summary}", failed)
+    later = [w for w in weights if w > weight]
+    if not later:
+        return Plan("promote", f"all checks passed at {weight}%: {summary}", failed)
+    return Plan("advance", f"{weight}% -> {later[0]}%: {summary}", failed, later[0])
 
 
 def _now() -> str:
@@ -78,6 +146,7 @@ class Rollouts:
     sleep: Callable[[float], None] = time.sleep
     gitops: GitOps | None = None  # steps become commits
     _backend: traffic.Serverless | traffic.Standard | GitOpsBackend | None = field(default=None, init=False)
+    _lease: Lease | None = field(default=None, init=False)  # the lease held now (renewed while waiting)
 
     # -- plumbing ---------------------------------------------------------
     def backend(self, isvc: dict | None = None):
@@ -102,7 +171,8 @@ class Rollouts:
         return self.backend(isvc).split(isvc)
 
     def lease(self) -> Lease:
-        return Lease(self.cluster, duration=self.settings.lease_seconds)
+        self._lease = Lease(self.cluster, duration=self.settings.lease_seconds)
+        return self._lease
 
     def _record(
         self, action: RolloutAction, split: traffic.Split, state: dict, reason: str, check: analysis.Check | None = None
@@ -136,6 +206,8 @@ class Rollouts:
             "verdict": state.get("verdict"),
             "message": message,
         }
+        if check is not None:  # each signal's status, value, threshold and sample size
+            event["signals"] = check.verdict.to_json()["signals"]
         self.emit(event)
         return event
 
@@ -178,7 +250,14 @@ class Rollouts:
     def _abort(self, state: dict, reason: str, check: analysis.Check | None = None) -> traffic.Split:
         before = self.split()
         state = self._next(state, weight=0, verdict="aborted", reason=reason[:200])
-        split = self.backend().abort(state)
+        backend = self.backend()
+        isvc = self.cluster.read_isvc()
+        # Serverless after 100 %: the stable version comes back as a new revision; the canary serves until it is Ready.
+        redeployed = isinstance(backend, traffic.Serverless) and backend.rolled_out(isvc)
+        canary_revision = traffic.rolled_out_revision(isvc)
+        split = backend.abort(state)
+        if redeployed:
+            reason = f"{reason}; {self._wait_for_stable(backend, before.stable_version, canary_revision)}"
         pointer = self._pointer_back(before.canary_version, reason)
         if pointer:
             reason = f"{reason}; production pointer back to {pointer}"
@@ -190,6 +269,22 @@ class Rollouts:
             check,
         )
         return split
+
+    def _wait_for_stable(self, backend: traffic.Serverless, stable: str | None, canary_revision: str | None) -> str:
+        """Poll until the redeployed stable revision serves (up to ``progress_deadline``); what to record."""
+        deadline = time.monotonic() + self.settings.analysis.progress_deadline
+        while True:
+            revision = backend.stable_serving(self.cluster.read_isvc(), canary_revision)
+            if revision:
+                return f"back on stable {stable} (revision {revision} Ready)"
+            if time.monotonic() > deadline:
+                return (
+                    f"stable {stable} redeployed but not Ready within progress_deadline "
+                    f"{self.settings.analysis.progress_deadline:.0f}s: the canary serves until it is"
+                )
+            if self._lease is not None:
+                self._lease.renew()
+            self.sleep(1.0)
 
     def _pointer_back(self, version: str | None, reason: str) -> str | None:
         """If the aborted version is production in the registry, move the pointer back, with the reason."""
@@ -333,11 +428,10 @@ class Rollouts:
                 f"rollout.analysis.interval {a.interval:g}s: must be shorter than rollout.lease_seconds "
                 f"{self.settings.lease_seconds}s (the lease is renewed once per check)"
             )
+        if refusal := a.refusal():
+            raise BadInputError(refusal)
         weights = a.weights()
-        custom = {"success_rate": a.success_rate_query, "routed": a.routed_requests_query}
-        queries = analysis.Queries(**{k: v for k, v in custom.items() if v})
-        thresholds = analysis.Thresholds.from_config(a)
-        window = f"{max(1, round(a.interval))}s"
+        settings = judge.Settings.from_config(a, len(weights))
         with self.lease() as lease:
             split = self.split()
             if split.canary_uri is None or (
@@ -365,7 +459,7 @@ class Rollouts:
                     "promote or abort it first"
                 )
             while True:
-                if not once:  # a check looks back one interval: run it at the end of one
+                if not once:  # a step is decided no sooner than one interval after its weight changed
                     self.sleep(a.interval)
                 lease.renew()
                 split = self.split()
@@ -374,77 +468,85 @@ class Rollouts:
                     raise SpamopsError(
                         f"{self.cluster.target.where}: the canary disappeared (promoted or aborted elsewhere)"
                     )
-                verdict = self._step(prom, queries, thresholds, weights, window, split, state)
-                if verdict in ("promoted", "aborted") or once:
+                verdict = self._step(prom, settings, weights, split, state, once=once)
+                if verdict in ("promoted", "aborted", "paused") or once:
                     return verdict
 
-    def _step(self, prom, queries, thresholds, weights, window, split, state) -> str:
-        a = self.settings.analysis
-        if not split.canary_ready:
-            waited = time.time() - float(state.get("started_at") or time.time())
-            if waited > a.progress_deadline:
-                self._abort(state, f"canary not Ready within progress_deadline {a.progress_deadline:.0f}s")
-                return "aborted"
-            state = self._next(state, verdict="waiting")
-            self.cluster.update(
-                lambda _: {"metadata": {"annotations": {traffic.STATE: _dumps(state)}}}, "recorded the verdict"
-            )
-            self._record(
-                "held",
-                split,
-                state,
-                f"waiting for the canary to become Ready ({waited:.0f}s of {a.progress_deadline:.0f}s)",
-            )
-            return "waiting"
-        if self.backend().follow(self.cluster.read_isvc()):
-            # Standard mode: the canary just got its share of the route; the window so far saw none of it.
-            state = self._next(state, verdict="waiting")
-            self.cluster.update(
-                lambda _: {"metadata": {"annotations": {traffic.STATE: _dumps(state)}}}, "recorded the verdict"
-            )
-            self._record("held", split, state, f"canary Ready: routing {split.canary_percent}% to it from now")
-            return "waiting"
-        weight = int(split.canary_percent or 0)
-        # At 100 % the stable side gets no requests: compare against it as the previous check measured it.
-        reference = analysis.side_from_json(state["reference"]) if weight >= 100 and state.get("reference") else None
-        check = analysis.run_check(
-            prom, queries, thresholds, split.stable_version, split.canary_version, window, reference=reference
-        )
-        if check.stable is not None and not check.stable_reference and check.stable.requests >= a.min_requests:
-            state = {**state, "reference": analysis.side_to_json(check.stable)}
-        summary = check.summary()
-        if check.verdict == "pass":
-            state = {**state, "failed": 0, "inconclusive": 0}
-            later = [w for w in weights if w > weight]
-            if not later:
-                self._promote(state, f"all checks passed at {weight}%: {summary}", check)
-                return "promoted"
-            state = self._next(state, weight=later[0], step=weights.index(later[0]), verdict="pass")
-            self.backend().set_weight(later[0], state)
-            self._record("advanced", split, state, f"{weight}% -> {later[0]}%: {summary}", check)
-            return "pass"
-        if check.verdict == "fail":
-            state = {**state, "failed": int(state.get("failed", 0)) + 1, "inconclusive": 0}
-            if state["failed"] >= a.threshold:
-                self._abort(state, f"failed check {state['failed']}/{a.threshold}: {summary}", check)
-                return "aborted"
-            label = f"failed check {state['failed']}/{a.threshold}"
-        else:
-            state = {**state, "inconclusive": int(state.get("inconclusive", 0)) + 1}
-            if state["inconclusive"] > a.inconclusive_limit:
-                self._abort(
-                    state,
-                    f"{state['inconclusive']} inconclusive checks in a row (limit {a.inconclusive_limit}): {summary}",
-                    check,
-                )
-                return "aborted"
-            label = f"inconclusive {state['inconclusive']}/{a.inconclusive_limit}"
-        state = self._next(state, verdict=check.verdict)
+    def _hold(self, split: traffic.Split, state: dict, verdict: str, message: str, check=None, **changes) -> str:
+        state = self._next(state, verdict=verdict, **changes)
         self.cluster.update(
             lambda _: {"metadata": {"annotations": {traffic.STATE: _dumps(state)}}}, "recorded the verdict"
         )
-        self._record("held", split, state, f"{label} at {weight}%: {summary}", check)
-        return check.verdict
+        self._record("paused" if verdict == "paused" else "held", split, state, message, check)
+        return verdict
+
+    def _step(self, prom, settings: judge.Settings, weights: list[int], split, state: dict, *, once: bool) -> str:
+        a = self.settings.analysis
+        now = time.time()
+        if state.get("verdict") == "paused":
+            self.emit(
+                {
+                    "event": "CanaryPaused", "at": _now(), "version": split.canary_version,
+                    "weight": int(split.canary_percent or 0), "verdict": "paused",
+                    "message": f"paused at {split.canary_percent}% for a person: 'spamops rollout promote' or 'abort'",
+                }
+            )  # fmt: skip
+            return "paused"
+        if not split.canary_ready:
+            waited = since_progress(state, now)
+            if waited > a.progress_deadline:
+                self._abort(
+                    state,
+                    f"canary not Ready within progress_deadline {a.progress_deadline:.0f}s ({waited:.0f}s since its last progress)",
+                )
+                return "aborted"
+            return self._hold(
+                split,
+                state,
+                "waiting",
+                f"waiting for the canary to become Ready ({waited:.0f}s of {a.progress_deadline:.0f}s)",
+            )
+        state = {**state, "progress_at": now}
+        if self.backend().follow(self.cluster.read_isvc()):
+            # Standard mode: the canary just got its share of the route; its step starts now.
+            return self._hold(
+                split,
+                state,
+                "waiting",
+                f"canary Ready: routing {split.canary_percent}% to it from now",
+                step_started_at=now,
+            )
+        weight = int(split.canary_percent or 0)
+        step_start = step_started(state, now)
+        if message := too_soon(state, weight, a.interval, now):
+            self.emit(
+                {"event": "CanaryWaiting", "at": _now(), "version": split.canary_version, "weight": weight,
+                 "verdict": "waiting", "message": message}
+            )  # fmt: skip
+            return "waiting"
+        windows = analysis.Windows(float(state.get("started_at") or step_start), step_start, now)
+        check = analysis.run_check(prom, a.success_rate, settings, split.stable_version, split.canary_version, windows)
+        decision = plan(state, check.verdict, weights, weight, a, now)
+        state = {**state, "failed": decision.failed}
+        if decision.action == "abort":
+            self._abort(state, decision.message, check)
+            return "aborted"
+        if decision.action == "promote":
+            self._promote(state, decision.message, check)
+            return "promoted"
+        if decision.action == "advance":
+            state = self._next(
+                state, weight=decision.weight, step=weights.index(decision.weight), verdict="pass",
+                step_started_at=time.time(), progress_at=time.time(),
+            )  # fmt: skip
+            self.backend().set_weight(decision.weight, state)
+            self._record("advanced", split, state, decision.message, check)
+            return "pass"
+        if decision.action == "pause":
+            return self._hold(split, state, "paused", f"paused: {decision.message}", check)
+        return self._hold(
+            split, state, check.verdict.verdict if not check.verdict.floors_failed else "fail", decision.message, check
+        )
 
 
 def _rollout_id() -> str:

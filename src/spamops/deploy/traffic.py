@@ -276,6 +276,29 @@ class Serverless:
 
         return self.split(self.cluster.update(change, "aborted the canary"))
 
+    def stable_serving(self, isvc: dict, canary_revision: str | None) -> str | None:
+        """After a redeploy of stable: its revision's name once Knative has it Ready and routed, else ``None``."""
+        status = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+        created, ready = status.get("latestCreatedRevision"), status.get("latestReadyRevision")
+        if not created or created == canary_revision or ready != created:
+            return None
+        if _conditions(isvc).get("Ready") != "True":
+            return None
+        generation = isvc["metadata"].get("generation")
+        observed = (isvc.get("status") or {}).get("observedGeneration")
+        if generation is not None and observed is not None and observed < generation:
+            return None
+        traffic = status.get("traffic") or []
+        if traffic and not any(
+            int(t.get("percent") or 0) == 100 and (t.get("revisionName") == created or t.get("latestRevision"))
+            for t in traffic
+        ):
+            return None
+        return created
+
+    def rolled_out(self, isvc: dict) -> bool:
+        return self._rolled_out(isvc)
+
     @staticmethod
     def _rolled_out(isvc: dict) -> bool:
         """Whether KServe has marked the canary's revision rolled out (it does once it had 100 %).

@@ -22,7 +22,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from spamops.features import FEATURE_NAMES, FEATURE_SPEC_VERSION, LABELS
 from spamops.serving import metrics
-from spamops.serving.artifact import Artifact, ArtifactError, load_artifact
+from spamops.serving.artifact import Artifact, ArtifactError, load_artifact, read_card
 from spamops.serving.explain import Explainer
 from spamops.serving.inference_log import REQUEST_ID_HEADER, InferenceLog, request_id
 from spamops.serving.inputs import BadRequest, parse_v1, parse_v2
@@ -111,9 +111,11 @@ class SpamModel(Model):
             explainer = Explainer(artifact.pipeline, artifact.feature_statistics)
         except ArtifactError as exc:
             self.fail(exc.reason, str(exc))
+            self._name_refused_version()
             return False
         except Exception as exc:  # noqa: BLE001 - whatever else goes wrong, stay up and not ready, saying why
             self.fail("load_failed", f"{self.model_dir}: {type(exc).__name__}: {exc}")
+            self._name_refused_version()
             return False
         self.artifact, self.table, self.explainer = artifact, table, explainer
         self._metrics = metrics.VersionMetrics(artifact.version)
@@ -133,6 +135,19 @@ class SpamModel(Model):
             table.build_seconds,
         )
         return True
+
+    def _name_refused_version(self) -> None:
+        """``spamops_model_info`` 0 for the version the card names: its 503s can be told apart by version.
+
+        The rollout's success rate joins the per-status answer counter to a version through
+        this gauge; a canary whose artifact is refused answers only 503s and must show as
+        failing, not as a version without data.
+        """
+        try:
+            version = str(read_card(self.model_dir)["version"])
+        except (ArtifactError, KeyError):
+            return
+        metrics.MODEL_INFO.labels(self.name, version, FEATURE_SPEC_VERSION).set(0)
 
     def fail(self, reason: str, message: str) -> None:
         """Mark the model not ready for ``reason``, with the log line an operator will look for."""
@@ -199,22 +214,27 @@ class SpamModel(Model):
         It is the id of the inference log's entry, which feedback labels name.
         """
         self.check_ready()
+        started = time.perf_counter()
         if isinstance(payload, ModelInferRequest):
             payload = InferRequest.from_grpc(payload)
         rid = request_id(headers, payload.id if isinstance(payload, InferRequest) else None)
         if response_headers is not None:
             response_headers[REQUEST_ID_HEADER] = rid
         if isinstance(payload, InferRequest):
-            return self._infer_v2(payload, rid)
+            answer = self._infer_v2(payload, rid)
+            self._metrics.answered(time.perf_counter() - started)
+            return answer
         rows = parse_v1(payload, headers, self.settings.max_batch)
         scores = self.score(rows, rid)
         version = self._loaded()[0].version
-        return {
+        answer = {
             "predictions": [
                 {"label": LABELS[s], "spam_probability": p, "model_version": version}
                 for p, s in zip(scores.probability, scores.is_spam, strict=True)
             ]
         }
+        self._metrics.answered(time.perf_counter() - started)
+        return answer
 
     def _infer_v2(self, request: InferRequest, rid: str) -> dict | InferResponse:
         """Outputs ``label`` (BYTES) and ``spam_probability`` (FP32), each of shape ``[N]``.
