@@ -21,7 +21,7 @@ GITOPS_PUSH ?=
 # GITOPS=1: rollout steps are commits to GITOPS_DIR (GITOPS_PUSH=1 pushes each); CONFIG=run.yaml names the target.
 ROLLOUT_ARGS = --store $(STORE) $(if $(CONFIG),--config $(CONFIG)) $(if $(GITOPS),--gitops $(GITOPS_DIR) $(if $(GITOPS_PUSH),--push))
 
-.PHONY: help install demo train test test-fast lint models deploy-canary canary-auto canary-promote canary-abort canary-status
+.PHONY: help install demo train test test-fast lint models deploy-canary canary-auto canary-promote canary-abort canary-status bench-judge
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ canary-promote: $(STAMP) ## give the canary all traffic
 
 canary-abort: $(STAMP) ## all traffic back to stable (and the registry pointer, if the canary was production)
 	$(BIN)/spamops rollout abort $(ROLLOUT_ARGS) $(if $(REASON),--reason "$(REASON)")
+
+bench-judge: $(STAMP) ## simulate 10,000 rollouts per scenario through the canary judge (DATA=csv, BENCH_ARGS=--json)
+	$(BIN)/python scripts/bench_judge.py $(if $(DATA),--data $(DATA)) $(BENCH_ARGS)
 
 canary-status: $(STAMP) ## stable and canary versions, weights, step and last verdict
 	$(BIN)/spamops rollout status --store $(STORE) $(if $(CONFIG),--config $(CONFIG))

@@ -674,3 +674,23 @@ def test_blue_green_switch_and_switch_back_with_the_status_table_and_json(env: E
         assert version_of(_uri(isvc["spec"]["predictor"])) == stable
         assert row[3:5] == [stable, "100"] and row[-1] == "switched-back"
     _only_routed_to(e, stable, green)
+
+
+def test_a_serverless_abort_after_100_percent_records_back_on_stable_only_once_its_revision_is_ready(env: Env, cli):
+    """After 100 % the stable version comes back as a new revision: the record waits for it to be Ready."""
+    if env.mode == "standard":
+        pytest.skip("Standard mode's stable Deployment never goes away: its abort is immediate")
+    e, f = env, env.fleet
+    stable = e.stable()
+    green = f["stable"] if stable != f["stable"] else f["same"]
+    assert cli("rollout", "switch", green, *e.args).code == 0
+    assert wait_until(lambda: e.declared()["routed"].get(green) == 100, timeout=SLOW), e.declared()
+
+    aborted = cli("rollout", "abort", *e.args, "--reason", "abort after 100 %")
+
+    assert aborted.code == 0, aborted.err
+    routed_when_recorded = e.declared()["routed"]
+    (record,) = e.records(green)[-1:]
+    assert record[-1]["action"] == "aborted"
+    assert f"back on stable {stable} (revision " in record[-1]["reason"] and "Ready)" in record[-1]["reason"]
+    assert routed_when_recorded.get(stable) == 100, routed_when_recorded

@@ -73,14 +73,21 @@ def _first_state(card: Deployable, before: traffic.Split, weight: int, verdict: 
     }
 
 
+def _first_time(state: dict, *keys: str, default: float) -> float:
+    for key in keys:
+        if state.get(key) is not None:
+            return float(state[key])
+    return default
+
+
 def step_started(state: dict, now: float) -> float:
     """When the current weight was set (state of an earlier build: the rollout's start)."""
-    return float(state.get("step_started_at") or state.get("started_at") or now)
+    return _first_time(state, "step_started_at", "started_at", default=now)
 
 
 def since_progress(state: dict, now: float) -> float:
     """Seconds since the last progress - the start, a weight change, the canary seen Ready (Flagger's measure)."""
-    return now - float(state.get("progress_at") or step_started(state, now))
+    return now - _first_time(state, "progress_at", "step_started_at", "started_at", default=now)
 
 
 def too_soon(state: dict, weight: int, interval: float, now: float) -> str | None:
@@ -120,7 +127,7 @@ def plan(state: dict, verdict: judge.Verdict, weights: list[int], weight: int, a
             return Plan("abort", f"{label}: {summary}", failed)
         return Plan("hold", f"{label} at {weight}%: {summary}", failed)
     if verdict.verdict == "undecided":
-        waited = now - float(state.get("step_started_at") or state.get("started_at") or now)
+        waited = now - step_started(state, now)
         if waited >= a.undecided_deadline:
             label = f"undecided for {waited:.0f}s at {weight}% (undecided_deadline {a.undecided_deadline:.0f}s)"
             return Plan("abort" if a.on_undecided == "abort" else "pause", f"{label}: {summary}", failed)
@@ -524,7 +531,7 @@ class Rollouts:
                  "verdict": "waiting", "message": message}
             )  # fmt: skip
             return "waiting"
-        windows = analysis.Windows(float(state.get("started_at") or step_start), step_start, now)
+        windows = analysis.Windows(_first_time(state, "started_at", default=step_start), step_start, now)
         check = analysis.run_check(prom, a.success_rate, settings, split.stable_version, split.canary_version, windows)
         decision = plan(state, check.verdict, weights, weight, a, now)
         state = {**state, "failed": decision.failed}
