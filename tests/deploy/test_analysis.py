@@ -17,7 +17,8 @@ import pytest
 
 from spamops.config import AnalysisConfig, SuccessRateSource
 from spamops.deploy import judge
-from spamops.deploy.analysis import Windows, run_check
+from spamops.deploy.analysis import Windows, refuse_bad_selectors, run_check
+from spamops.errors import BadInputError
 from spamops.prometheus import Prometheus
 from spamops_dev.ports import free_port
 
@@ -133,6 +134,23 @@ def test_a_custom_provider_reading_a_counter_by_version(fleet, traffic, promethe
 
     assert check.verdict.signal("success_rate").value == 0.0, check.summary()
     assert check.verdict.signal("success_vs_stable").stable_n >= 20
+
+
+def test_a_custom_selector_prometheus_refuses_is_bad_input_before_anything_is_routed(prometheus):
+    """It passes the load-time checks (balanced, known placeholders) but its regex does not compile."""
+    source = SuccessRateSource(
+        provider="custom",
+        requests='mesh_requests_total{version=~"({version}"}',
+        errors='mesh_errors_total{version="{version}"}',
+    )
+
+    with pytest.raises(BadInputError) as refused:
+        refuse_bad_selectors(Prometheus(prometheus.url), source, ("v1",))
+
+    assert str(refused.value).startswith(
+        "rollout.analysis.success_rate.requests 'mesh_requests_total{version=~\"(v1\"}': "
+    )
+    assert "(400)" in str(refused.value)
 
 
 class _Garbled(BaseHTTPRequestHandler):

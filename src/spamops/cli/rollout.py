@@ -64,6 +64,12 @@ def _rollouts(args: argparse.Namespace, *, stream: bool = False):
 STATUS_COLUMNS = ("NAME", "MODE", "READY", "STABLE", "STABLE%", "CANARY", "CANARY%", "ROUTED%", "STEP", "VERDICT")
 
 
+def verdict_word(word: str | None) -> str | None:
+    from spamops.deploy.analysis import verdict_word as today
+
+    return today(word)
+
+
 def status_row(name: str, split) -> list[str]:
     """One ``kubectl get``-like row; ROUTED% is what KServe (Serverless) or our HTTPRoute (Standard) reports."""
     canary = split.canary_percent
@@ -78,7 +84,7 @@ def status_row(name: str, split) -> list[str]:
         "-" if canary is None else str(canary),
         "-" if split.routed_canary_percent is None else str(split.routed_canary_percent),
         str(state.get("step", "-")) if split.canary_version else "-",
-        state.get("verdict", "-"),
+        verdict_word(state.get("verdict")) or "-",  # an earlier build's word, as this one says it
     ]
 
 

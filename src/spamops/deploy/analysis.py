@@ -31,6 +31,8 @@ from spamops import evidence as ev
 from spamops import names
 from spamops.config import SuccessRateSource, fill
 from spamops.deploy import judge
+from spamops.errors import BadInputError
+from spamops.prometheus import PrometheusError
 
 INFO = names.MODEL_INFO
 LATENCY = names.PREDICT_LATENCY
@@ -182,6 +184,24 @@ def _signals_of(missing: dict[str, str]) -> dict[str, str]:
     if "predictions" in missing:
         out["instances"] = out["spam"] = missing["predictions"]
     return out
+
+
+def refuse_bad_selectors(prom, source: SuccessRateSource, versions: tuple[str, ...]) -> None:
+    """Before anything is routed: a custom selector that Prometheus itself refuses is bad input (exit 2).
+
+    Only when Prometheus answers: an unreachable one is the checks' business (undecided, retried).
+    """
+    if source.provider != "custom":
+        return
+    for name in ("requests", "errors"):
+        for version in versions:
+            selector = fill(getattr(source, name), {"version": version})
+            try:
+                prom.vector(f"count({selector})")
+            except PrometheusError as exc:
+                if "refused" in str(exc) or "bad_data" in str(exc):
+                    raise BadInputError(f"rollout.analysis.success_rate.{name} {selector!r}: {exc}") from None
+                return
 
 
 def run_check(

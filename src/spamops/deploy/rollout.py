@@ -439,6 +439,8 @@ class Rollouts:
             raise BadInputError(refusal)
         weights = a.weights()
         settings = judge.Settings.from_config(a, len(weights))
+        versions = tuple(v for v in (card.version if card else None, self.split().stable_version) if v)
+        analysis.refuse_bad_selectors(prom, a.success_rate, versions)
         with self.lease() as lease:
             split = self.split()
             if split.canary_uri is None or (
