@@ -8,7 +8,6 @@ that never matches, silently.  Each ``spamops_*`` metric they name must be one o
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import spamops.serving.inference_log
 import spamops.serving.metrics
 import spamops.serving.shadow  # noqa: F401  (registers the shadow's own metrics)
 from spamops import names
-from spamops.deploy.analysis import Queries
+from spamops.config import SUCCESS_RATE_PRESETS
+from spamops.deploy import analysis
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = re.compile(r"(?<![A-Za-z0-9_])spamops_[a-z0-9_]+")
@@ -73,10 +73,20 @@ def test_the_rules_and_docs_are_scanned_and_name_metrics():
 
 
 def test_the_default_rollout_queries_name_defined_metrics():
-    queries = {f.name: f.default for f in dataclasses.fields(Queries)}
-    assert all(isinstance(q, str) for q in queries.values())
+    queries = {
+        "info": analysis.INFO,
+        "latency": analysis.LATENCY,
+        "predictions": analysis.PREDICTIONS,
+        "probability": analysis.PROBABILITY,
+        **{
+            f"{provider} {i}": q
+            for provider, (*selectors, _) in SUCCESS_RATE_PRESETS.items()
+            for i, q in enumerate(selectors)
+        },
+    }
     assert {name: unknown_metrics(q) for name, q in queries.items() if unknown_metrics(q)} == {}
-    assert names.MODEL_INFO in queries["requests"] and names.PREDICTIONS_TOTAL in queries["predictions"]
+    assert queries["info"] == names.MODEL_INFO and queries["predictions"] == names.PREDICTIONS_TOTAL
+    assert names.INFERENCE_RESPONSES_TOTAL in queries["predictor 0"]
 
 
 def test_the_predictor_exports_its_metrics_under_the_contract_names():

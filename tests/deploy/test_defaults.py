@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 from spamops.config import AnalysisConfig, RolloutConfig
 from spamops.deploy import traffic
-from spamops.deploy.analysis import Thresholds
+from spamops.deploy.judge import Settings
 
 
-def test_thresholds_are_the_analysis_settings_of_the_same_names():
+def test_the_judges_settings_are_the_analysis_settings_of_the_same_names():
     changed = AnalysisConfig(
-        min_requests=7, min_success_rate=0.5, max_p99_seconds=2.0, max_spam_rate_diff=0.3, max_probability_shift=0.4
+        min_requests=7, min_success_rate=0.5, max_latency_seconds=2.0, spam_rate_tolerance=0.3, alpha=0.05
     )
-    assert Thresholds.from_config(changed) == Thresholds(7, 0.5, 2.0, 0.3, 0.4)
-    assert Thresholds() == Thresholds.from_config(AnalysisConfig())  # one set of defaults
+    settings = Settings.from_config(changed)
+    assert (settings.min_requests, settings.min_success_rate, settings.max_latency_seconds) == (7, 0.5, 2.0)
+    assert (settings.spam_rate_tolerance, settings.alpha, settings.steps) == (0.3, 0.05, 4)
+    # no defaults of its own: every field comes from the one set in config
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(Settings))
 
 
 def test_the_standard_backend_defaults_to_the_rollout_gateway_settings():
