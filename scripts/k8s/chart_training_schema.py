@@ -91,14 +91,27 @@ def _old_names(node: dict[str, Any]) -> None:
         return target["properties"], leaf
 
     for old, entry in RENAMED_SETTINGS.items():
-        if entry.read_by():
-            new_parent, new_leaf = at(entry.new)
-            old_parent, old_leaf = at(old)
+        if not entry.read_by():
+            continue
+        old_parent, old_leaf = at(old)
+        if entry.new is None:  # retired: read with a warning and ignored, whatever its value
             old_parent[old_leaf] = {
-                **{k: v for k, v in copy.deepcopy(new_parent[new_leaf]).items() if k != "default"},
                 "deprecated": True,
-                "description": f"Old name of {entry.new}, read until spamops {entry.until}.",
+                "description": f"Retired ({entry.note}): ignored, with a warning, until spamops {entry.until}.",
             }
+            continue
+        new_parent, new_leaf = at(entry.new)
+        if entry.convert is not None:  # its meaning changed: the new name's bounds do not apply to it
+            old_parent[old_leaf] = {
+                "deprecated": True,
+                "description": f"Old name of {entry.new} ({entry.note}), read until spamops {entry.until}.",
+            }
+            continue
+        old_parent[old_leaf] = {
+            **{k: v for k, v in copy.deepcopy(new_parent[new_leaf]).items() if k != "default"},
+            "deprecated": True,
+            "description": f"Old name of {entry.new}, read until spamops {entry.until}.",
+        }
 
 
 def current() -> dict[str, Any]:

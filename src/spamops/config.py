@@ -262,11 +262,6 @@ class SuccessRateSource(_Strict):
         return SUCCESS_RATE_PRESETS[self.provider]
 
 
-def _deadline_from_limit(value: Any, raw: dict) -> float:
-    """``inconclusive_limit: N`` aborted on check N+1 of a step: N+1 intervals."""
-    return (int(value) + 1) * float(raw.get("interval", 60.0))
-
-
 class AnalysisConfig(_Strict):
     """Canary analysis (``spamops rollout auto``); names follow Flagger's where it has one."""
 

@@ -7,9 +7,17 @@ call (the kubeconfig named does not even exist).
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
-from spamops.config import SUCCESS_RATE_PRESETS, AnalysisConfig, RunConfig, SuccessRateSource, load_config
+from spamops.config import (
+    SUCCESS_RATE_PRESETS,
+    AnalysisConfig,
+    RenamedSettingWarning,
+    SuccessRateSource,
+    load_config,
+    stored_config,
+)
 
 
 def _config(tmp_path, analysis: dict):
@@ -67,38 +75,52 @@ def test_the_istio_selector_the_old_docs_suggested_is_accepted_with_single_brace
     assert source.selectors()[1] == 'istio_requests_total{reporter="destination",response_code=~"5.."}'
 
 
-def test_renamed_settings_are_read_with_a_deprecation_warning(tmp_path, capsys):
+def test_renamed_settings_are_read_with_a_deprecation_warning(tmp_path):
     path = _config(
         tmp_path, {"interval": 30, "inconclusive_limit": 2, "max_p99_seconds": 0.2, "max_spam_rate_diff": 0.1}
     )
 
-    analysis = load_config(path).rollout.analysis
+    with pytest.warns(RenamedSettingWarning) as warned:
+        analysis = load_config(path).rollout.analysis
 
     assert (analysis.undecided_deadline, analysis.max_latency_seconds, analysis.spam_rate_tolerance) == (90.0, 0.2, 0.1)
-    err = capsys.readouterr().err.splitlines()
-    assert (
-        f"warning: {path}: rollout.analysis.inconclusive_limit is deprecated: read as rollout.analysis.undecided_deadline: 90.0"
-        in err[0]
+    messages = [str(w.message) for w in warned]
+    assert messages[0].startswith(
+        f"{path}: rollout.analysis.inconclusive_limit is now rollout.analysis.undecided_deadline "
+        "(N inconclusive checks in a row became (N+1) intervals undecided: 90.0)"
     )
-    assert len(err) == 3 and all(line.endswith("; rename it in the file") for line in err)
+    assert len(messages) == 3 and all(m.endswith("rename it in the file") for m in messages)
 
 
-def test_retired_settings_are_read_with_a_warning_and_ignored(tmp_path, capsys):
+def test_the_cli_prints_each_renamed_setting_as_one_warning_line(cli, tmp_path):
+    result = _status(cli, tmp_path, {"max_p99_seconds": 0.2})
+
+    assert "spamops: warning: " in result.err and "rollout.analysis.max_p99_seconds is now" in result.err
+
+
+def test_retired_settings_are_read_with_a_warning_and_ignored(tmp_path):
     path = _config(tmp_path, {"max_probability_shift": 0.1, "success_rate_query": 'x{{a="{version}"}}'})
 
-    analysis = load_config(path).rollout.analysis
+    with pytest.warns(RenamedSettingWarning) as warned:
+        analysis = load_config(path).rollout.analysis
 
     assert analysis == AnalysisConfig()
-    err = capsys.readouterr().err
-    assert "rollout.analysis.max_probability_shift is retired and ignored" in err
-    assert "rollout.analysis.success_rate_query is retired and ignored" in err and "remove it from the file" in err
+    messages = " ".join(str(w.message) for w in warned)
+    assert "rollout.analysis.max_probability_shift is retired and ignored" in messages
+    assert (
+        "rollout.analysis.success_rate_query is retired and ignored" in messages
+        and "remove it from the file" in messages
+    )
 
 
-def test_a_stored_config_with_old_names_loads_silently(capsys):
-    """Model cards embed the run configuration an earlier build used: they load, without warnings."""
-    config = RunConfig.model_validate({"rollout": {"analysis": {"inconclusive_limit": 3, "max_p99_seconds": 0.5}}})
+def test_a_stored_config_with_old_names_loads_silently(recwarn):
+    """Model cards embed the run configuration an earlier build used: they load, without warnings, as written."""
+    written = {"rollout": {"analysis": {"inconclusive_limit": 3, "max_p99_seconds": 0.5, "max_probability_shift": 0.1}}}
 
-    assert config.rollout.analysis.undecided_deadline == 240.0 and capsys.readouterr().err == ""
+    config = stored_config(written)
+
+    assert config.rollout.analysis.undecided_deadline == 240.0 and config.rollout.analysis.max_latency_seconds == 0.5
+    assert config.as_written == written and not [w for w in recwarn if w.category is RenamedSettingWarning]
 
 
 def test_no_success_rate_preset_reads_a_metric_only_a_test_helper_exports():

@@ -101,10 +101,9 @@ def _num(value: float | None) -> str:
 def cmd_models_show(args: argparse.Namespace) -> int:
     from spamops.training.gate import table
 
-    reg = registry(args)
-    card = reg.card(args.version)
-    if _as_json(args):  # as written: a card of an earlier build keeps the setting names it was trained with
-        print_json(reg.card_document(args.version))
+    card = registry(args).card(args.version)
+    if _as_json(args):
+        print_json(_dump(card))
         return ExitCode.OK
     print(f"{card.version}  {card.storage_uri}\ncreated {card.created_at:%Y-%m-%d %H:%M:%S}Z, sha256 {card.sha256}")
     print(f"data: {card.data.rows} rows, {card.data.fingerprint}")

@@ -543,7 +543,7 @@ class Rollouts:
         if decision.action == "promote":
             self._promote(state, decision.message, check)
             return "promoted"
-        if decision.action == "advance":
+        if decision.action == "advance" and decision.weight is not None:
             state = self._next(
                 state, weight=decision.weight, step=weights.index(decision.weight), verdict="pass",
                 step_started_at=time.time(), progress_at=time.time(),

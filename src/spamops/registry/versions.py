@@ -31,7 +31,6 @@ from __future__ import annotations
 import io
 import os
 import socket
-import json
 import typing
 import uuid
 from collections import Counter
@@ -275,11 +274,6 @@ class Registry:
                 f"{self.version_uri(version)}: no complete version {version!r}; see 'spamops models list'"
             ) from None
         return parse_card(data, self.store.uri(key))
-
-    def card_document(self, version: str) -> dict:
-        """The card as stored (validated first): what an earlier build wrote, settings under their old names too."""
-        self.card(version)
-        return json.loads(self.store.get(self._key(version, CARD_FILE)).data)
 
     def model_bytes(self, version: str) -> bytes:
         """``model.joblib`` of a version, verified against its card before anyone unpickles it."""

@@ -144,8 +144,8 @@ class SpamModel(Model):
         failing, not as a version without data.
         """
         try:
-            version = str(read_card(self.model_dir)["version"])
-        except (ArtifactError, KeyError):
+            version = read_card(self.model_dir).version
+        except ArtifactError:
             return
         metrics.MODEL_INFO.labels(self.name, version, FEATURE_SPEC_VERSION).set(0)
 
@@ -222,7 +222,7 @@ class SpamModel(Model):
             response_headers[REQUEST_ID_HEADER] = rid
         if isinstance(payload, InferRequest):
             answer = self._infer_v2(payload, rid)
-            self._metrics.answered(time.perf_counter() - started)
+            self._loaded()[3].answered(time.perf_counter() - started)
             return answer
         rows = parse_v1(payload, headers, self.settings.max_batch)
         scores = self.score(rows, rid)
@@ -233,7 +233,7 @@ class SpamModel(Model):
                 for p, s in zip(scores.probability, scores.is_spam, strict=True)
             ]
         }
-        self._metrics.answered(time.perf_counter() - started)
+        self._loaded()[3].answered(time.perf_counter() - started)
         return answer
 
     def _infer_v2(self, request: InferRequest, rid: str) -> dict | InferResponse:
