@@ -5,10 +5,12 @@
 #   SERVING_COMPAT_TESTS=tests/serving/test_serving_kserve.py bash scripts/serving_compat.sh 0.20.0   # one file
 #
 # The venv holds the project's dependencies (runtime and dev) pinned by requirements.lock, with
-# kserve and kserve-storage at KSERVE_VERSION instead; the project itself is not installed in it:
-# the tests import this checkout's src/ (PYTHONPATH), so a cached venv never serves stale code.
+# kserve and kserve-storage at KSERVE_VERSION instead; neither spamops nor spamops-dev is installed
+# in it: the tests import this checkout's src/ and dev/ (PYTHONPATH), so a cached venv never
+# serves stale code.
 # It is cached under $SPAMOPS_CACHE (default ~/.cache/spamops) keyed by the version and a hash of
-# requirements.lock and pyproject.toml, so a warm run installs nothing; a stale key is removed.
+# requirements.lock and the requirements read from pyproject.toml, so a warm run installs nothing
+# (other edits to pyproject.toml keep the venv); a stale key is removed.
 # Never install a second KServe into the project's own .venv: every other test relies on the pin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +19,17 @@ version="${1:?usage: serving_compat.sh KSERVE_VERSION [pytest args...]}"
 shift
 python="${PYTHON:-python3}"
 cache="${SPAMOPS_CACHE:-$HOME/.cache/spamops}/serving-compat"
-key="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)"
+# What the project needs: spamops's dependencies and dev extra, and spamops-dev's (dev/) but spamops.
+requirements="$("$python" - <<'EOF'
+import tomllib
+
+product = tomllib.load(open("pyproject.toml", "rb"))["project"]
+dev = tomllib.load(open("dev/pyproject.toml", "rb"))["project"]
+wanted = product["dependencies"] + product["optional-dependencies"]["dev"] + dev["dependencies"]
+print("\n".join(r for r in wanted if r != "spamops"))
+EOF
+)"
+key="$( (cat requirements.lock; echo "$requirements") | sha256sum | cut -c1-12)"
 venv="$cache/kserve-$version-$key"
 
 if [ ! -e "$venv/.complete" ]; then
@@ -28,13 +40,7 @@ if [ ! -e "$venv/.complete" ]; then
   constraints="$venv/constraints.txt"
   # The lock with kserve's two distributions moved to the version under test.
   sed -E "s/^(kserve|kserve-storage)==.*/\1==$version/" requirements.lock >"$constraints"
-  # What the project needs (its dependencies and the dev extra), read from pyproject.toml.
-  "$venv/bin/python" - >"$venv/requirements.txt" <<'EOF'
-import tomllib
-
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-print("\n".join(project["dependencies"] + project["optional-dependencies"]["dev"]))
-EOF
+  echo "$requirements" >"$venv/requirements.txt"
   "$venv/bin/pip" install --quiet --upgrade pip
   "$venv/bin/pip" install --quiet -c "$constraints" -r "$venv/requirements.txt"
   installed="$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("kserve"))')"
@@ -44,6 +50,6 @@ fi
 
 tests="${SERVING_COMPAT_TESTS:-tests/serving}"
 echo "serving-compat: $tests on kserve $version ($venv)" >&2
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD/src:$PWD/dev${PYTHONPATH:+:$PYTHONPATH}"
 # shellcheck disable=SC2086 # a list of test paths
 exec "$venv/bin/python" -m pytest $tests -p no:cacheprovider "$@"
