@@ -11,7 +11,9 @@
 * :mod:`.http` adds what KServe's stock server lacks (body limit, 400s instead of
   422/500, readiness and metadata that know the version, a lean V2 route);
 * :mod:`.openapi` makes ``/openapi.json`` state the answers (400/404/503) and request bodies as validated;
-* :mod:`.workers` binds the address asked for and forks ``--workers`` sharing one loaded model;
+* :mod:`.server` owns start-up: binds the address first, then loads the model, then serves
+  through KServe's own server classes (subclassed, no global patch);
+* :mod:`.workers` forks ``--workers`` sharing one loaded model and supervises them;
 * :mod:`.fetch` pulls a version for ``--storage-uri``; :mod:`.settings` holds our limits;
 * :mod:`.inference_log` writes every answered prediction to the store, off the response path;
 * :mod:`.shadow` scores the same instances with a second verified version, off the response path.
