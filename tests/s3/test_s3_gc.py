@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
+from tcpproxy import TcpProxy
 
 from spamops.registry.store import open_store
 from spamops.registry.versions import LEASE_FILE, Registry
@@ -74,48 +74,24 @@ def test_gc_on_s3_removes_an_incomplete_version_and_temporaries_and_a_dry_run_ch
     assert cli("gate", production, "--store", s3_uri).code == 0  # its snapshots are all there
 
 
-class _HoldingProxy:
+class _HoldingProxy(TcpProxy):
     """Loopback TCP proxy to the real server that holds every GET of one key until released."""
 
     def __init__(self, upstream_port: int, held_path: bytes) -> None:
-        self.upstream = ("127.0.0.1", upstream_port)
         self.held_path = held_path
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.holding = threading.Event()  # a request is being held
         self.released = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(upstream_port)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
-        try:
-            while chunk := src.recv(65536):
-                if upstream and chunk.startswith(b"GET ") and self.held_path in chunk.split(b"\r\n", 1)[0]:
-                    self.holding.set()
-                    self.released.wait(timeout=300)
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
+    def on_chunk(self, chunk: bytes, upstream: bool) -> bool:
+        if upstream and chunk.startswith(b"GET ") and self.held_path in chunk.split(b"\r\n", 1)[0]:
+            self.holding.set()
+            self.released.wait(timeout=300)
+        return True
 
     def close(self) -> None:
         self.released.set()
-        self.listener.close()
+        super().close()
 
 
 def test_gc_with_no_age_limit_on_s3_keeps_the_version_a_train_is_writing(s3_uri, s3env, cli):

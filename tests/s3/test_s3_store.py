@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from botocore.exceptions import ClientError
+from tcpproxy import TcpProxy
 
 from spamops.errors import BadInputError, ConflictError, NotFoundError, StoreError, StoreSettingsError
 from spamops.registry.store import open_store
@@ -107,55 +108,26 @@ def stub_endpoint(handler: type[BaseHTTPRequestHandler], monkeypatch) -> Iterato
         httpd.server_close()
 
 
-class _LossyProxy:
+class _LossyProxy(TcpProxy):
     """Loopback TCP proxy to the real server that can swallow the next successful response.
 
     Models a PUT that landed on the server while its answer was lost on the way back.
     """
 
     def __init__(self, upstream_port: int) -> None:
-        self.upstream = ("127.0.0.1", upstream_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.armed = threading.Event()
         self.puts = 0
         self.dropped = 0
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(upstream_port)
 
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
-        try:
-            while chunk := src.recv(65536):
-                if upstream and chunk.startswith(b"PUT "):
-                    self.puts += 1
-                if not upstream and self.armed.is_set() and chunk.startswith(b"HTTP/1.1 200"):
-                    self.armed.clear()
-                    self.dropped += 1
-                    break  # the server answered 200; the client never hears it
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
-
-    def close(self) -> None:
-        self._stop = True
-        self.listener.close()
+    def on_chunk(self, chunk: bytes, upstream: bool) -> bool:
+        if upstream and chunk.startswith(b"PUT "):
+            self.puts += 1
+        if not upstream and self.armed.is_set() and chunk.startswith(b"HTTP/1.1 200"):
+            self.armed.clear()
+            self.dropped += 1
+            return False  # the server answered 200; the client never hears it
+        return True
 
 
 @pytest.mark.parametrize("mode", ["if_absent", "if_token"])
